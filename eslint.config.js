@@ -23,7 +23,7 @@ export default tseslint.config(
       ],
       '@typescript-eslint/restrict-template-expressions': [
         'error',
-        { allowNumber: true, allowBigInt: true, allowBoolean: true },
+        { allowNumber: true, allowBoolean: true, allow: [{ from: 'lib', name: 'bigint' }] },
       ],
       '@typescript-eslint/require-await': 'off',
     },
@@ -38,7 +38,13 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: {
-      globals: { process: 'readonly', console: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        URL: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+      },
     },
   },
 );

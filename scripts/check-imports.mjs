@@ -17,7 +17,18 @@ export const ALLOWED = {
   cluster: ['log', 'raft', 'membership'],
   server: ['api', 'auth', 'telemetry'],
   client: ['api'],
-  agent: ['api', 'log', 'raft', 'membership', 'cluster', 'auth', 'telemetry', 'net', 'server', 'client'],
+  agent: [
+    'api',
+    'log',
+    'raft',
+    'membership',
+    'cluster',
+    'auth',
+    'telemetry',
+    'net',
+    'server',
+    'client',
+  ],
   cli: ['agent', 'client', 'auth', 'api'],
 };
 /** Folders whose code may import nothing outside themselves (no node:*, no packages). */
@@ -52,13 +63,16 @@ export function checkFile(root, file, source) {
   for (const spec of importsOf(source)) {
     const where = `${relative(root, file)}: import '${spec}'`;
     if (!spec.startsWith('.')) {
-      if (pure && !isTest) errors.push(`${where}: ${here.folder}/${here.sub} is a pure core and imports nothing`);
+      if (pure && !isTest)
+        errors.push(`${where}: ${here.folder}/${here.sub} is a pure core and imports nothing`);
       continue;
     }
     const target = locate(root, resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
     const targetPath = relative(root, resolve(dirname(file), spec));
     if (pure && !isTest && !(target.folder === here.folder && target.sub === here.sub)) {
-      errors.push(`${where}: ${here.folder}/${here.sub} is a pure core and imports nothing outside it`);
+      errors.push(
+        `${where}: ${here.folder}/${here.sub} is a pure core and imports nothing outside it`,
+      );
       continue;
     }
     if (here.area === 'src' && here.folder === '') continue; // src/index.ts: the package surface

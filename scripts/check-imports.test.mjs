@@ -14,10 +14,13 @@ test('importsOf finds static, re-export, side-effect and dynamic imports, not co
     "// import { x } from '../x/index.js';",
     "import type {\n  T,\n} from '../t/index.js';",
   ].join('\n');
-  assert.deepEqual(
-    importsOf(src).sort(),
-    ['../b/index.js', '../t/index.js', './a.js', './c.js', 'reflect-metadata'],
-  );
+  assert.deepEqual(importsOf(src).sort(), [
+    '../b/index.js',
+    '../t/index.js',
+    './a.js',
+    './c.js',
+    'reflect-metadata',
+  ]);
 });
 
 test('a library may not import another of ours', () => {

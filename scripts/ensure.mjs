@@ -18,4 +18,8 @@ if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtime
   console.error('commitlog: installing dependencies (npm ci)…');
   run(npm, ['ci', '--no-audit', '--no-fund']);
 }
-run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+run(process.execPath, [
+  join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+  '-p',
+  'tsconfig.json',
+]);

@@ -9,7 +9,9 @@ export function buildProgram(): Command {
 
   program
     .command('agent')
-    .description('run a node (single-node defaults: data in ./data, gRPC 127.0.0.1:8400, HTTP 127.0.0.1:8080)')
+    .description(
+      'run a node (single-node defaults: data in ./data, gRPC 127.0.0.1:8400, HTTP 127.0.0.1:8080)',
+    )
     .option('--data-dir <dir>', 'where the log lives', './data')
     .action((opts: { dataDir: string }) => {
       console.log(
