@@ -55,9 +55,10 @@ export function subjectOfAuthContext(ctx: AuthContextLike | undefined): string |
 
 /** The subject of a Node TLS socket (e.g. `req.socket` of an HTTPS request), if verified. */
 export function subjectOfTlsSocket(socket: TlsSocketLike | object | undefined): string | undefined {
-  if (!socket || !('authorized' in socket) || !('getPeerCertificate' in socket)) return undefined;
-  if (socket.authorized !== true) return undefined;
-  return subjectOfCertificate(socket.getPeerCertificate());
+  // Property reads, not `in`: http2 sessions hand out a Proxy of their socket.
+  const tls = socket as Partial<TlsSocketLike> | undefined;
+  if (tls?.authorized !== true || typeof tls.getPeerCertificate !== 'function') return undefined;
+  return subjectOfCertificate(tls.getPeerCertificate());
 }
 
 /** The outcome of checking a TLS peer: its subject, or why it is not trusted. */
