@@ -1,0 +1,2 @@
+export { CommitLogClient, CommitLogError, OffsetOutOfRangeError, toClientError } from './client.js';
+export type { ClientOptions, ConsumedRecord } from './client.js';
