@@ -1,6 +1,7 @@
 // A small typed client for log.v1.Log: what the CLI and applications call. Offsets
 // are bigint; failures are CommitLogError (OffsetOutOfRangeError past the end).
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 
 import * as grpc from '@grpc/grpc-js';
 
@@ -53,6 +54,25 @@ export function toClientError(err: unknown): unknown {
   }
   const Class = err.code === grpc.status.OUT_OF_RANGE ? OffsetOutOfRangeError : CommitLogError;
   return new Class(message, err.code, { cause: err });
+}
+
+/** TLS files for a connection; none given means plaintext. */
+export interface TlsFiles {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+/** Channel credentials from PEM files: TLS when any is given (mutual with cert and key). */
+export async function channelCredentials(files: TlsFiles): Promise<grpc.ChannelCredentials> {
+  if (!files.caFile && !files.certFile && !files.keyFile) return grpc.credentials.createInsecure();
+  const load = (file?: string) => (file ? readFile(file) : Promise.resolve(null));
+  const [ca, key, cert] = await Promise.all([
+    load(files.caFile),
+    load(files.keyFile),
+    load(files.certFile),
+  ]);
+  return grpc.credentials.createSsl(ca, key, cert);
 }
 
 export interface ClientOptions {
@@ -171,7 +191,7 @@ export class CommitLogClient {
     values: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   ): AsyncGenerator<bigint> {
     const call = this.raw.produceStream();
-    let sendError: unknown;
+    let sendError: Error | undefined;
     const send = async () => {
       for await (const value of values) {
         if (!call.write({ record: newRecord(value) })) await once(call, 'drain');
@@ -179,7 +199,7 @@ export class CommitLogClient {
       call.end();
     };
     send().catch((err: unknown) => {
-      sendError = err;
+      sendError = err instanceof Error ? err : new Error(String(err));
       call.cancel();
     });
     try {

@@ -1,2 +1,8 @@
-export { CommitLogClient, CommitLogError, OffsetOutOfRangeError, toClientError } from './client.js';
-export type { ClientOptions, ConsumedRecord } from './client.js';
+export {
+  channelCredentials,
+  CommitLogClient,
+  CommitLogError,
+  OffsetOutOfRangeError,
+  toClientError,
+} from './client.js';
+export type { ClientOptions, ConsumedRecord, TlsFiles } from './client.js';
