@@ -542,22 +542,16 @@ function deferred(): Deferred {
   return { promise, resolve };
 }
 
-/** Races a promise against an abort signal without leaking listeners. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+/** Waits for a never-rejecting promise, or rejects with the signal's reason on abort. */
+function abortable(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
   if (signal === undefined) return promise;
   signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
+  return new Promise<void>((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason as Error);
     signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
+    void promise.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
   });
 }
