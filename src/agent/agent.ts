@@ -14,6 +14,9 @@ export interface AgentOptions {
   shutdownGraceMs?: number;
 }
 
+/** The largest record value; the server refuses larger ones before they reach the log. */
+const MAX_RECORD_BYTES = 1024 * 1024;
+
 function joinHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
@@ -41,10 +44,11 @@ export class Agent {
     const log = await Log.open(dir, {
       fsync: parseFsyncPolicy(config.fsync),
       maxStoreBytes: config.segmentMaxBytes,
+      maxRecordBytes: MAX_RECORD_BYTES,
     });
     let server: ApiServer | undefined;
     try {
-      if (log.recovery.truncatedBytes > 0 || log.recovery.indexesRebuilt.length > 0) {
+      if (log.recovery.truncated || log.recovery.indexesRebuilt.length > 0) {
         logger.warn({ recovery: log.recovery }, 'log recovered from an unclean shutdown');
       }
       if (config.startJoinAddrs.length > 0) {
@@ -55,7 +59,7 @@ export class Agent {
       }
       let rpcAddr = '';
       const self = { getServers: async () => [{ id: config.nodeName, rpcAddr, isLeader: true }] };
-      server = new ApiServer({ log, servers: self, logger });
+      server = new ApiServer({ log, servers: self, logger, maxRecordBytes: MAX_RECORD_BYTES });
       const rpc = await server.listenGrpc(host, config.rpcPort);
       rpcAddr = joinHostPort(host, rpc.port);
       const http = await server.listenHttp(host, config.httpPort);

@@ -54,6 +54,7 @@ const TABLE: Readonly<Partial<Record<string, StatusMapping>>> = {
   ValueTooLargeError: { grpc: status.RESOURCE_EXHAUSTED, http: 413 },
   InvalidRequestError: { grpc: status.INVALID_ARGUMENT, http: 400 },
   LogClosedError: { grpc: status.UNAVAILABLE, http: 503 },
+  LogFailedError: { grpc: status.UNAVAILABLE, http: 503 },
   ShuttingDownError: { grpc: status.UNAVAILABLE, http: 503 },
   CorruptSegmentError: { grpc: status.DATA_LOSS, http: 500 },
 };
