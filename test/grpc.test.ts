@@ -2,6 +2,7 @@
 // real ports), including error details, live streams, cancellation and shutdown.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import * as grpc from '@grpc/grpc-js';
@@ -10,6 +11,7 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 
 import { decodeStatusDetails, LogClient, type LogRecord } from '../src/api/index.js';
 import { CommitLogClient, OffsetOutOfRangeError } from '../src/client/index.js';
+import { Log } from '../src/log/index.js';
 import { startNode, values, within, type TestNode } from './support/node.js';
 
 /** Calls a unary method of the generated client; resolves with the result or the error. */
@@ -330,6 +332,41 @@ describe('shutdown', () => {
       assert.equal(s.code, grpc.status.UNAVAILABLE);
       assert.match(s.details, /shutting down/);
       assert.ok(Date.now() - started < 4000);
+    } finally {
+      raw.close();
+      await node.cleanup();
+    }
+  });
+
+  it('acknowledges every append a ProduceStream had started, then UNAVAILABLE', async () => {
+    const node = await startNode({ fsync: 'always' });
+    const raw = new LogClient(node.agent.rpcAddr, grpc.credentials.createInsecure());
+    try {
+      const stream = raw.produceStream();
+      const acks: bigint[] = [];
+      const firstAck = new Promise<void>((resolve) => {
+        stream.on('data', (res: { offset: bigint }) => {
+          acks.push(res.offset);
+          resolve();
+        });
+      });
+      const status = statusOf(stream);
+      for (let i = 0; i < 5000; i++) stream.write({ record: record(Buffer.from(`s${i}`)) });
+      await within(5000, 'first ack', firstAck);
+      await within(5000, 'agent shutdown during a ProduceStream', node.agent.shutdown());
+      const s = await within(5000, 'ProduceStream status at shutdown', status);
+      assert.ok(
+        s.code === grpc.status.UNAVAILABLE || s.code === grpc.status.OK,
+        `status ${s.code} ${s.details}`,
+      );
+      acks.forEach((o, i) => assert.equal(o, BigInt(i)));
+      // Nothing was appended without an ack: the log holds exactly the acknowledged records.
+      const log = await Log.open(join(node.dir, 'log'));
+      try {
+        assert.equal(log.nextOffset, BigInt(acks.length));
+      } finally {
+        await log.close();
+      }
     } finally {
       raw.close();
       await node.cleanup();

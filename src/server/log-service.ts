@@ -192,14 +192,14 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
     },
 
     produceStream(call: ServerDuplexStream<ProduceRequest, ProduceResponse>) {
-      let controller: AbortController;
+      let shutdown: AbortController;
       try {
-        controller = streams.open();
+        shutdown = streams.open();
       } catch (err) {
         failStream(call, err);
         return;
       }
-      const signal = controller.signal;
+      const cancel = new AbortController();
       // Appends start as requests arrive (the log groups them into one write and one
       // fsync); `pending` holds their outcomes in request order for the acks.
       type Outcome = { offset: bigint } | { error: unknown };
@@ -210,10 +210,20 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
         wake?.();
         wake = undefined;
       };
-      call.on('cancelled', () => controller.abort());
-      signal.addEventListener('abort', poke, { once: true });
+      const stopReading = () => {
+        call.pause();
+        inputEnded = true;
+        poke();
+      };
+      call.on('cancelled', () => {
+        cancel.abort();
+        poke();
+      });
+      // At shutdown, read no more requests but acknowledge the appends already started.
+      shutdown.signal.addEventListener('abort', stopReading, { once: true });
 
       call.on('data', (req: ProduceRequest) => {
+        if (inputEnded) return;
         let outcome: Promise<Outcome>;
         try {
           const value = checkValue(req.record?.value, 'record');
@@ -224,8 +234,7 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
         } catch (error) {
           // Refuse in order: read nothing after an invalid request.
           outcome = Promise.resolve({ error });
-          call.pause();
-          inputEnded = true;
+          stopReading();
         }
         pending.push(outcome);
         if (pending.length >= opts.maxInFlight) call.pause();
@@ -238,33 +247,33 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
 
       const acknowledge = async () => {
         for (;;) {
+          cancel.signal.throwIfAborted();
           const next = pending.shift();
           if (next === undefined) {
-            if (inputEnded) return;
+            if (inputEnded) break;
             await new Promise<void>((resolve) => (wake = resolve));
-            signal.throwIfAborted();
             continue;
           }
           const outcome = await next;
-          signal.throwIfAborted();
+          cancel.signal.throwIfAborted();
           if ('error' in outcome) throw outcome.error;
-          if (!call.write({ offset: outcome.offset })) await drained(call, signal);
+          if (!call.write({ offset: outcome.offset })) await drained(call, cancel.signal);
           if (call.isPaused() && !inputEnded && pending.length < opts.maxInFlight / 2) {
             call.resume();
           }
         }
+        if (shutdown.signal.aborted) throw shutdown.signal.reason;
       };
       acknowledge().then(
         () => {
-          streams.done(controller);
+          streams.done(shutdown);
           call.end();
         },
         (err: unknown) => {
-          streams.done(controller);
-          const reason: unknown = signal.aborted ? signal.reason : err;
+          streams.done(shutdown);
           if (call.cancelled) return;
-          report('ProduceStream', reason);
-          failStream(call, reason);
+          report('ProduceStream', err);
+          failStream(call, err);
         },
       );
     },
