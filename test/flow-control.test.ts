@@ -1,12 +1,16 @@
-// The server against the storage engine with instrumentation: a slow consumer must not
-// make the server read (and buffer) the log without bound, and ProduceStream must start
-// appends before earlier ones are durable so that the log can group them.
+// The server against the storage engine with instrumentation: a slow consumer (gRPC or
+// HTTP tail) must not make the server read (and buffer) the log without bound, and
+// ProduceStream must start appends before earlier ones are durable so that the log can
+// group them. Also: interceptors given to the server run on every call.
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import http2 from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 
-import { ConsumeRequest, ConsumeResponse } from '../src/api/index.js';
+import * as grpc from '@grpc/grpc-js';
+
+import { ConsumeRequest, ConsumeResponse, LogClient } from '../src/api/index.js';
 import { CommitLogClient } from '../src/client/index.js';
 import { Log } from '../src/log/index.js';
 import { ApiServer, type CommitLog } from '../src/server/index.js';
@@ -51,6 +55,8 @@ describe('flow control', () => {
   let log: Log;
   let server: ApiServer;
   let addr: string;
+  let httpAddr: string;
+  let slowFirst = 0n;
   const groups: number[] = [];
   let wrapped: ReturnType<typeof counting>;
 
@@ -67,6 +73,7 @@ describe('flow control', () => {
     });
     const bound = await server.listenGrpc('127.0.0.1', 0);
     addr = `127.0.0.1:${bound.port}`;
+    httpAddr = `127.0.0.1:${(await server.listenHttp('127.0.0.1', 0)).port}`;
   });
   after(async () => {
     await server?.close(1000);
@@ -97,6 +104,7 @@ describe('flow control', () => {
     const total = 20_000;
     const value = Buffer.alloc(1000, 1);
     const first = log.nextOffset;
+    slowFirst = first;
     for (let i = 0; i < total; i += 1000) {
       await log.appendBatch(Array.from({ length: 1000 }, () => value));
     }
@@ -152,6 +160,109 @@ describe('flow control', () => {
       );
     } finally {
       session.close();
+    }
+  });
+
+  it('an HTTP tail that stops reading stops the server reading the log', async () => {
+    const total = 20_000; // written by the previous test
+    wrapped.pulled = 0;
+    const [host, port] = httpAddr.split(':');
+    const controller = new AbortController();
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host,
+          port: Number(port),
+          path: `/v1/records?from=${slowFirst}`,
+          signal: controller.signal,
+        },
+        resolve,
+      );
+      req.on('error', (err) => {
+        if (!controller.signal.aborted) reject(err);
+      });
+      req.end();
+    });
+    try {
+      response.pause();
+      const stalled = await within(
+        10_000,
+        'server stops pulling',
+        settled(() => wrapped.pulled, 300),
+      );
+      // Socket buffers on loopback hold a few MB; 20 MB of records must not all be read.
+      assert.ok(
+        stalled < total / 2,
+        `server pulled ${stalled} of ${total} records for a paused tail`,
+      );
+      let lines = 0;
+      const done = new Promise<void>((resolve) => {
+        response.on('data', (chunk: Buffer) => {
+          for (const byte of chunk) if (byte === 10) lines++;
+          if (lines >= total) resolve();
+        });
+      });
+      response.resume();
+      await within(20_000, 'paused tail catches up', done);
+      console.log(`# HTTP tail: server pulled ${stalled} of ${total} records while it was paused`);
+    } finally {
+      controller.abort();
+    }
+  });
+});
+
+describe('interceptors', () => {
+  it('run on every call, and can refuse one before its handler', async () => {
+    const dir = await tempDir('interceptors');
+    const log = await Log.open(dir, { fsync: 'never' });
+    const seen: string[] = [];
+    const interceptor: grpc.ServerInterceptor = (method, call) => {
+      seen.push(method.path);
+      return new grpc.ServerInterceptingCall(call, {
+        start: (next) =>
+          next({
+            onReceiveMetadata: (metadata, proceed) => {
+              if (metadata.get('x-deny').length > 0) {
+                call.sendStatus({
+                  code: grpc.status.PERMISSION_DENIED,
+                  details: 'denied',
+                  metadata: new grpc.Metadata(),
+                });
+              } else {
+                proceed(metadata);
+              }
+            },
+          }),
+      });
+    };
+    const server = new ApiServer({
+      log,
+      servers: { getServers: async () => [] },
+      interceptors: [interceptor],
+    });
+    const target = `127.0.0.1:${(await server.listenGrpc('127.0.0.1', 0)).port}`;
+    const client = new CommitLogClient(target);
+    const raw = new LogClient(target, grpc.credentials.createInsecure());
+    try {
+      assert.equal(await client.produce(Buffer.from('allowed')), 0n);
+      const denied = new grpc.Metadata();
+      denied.set('x-deny', '1');
+      const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+        raw.produce(
+          { record: { value: Buffer.from('denied'), offset: 0n, term: 0n, type: 0 } },
+          denied,
+          (e) => resolve(e),
+        );
+      });
+      assert.equal(err?.code, grpc.status.PERMISSION_DENIED);
+      assert.equal(log.nextOffset, 1n, 'the refused call never reached the log');
+      assert.deepEqual(seen, ['/log.v1.Log/Produce', '/log.v1.Log/Produce']);
+    } finally {
+      client.close();
+      raw.close();
+      await server.close(1000);
+      await log.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

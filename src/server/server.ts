@@ -47,6 +47,7 @@ export class ApiServer {
   private readonly streams = new StreamRegistry();
   private readonly shutdown = new AbortController();
   private readonly logger: ServerLogger;
+  private readonly credentials: grpc.ServerCredentials;
   private ready = true;
   private closing: Promise<void> | undefined;
 
@@ -95,8 +96,6 @@ export class ApiServer {
       }),
     );
   }
-
-  private readonly credentials: grpc.ServerCredentials;
 
   /** Binds gRPC to `host:port` (port 0: any free port) and answers what was bound. */
   async listenGrpc(host: string, port: number): Promise<BoundAddress> {
