@@ -13,5 +13,5 @@ export {
   toGrpcStatus,
   toHttpError,
 } from './errors.js';
-export { ApiServer } from './server.js';
+export { ApiServer, ListenError } from './server.js';
 export type { ApiServerOptions, BoundAddress } from './server.js';

@@ -34,6 +34,18 @@ export interface ApiServerOptions {
   maxBatchBytes?: number;
 }
 
+/** A listener could not be opened (address in use, no such interface, …). */
+export class ListenError extends Error {
+  override name = 'ListenError';
+  constructor(
+    readonly api: 'gRPC' | 'HTTP',
+    readonly address: string,
+    cause: Error,
+  ) {
+    super(`cannot listen for ${api} on ${address}: ${cause.message}`, { cause });
+  }
+}
+
 /** An address that a listener is bound to. */
 export interface BoundAddress {
   host: string;
@@ -102,7 +114,7 @@ export class ApiServer {
     const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     const bound = await new Promise<number>((resolve, reject) => {
       this.grpcServer.bindAsync(target, this.credentials, (err, p) =>
-        err ? reject(err) : resolve(p),
+        err ? reject(new ListenError('gRPC', target, err)) : resolve(p),
       );
     });
     return { host, port: bound };
@@ -111,9 +123,10 @@ export class ApiServer {
   /** Binds the HTTP API to `host:port` (port 0: any free port). */
   async listenHttp(host: string, port: number): Promise<BoundAddress> {
     await new Promise<void>((resolve, reject) => {
-      this.httpServer.once('error', reject);
+      const fail = (err: Error) => reject(new ListenError('HTTP', `${host}:${port}`, err));
+      this.httpServer.once('error', fail);
       this.httpServer.listen(port, host, () => {
-        this.httpServer.off('error', reject);
+        this.httpServer.off('error', fail);
         resolve();
       });
     });
