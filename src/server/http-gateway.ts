@@ -135,7 +135,12 @@ export function createHttpHandler(
         if (count !== undefined && sent >= count) break;
       }
     } catch (err) {
-      if (!signal.aborted) throw err;
+      if (signal.aborted) return void res.end();
+      // The status line is gone: the failure becomes the stream's last entry.
+      if (!isExpectedError(err)) logger.error({ err, url: req.url }, 'HTTP tail failed');
+      const error = JSON.stringify(toHttpError(err).body);
+      res.end(sse ? `event: error\ndata: ${error}\n\n` : `${error}\n`);
+      return;
     }
     res.end();
   }

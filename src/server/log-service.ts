@@ -79,6 +79,15 @@ async function drained(call: Writable<unknown>, signal: AbortSignal): Promise<vo
   await once(call, 'drain', { signal });
 }
 
+/**
+ * A live read ended: by abort (cancel or shutdown, whose reason is thrown) or because
+ * the log closed, which only happens when the node stops.
+ */
+function endOfLog(signal: AbortSignal): never {
+  signal.throwIfAborted();
+  throw new ShuttingDownError();
+}
+
 /** Ends a stream with the status for `err`, unless the client already went away. */
 function failStream(call: Writable<unknown>, err: unknown): void {
   if (call.cancelled || call.writableEnded) return;
@@ -174,7 +183,7 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
         for await (const r of log.readFrom(call.request.offset, { signal })) {
           if (!call.write({ record: toRecordMessage(r) })) await drained(call, signal);
         }
-        signal.throwIfAborted();
+        endOfLog(signal);
       });
     },
 
@@ -187,7 +196,7 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
         for await (const batch of batches) {
           if (!call.write({ records: batch.map(toRecordMessage) })) await drained(call, signal);
         }
-        signal.throwIfAborted();
+        endOfLog(signal);
       });
     },
 
