@@ -108,8 +108,8 @@ describe('flow control', () => {
     for (let i = 0; i < total; i += 1000) {
       await log.appendBatch(Array.from({ length: 1000 }, () => value));
     }
-    // A bare HTTP/2 client, so that a paused stream really stops window updates (the
-    // grpc-js client reads ahead into its own memory whatever the application does).
+    // A bare HTTP/2 client, so that a paused stream really stops window updates (a
+    // grpc-js 1.14 client that is not reading keeps receiving into an internal list).
     const session = http2.connect(`http://${addr}`);
     try {
       const request = ConsumeRequest.encode({ offset: first }).finish();
