@@ -199,7 +199,8 @@ describe('commitlog agent configuration errors', () => {
 
 describe('commitlog --help', () => {
   const expected: [string[], string[]][] = [
-    [[], ['agent', 'produce', 'consume', 'servers']],
+    [[], ['agent', 'produce', 'consume', 'servers', 'cert']],
+    [['cert'], ['init', 'server', 'client']],
     [
       ['agent'],
       [

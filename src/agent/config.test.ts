@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { ConfigError, defaultConfig, envName, resolveConfig } from './config.js';
+import { ConfigError, defaultConfig, envName, resolveConfig, securitySettings } from './config.js';
 
 describe('agent configuration', () => {
   let dir: string;
@@ -110,16 +110,44 @@ describe('agent configuration', () => {
     );
   });
 
-  it('refuses a non-loopback bind without --insecure, and TLS flags until TLS exists', async () => {
+  it('refuses a non-loopback bind without TLS unless --insecure', async () => {
     await assert.rejects(
       resolveConfig({ flags: { 'bind-addr': '0.0.0.0:8401' } }),
-      /bind-addr: .*needs --insecure/,
+      /^ConfigError: bind-addr: 0\.0\.0\.0 is not a loopback address; serving it without TLS needs --insecure/,
     );
     const open = await resolveConfig({ flags: { 'bind-addr': '0.0.0.0:8401', insecure: true } });
     assert.equal(open.insecure, true);
+    const tls = await resolveConfig({
+      flags: {
+        'bind-addr': '0.0.0.0:8401',
+        'server-tls-cert-file': 'server.pem',
+        'server-tls-key-file': 'server-key.pem',
+        'server-tls-ca-file': 'ca.pem',
+      },
+    });
+    assert.deepEqual(securitySettings(tls).serverTls, {
+      certFile: 'server.pem',
+      keyFile: 'server-key.pem',
+      caFile: 'ca.pem',
+    });
+  });
+
+  it('takes TLS files three at a time and ACL files two at a time, ACLs only with TLS', async () => {
     await assert.rejects(
       resolveConfig({ flags: { 'server-tls-cert-file': 'server.pem' } }),
-      /server-tls-cert-file: TLS and ACLs are not available/,
+      /server-tls-cert-file: needs .* together \(missing --server-tls-key-file, --server-tls-ca-file\)/,
+    );
+    await assert.rejects(
+      resolveConfig({ env: { COMMITLOG_PEER_TLS_CA_FILE: 'ca.pem' } }),
+      /peer-tls-ca-file: needs .* together/,
+    );
+    await assert.rejects(
+      resolveConfig({ flags: { 'acl-policy-file': 'policy.csv' } }),
+      /acl-policy-file: needs --acl-model-file and --acl-policy-file together/,
+    );
+    await assert.rejects(
+      resolveConfig({ flags: { 'acl-model-file': 'model.conf', 'acl-policy-file': 'policy.csv' } }),
+      /acl-model-file: ACLs need server TLS/,
     );
   });
 });

@@ -250,33 +250,90 @@ function isLoopback(host: string): boolean {
   return isIP(bare) === 4 && bare.startsWith('127.');
 }
 
-/** Rules that span keys. */
-function check(config: AgentConfig): void {
-  // With nobody to join, a node starts its own cluster (the embedded default).
-  if (config.startJoinAddrs.length === 0) config.bootstrap = true;
-  const tlsKeys: [ConfigKey, string | undefined][] = [
-    ['server-tls-cert-file', config.serverTlsCertFile],
-    ['server-tls-key-file', config.serverTlsKeyFile],
-    ['server-tls-ca-file', config.serverTlsCaFile],
-    ['peer-tls-cert-file', config.peerTlsCertFile],
-    ['peer-tls-key-file', config.peerTlsKeyFile],
-    ['peer-tls-ca-file', config.peerTlsCaFile],
-    ['acl-model-file', config.aclModelFile],
-    ['acl-policy-file', config.aclPolicyFile],
-  ];
-  // Refused rather than ignored: serving plaintext when TLS was asked for is worse.
-  for (const [key, value] of tlsKeys) {
-    if (value !== undefined) {
-      throw new ConfigError(key, 'TLS and ACLs are not available in this version yet');
-    }
+/** TLS files as the agent passes them on: all three or none. */
+export interface TlsFileSet {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
+/** What the security keys ask for, once their combinations have been checked. */
+export interface SecuritySettings {
+  /** Mutual TLS for what clients reach (gRPC and HTTP). */
+  serverTls?: TlsFileSet;
+  /** This node's identity towards other nodes (Raft, node-to-node calls). */
+  peerTls?: TlsFileSet;
+  /** Casbin model and policy; without them every authenticated client is allowed. */
+  acl?: { modelFile: string; policyFile: string };
+}
+
+function tlsGroup(
+  prefix: 'server-tls' | 'peer-tls',
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  caFile: string | undefined,
+): TlsFileSet | undefined {
+  const given = [certFile, keyFile, caFile];
+  if (given.every((v) => v === undefined)) return undefined;
+  if (certFile === undefined || keyFile === undefined || caFile === undefined) {
+    const names = ['cert-file', 'key-file', 'ca-file'];
+    const missing = names.filter((_n, i) => given[i] === undefined).map((n) => `--${prefix}-${n}`);
+    const present = names.find((_n, i) => given[i] !== undefined) ?? 'cert-file';
+    throw new ConfigError(
+      `${prefix}-${present}`,
+      `needs --${prefix}-cert-file, --${prefix}-key-file and --${prefix}-ca-file together (missing ${missing.join(', ')})`,
+    );
+  }
+  return { certFile, keyFile, caFile };
+}
+
+/**
+ * Checks the TLS, ACL and bind rules that span keys and answers what they ask for.
+ * Secure by default: a non-loopback bind without server TLS needs --insecure.
+ */
+export function securitySettings(config: AgentConfig): SecuritySettings {
+  const serverTls = tlsGroup(
+    'server-tls',
+    config.serverTlsCertFile,
+    config.serverTlsKeyFile,
+    config.serverTlsCaFile,
+  );
+  const peerTls = tlsGroup(
+    'peer-tls',
+    config.peerTlsCertFile,
+    config.peerTlsKeyFile,
+    config.peerTlsCaFile,
+  );
+  const { aclModelFile: modelFile, aclPolicyFile: policyFile } = config;
+  if ((modelFile === undefined) !== (policyFile === undefined)) {
+    throw new ConfigError(
+      modelFile === undefined ? 'acl-policy-file' : 'acl-model-file',
+      'needs --acl-model-file and --acl-policy-file together',
+    );
+  }
+  const acl =
+    modelFile !== undefined && policyFile !== undefined ? { modelFile, policyFile } : undefined;
+  if (acl && !serverTls) {
+    throw new ConfigError(
+      'acl-model-file',
+      "ACLs need server TLS (--server-tls-cert-file, --server-tls-key-file, --server-tls-ca-file): the subject is the client certificate's CN",
+    );
   }
   const host = bindHost(config);
-  if (!isLoopback(host) && !config.insecure) {
+  if (!serverTls && !isLoopback(host) && !config.insecure) {
     throw new ConfigError(
       'bind-addr',
       `${host} is not a loopback address; serving it without TLS needs --insecure`,
     );
   }
+  return { serverTls, peerTls, acl };
+}
+
+/** Rules that span keys. */
+function check(config: AgentConfig): void {
+  // With nobody to join, a node starts its own cluster (the embedded default).
+  if (config.startJoinAddrs.length === 0) config.bootstrap = true;
+  securitySettings(config);
 }
 
 /** The host part of bind-addr, where the RPC and HTTP ports listen too. */

@@ -11,7 +11,9 @@ import {
   type ConfigKey,
   type LogLevel,
 } from '../agent/index.js';
+import { loadTlsMaterial } from '../auth/index.js';
 import { channelCredentials, CommitLogClient, OffsetOutOfRangeError } from '../client/index.js';
+import { registerCertCommands } from './cert.js';
 
 /** The agent's flags: config key, argument, help. Booleans take no argument. */
 const AGENT_FLAGS: [ConfigKey, string, string][] = [
@@ -38,18 +40,38 @@ const AGENT_FLAGS: [ConfigKey, string, string][] = [
     '',
     'start a new cluster with this node (implied when no join addresses are given)',
   ],
-  ['acl-model-file', '<file>', 'Casbin ACL model (coming with ACLs; refused for now)'],
-  ['acl-policy-file', '<file>', 'Casbin ACL policy (coming with ACLs; refused for now)'],
-  ['server-tls-cert-file', '<file>', 'server certificate (coming with TLS; refused for now)'],
-  ['server-tls-key-file', '<file>', 'server private key (coming with TLS; refused for now)'],
-  ['server-tls-ca-file', '<file>', 'CA that signs client certificates (coming with TLS)'],
-  ['peer-tls-cert-file', '<file>', 'certificate for talking to peers (coming with TLS)'],
-  ['peer-tls-key-file', '<file>', 'private key for talking to peers (coming with TLS)'],
-  ['peer-tls-ca-file', '<file>', "CA that signs peers' certificates (coming with TLS)"],
+  [
+    'acl-model-file',
+    '<file>',
+    'Casbin ACL model (sub, obj, act); with --acl-policy-file, needs server TLS',
+  ],
+  [
+    'acl-policy-file',
+    '<file>',
+    'Casbin ACL policy; without ACL files every client with a valid certificate is allowed. Reloaded on SIGHUP and when the files change',
+  ],
+  [
+    'server-tls-cert-file',
+    '<file>',
+    'certificate for gRPC and HTTPS (PEM); with the key and CA files, turns on mutual TLS',
+  ],
+  ['server-tls-key-file', '<file>', 'private key of --server-tls-cert-file (PEM)'],
+  [
+    'server-tls-ca-file',
+    '<file>',
+    'CA that signs client certificates; clients must present one (PEM)',
+  ],
+  [
+    'peer-tls-cert-file',
+    '<file>',
+    "this node's certificate towards other nodes (checked at start; used by clustering)",
+  ],
+  ['peer-tls-key-file', '<file>', 'private key of --peer-tls-cert-file (PEM)'],
+  ['peer-tls-ca-file', '<file>', "CA that signs other nodes' certificates (PEM)"],
   ['fsync', '<policy>', 'always | never | interval:<ms> (default always, with group commit)'],
   ['segment-max-bytes', '<n>', 'roll to a new segment past this size (default 67108864)'],
   ['log-level', '<level>', 'debug | info | warn | error | silent (default info)'],
-  ['insecure', '', 'allow binding a non-loopback address without TLS'],
+  ['insecure', '', 'allow binding a non-loopback address without TLS (refused by default)'],
 ];
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
@@ -85,13 +107,24 @@ async function runAgent(opts: Record<string, string | boolean | undefined>): Pro
   const config = await resolveConfig({ flags, env: process.env });
   const logger = stderrLogger(config.logLevel);
   const agent = await Agent.start(config, { logger });
+  const scheme = agent.tls ? 'https' : 'http';
   console.log(
-    `commitlog agent ${config.nodeName}: gRPC on ${agent.rpcAddr}, HTTP on http://${agent.httpAddr}, data in ${config.dataDir}`,
+    `commitlog agent ${config.nodeName}: gRPC on ${agent.rpcAddr}, HTTP on ${scheme}://${agent.httpAddr}, data in ${config.dataDir}${agent.tls ? ', mutual TLS' : ''}`,
   );
+  // SIGHUP reloads the ACL policy; connections stay up.
+  const reload = () => {
+    agent.reloadAcl().then(
+      ({ rules }) => logger.info({ rules, signal: 'SIGHUP' }, 'ACL policy reloaded'),
+      (err: unknown) =>
+        logger.error({ err }, 'ACL policy reload failed; the previous policy stays in force'),
+    );
+  };
+  process.on('SIGHUP', reload);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  process.off('SIGHUP', reload);
   logger.info({ signal }, 'shutting down');
   // A second signal while draining means "now".
   const force = () => process.exit(1);
@@ -108,8 +141,27 @@ interface ClientFlags {
   keyFile?: string;
 }
 
+/** Checks the client's TLS files up front, so a mistake names the file. */
+async function checkClientTls(flags: ClientFlags): Promise<void> {
+  const { caFile, certFile, keyFile } = flags;
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(
+      certFile === undefined ? 'cert-file' : 'key-file',
+      '--cert-file and --key-file go together',
+    );
+  }
+  if (certFile === undefined || keyFile === undefined) return;
+  if (caFile === undefined) {
+    throw new ConfigError('ca-file', 'mutual TLS needs --ca-file to verify the server');
+  }
+  await loadTlsMaterial({ certFile, keyFile, caFile });
+}
+
 async function connect(flags: ClientFlags): Promise<CommitLogClient> {
-  return new CommitLogClient(flags.addr, { credentials: await channelCredentials(flags) });
+  await checkClientTls(flags);
+  return new CommitLogClient(flags.addr, {
+    credentials: await channelCredentials(flags, flags.addr),
+  });
 }
 
 function clientOptions(command: Command): Command {
@@ -120,8 +172,8 @@ function clientOptions(command: Command): Command {
         .default('127.0.0.1:8400'),
     )
     .option('--ca-file <file>', 'CA certificate to verify the server (enables TLS)')
-    .option('--cert-file <file>', 'client certificate (mutual TLS)')
-    .option('--key-file <file>', 'client private key (mutual TLS)');
+    .option('--cert-file <file>', 'client certificate (mutual TLS; its CN is your ACL subject)')
+    .option('--key-file <file>', 'private key of --cert-file');
 }
 
 async function* stdinLines(): AsyncGenerator<Buffer> {
@@ -245,6 +297,7 @@ SIGINT/SIGTERM: stop accepting, finish in-flight calls (up to 5 s), close the lo
       client.close();
     }
   });
+  registerCertCommands(program);
   return program;
 }
 

@@ -2,6 +2,8 @@
 // are bigint; failures are CommitLogError (OffsetOutOfRangeError past the end).
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { checkServerIdentity } from 'node:tls';
 
 import * as grpc from '@grpc/grpc-js';
 
@@ -63,8 +65,24 @@ export interface TlsFiles {
   keyFile?: string;
 }
 
-/** Channel credentials from PEM files: TLS when any is given (mutual with cert and key). */
-export async function channelCredentials(files: TlsFiles): Promise<grpc.ChannelCredentials> {
+/** Credentials made for an IP address: they verify the server's certificate by that IP. */
+const verifiesIp = new WeakSet<grpc.ChannelCredentials>();
+
+function hostOf(address: string): string {
+  const m = /^\[(.*)\](?::\d+)?$/.exec(address) ?? /^([^:]*)(?::\d+)?$/.exec(address);
+  return m?.[1] ?? address;
+}
+
+/**
+ * Channel credentials from PEM files: TLS when any is given (mutual with cert and key).
+ * Given the `address` it will dial, a client that dials an IP address verifies the
+ * server certificate's IP SAN without sending the IP as TLS server name (which Node
+ * warns about, DEP0123).
+ */
+export async function channelCredentials(
+  files: TlsFiles,
+  address?: string,
+): Promise<grpc.ChannelCredentials> {
   if (!files.caFile && !files.certFile && !files.keyFile) return grpc.credentials.createInsecure();
   const load = (file?: string) => (file ? readFile(file) : Promise.resolve(null));
   const [ca, key, cert] = await Promise.all([
@@ -72,11 +90,17 @@ export async function channelCredentials(files: TlsFiles): Promise<grpc.ChannelC
     load(files.keyFile),
     load(files.certFile),
   ]);
-  return grpc.credentials.createSsl(ca, key, cert);
+  const ip = address === undefined ? undefined : hostOf(address);
+  if (ip === undefined || isIP(ip) === 0) return grpc.credentials.createSsl(ca, key, cert);
+  const credentials = grpc.credentials.createSsl(ca, key, cert, {
+    checkServerIdentity: (_serverName, peer) => checkServerIdentity(ip, peer),
+  });
+  verifiesIp.add(credentials);
+  return credentials;
 }
 
 export interface ClientOptions {
-  /** Default: plaintext (TLS material arrives with the auth issue). */
+  /** Default: plaintext. `channelCredentials()` makes TLS ones from PEM files. */
   credentials?: grpc.ChannelCredentials;
   channelOptions?: grpc.ChannelOptions;
 }
@@ -99,11 +123,12 @@ export class CommitLogClient {
 
   /** `address` is host:port of any node's RPC port. */
   constructor(address: string, opts: ClientOptions = {}) {
-    this.raw = new GeneratedLogClient(
-      address,
-      opts.credentials ?? grpc.credentials.createInsecure(),
-      opts.channelOptions,
-    );
+    const credentials = opts.credentials ?? grpc.credentials.createInsecure();
+    // The name is only sent as SNI: these credentials check the IP themselves.
+    const channelOptions = verifiesIp.has(credentials)
+      ? { 'grpc.ssl_target_name_override': 'localhost', ...opts.channelOptions }
+      : opts.channelOptions;
+    this.raw = new GeneratedLogClient(address, credentials, channelOptions);
   }
 
   /** Appends one record; resolves with its offset. */

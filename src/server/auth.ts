@@ -18,6 +18,7 @@ import {
   type PeerVerification,
   type TlsMaterial,
 } from '../auth/index.js';
+import { toGrpcStatus } from './errors.js';
 
 /** The action each gRPC method needs. Methods not listed are open or, if unknown, denied. */
 export const GRPC_METHOD_ACTIONS: Readonly<Record<string, string>> = {
@@ -113,17 +114,6 @@ export function authorizeSubject(
   return peer.subject;
 }
 
-function statusOf(err: UnauthenticatedError | PermissionDeniedError): grpc.StatusObject {
-  return {
-    code:
-      err instanceof PermissionDeniedError
-        ? grpc.status.PERMISSION_DENIED
-        : grpc.status.UNAUTHENTICATED,
-    details: err.message,
-    metadata: new grpc.Metadata(),
-  };
-}
-
 export interface AuthInterceptorOptions {
   authorizer: Authorizer;
   logger: AuthLogger;
@@ -160,7 +150,7 @@ export function createAuthInterceptor(options: AuthInterceptorOptions): grpc.Ser
       );
     }
     if (!refusal) return new grpc.ServerInterceptingCall(call);
-    const status = statusOf(refusal);
+    const status = toGrpcStatus(refusal);
     const listener = new grpc.ServerListenerBuilder()
       .withOnReceiveMetadata((_metadata, _next) => call.sendStatus(status))
       .build();
@@ -171,19 +161,39 @@ export function createAuthInterceptor(options: AuthInterceptorOptions): grpc.Ser
   };
 }
 
+/** Checks one HTTP request for `action`; throws the refusal (mapped to 401 / 403). */
+export type HttpAuthorize = (req: IncomingMessage, action: string) => void;
+
 /**
- * The subject of an HTTPS request, or `UnauthenticatedError`/`PermissionDeniedError` for
- * `action`. Plain HTTP requests (no TLS configured) are not checked.
+ * The HTTP gateway's check: the verified subject of the HTTPS connection, asked about
+ * the route's action, like the gRPC interceptor. Refusals are logged with the reason.
  */
-export function authorizeHttpRequest(
-  authorizer: Authorizer,
-  req: IncomingMessage,
-  action: string,
-): string {
-  const socket = req.socket as Partial<TLSSocket>;
-  const peer: PeerVerification =
-    socket.encrypted === true
-      ? verifyTlsPeer(socket as TLSSocket)
-      : { verified: false, reason: 'not a TLS connection' };
-  return authorizeSubject(authorizer, peer, action);
+export function createHttpAuthorize(authorizer: Authorizer, logger: AuthLogger): HttpAuthorize {
+  return (req, action) => {
+    const socket = req.socket as Partial<TLSSocket>;
+    const peer: PeerVerification =
+      socket.encrypted === true
+        ? verifyTlsPeer(socket as TLSSocket)
+        : { verified: false, reason: 'not a TLS connection' };
+    try {
+      authorizeSubject(authorizer, peer, action);
+    } catch (err) {
+      if (err instanceof UnauthenticatedError || err instanceof PermissionDeniedError) {
+        logger.warn(
+          {
+            method: req.method,
+            url: req.url,
+            peer: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
+            subject: peer.verified ? peer.subject : undefined,
+            action,
+            reason: err.message,
+          },
+          err instanceof UnauthenticatedError
+            ? 'unauthenticated request refused'
+            : 'permission denied',
+        );
+      }
+      throw err;
+    }
+  };
 }

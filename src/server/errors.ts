@@ -57,6 +57,9 @@ const TABLE: Readonly<Partial<Record<string, StatusMapping>>> = {
   LogFailedError: { grpc: status.UNAVAILABLE, http: 503 },
   ShuttingDownError: { grpc: status.UNAVAILABLE, http: 503 },
   CorruptSegmentError: { grpc: status.DATA_LOSS, http: 500 },
+  // auth/'s refusals: no verified client certificate, and a policy that says no.
+  UnauthenticatedError: { grpc: status.UNAUTHENTICATED, http: 401 },
+  PermissionDeniedError: { grpc: status.PERMISSION_DENIED, http: 403 },
 };
 
 const INTERNAL: StatusMapping = { grpc: status.INTERNAL, http: 500 };

@@ -4,6 +4,8 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+import { ACTION_CONSUME, ACTION_PRODUCE } from '../auth/index.js';
+import type { HttpAuthorize } from './auth.js';
 import type { CommitLog, CommitLogRecord, ServerLogger } from './commit-log.js';
 import { InvalidRequestError, isExpectedError, toHttpError, ValueTooLargeError } from './errors.js';
 
@@ -15,6 +17,17 @@ export interface HttpGatewayOptions {
   isReady: () => boolean;
   /** Aborts live tails when the node shuts down. */
   shutdownSignal: AbortSignal;
+  /** Authorization for the routes that touch the log (absent: no checks, plain HTTP). */
+  authorize?: HttpAuthorize;
+}
+
+/** The action a route needs; `undefined` for open routes (probes, 404s, 405s). */
+function routeAction(method: string, path: string): string | undefined {
+  const records = path === '/' || path === '/v1/records' || path.startsWith('/v1/records/');
+  if (!records) return undefined;
+  if (method === 'POST' && !path.startsWith('/v1/records/')) return ACTION_PRODUCE;
+  if (method === 'GET') return ACTION_CONSUME;
+  return undefined;
 }
 
 const MAX_OFFSET = (1n << 64n) - 1n;
@@ -149,6 +162,8 @@ export function createHttpHandler(
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     const method = req.method ?? 'GET';
+    const action = routeAction(method, path);
+    if (action !== undefined) opts.authorize?.(req, action);
     if (path === '/') {
       if (method === 'POST') return produce(req, res, true);
       if (method === 'GET') {

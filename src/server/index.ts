@@ -15,3 +15,10 @@ export {
 } from './errors.js';
 export { ApiServer, ListenError } from './server.js';
 export type { ApiServerOptions, BoundAddress } from './server.js';
+export {
+  GRPC_METHOD_ACTIONS,
+  createAuthInterceptor,
+  createHttpAuthorize,
+  mutualTlsServerCredentials,
+} from './auth.js';
+export type { AuthInterceptorOptions, AuthLogger, HttpAuthorize } from './auth.js';

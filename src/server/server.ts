@@ -3,6 +3,7 @@
 // comes in through the constructor: no globals, so later interceptors (auth,
 // telemetry) and several servers per process (tests) need no changes here.
 import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
@@ -12,6 +13,8 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 
 import { LOG_SERVICE_NAME, LogService, protoRoot } from '../api/index.js';
+import { mutualTlsServerOptions, type Authorizer, type TlsMaterial } from '../auth/index.js';
+import { createAuthInterceptor, createHttpAuthorize, mutualTlsServerCredentials } from './auth.js';
 import type { CommitLog, ServerLister, ServerLogger } from './commit-log.js';
 import { silentLogger } from './commit-log.js';
 import { createHttpHandler } from './http-gateway.js';
@@ -25,6 +28,12 @@ export interface ApiServerOptions {
   interceptors?: grpc.ServerInterceptor[];
   /** Default: insecure (the agent refuses non-loopback binds without TLS or --insecure). */
   credentials?: grpc.ServerCredentials;
+  /**
+   * Mutual TLS and authorization for both APIs: gRPC and HTTPS with client certificates
+   * signed by `tls.ca`, every call on the log checked by `authorizer`. Replaces
+   * `credentials`; the auth interceptor runs before `interceptors`.
+   */
+  security?: { tls: TlsMaterial; authorizer: Authorizer };
   /** Largest record value accepted (default 1 MiB, the log's default). */
   maxRecordBytes?: number;
   /** ProduceStream appends in flight before the server stops reading (default 1024). */
@@ -67,8 +76,12 @@ export class ApiServer {
     this.logger = opts.logger ?? silentLogger;
     const maxRecordBytes = opts.maxRecordBytes ?? 1024 * 1024;
     const maxBatchBytes = opts.maxBatchBytes ?? 1024 * 1024;
+    const security = opts.security;
+    const authInterceptors = security
+      ? [createAuthInterceptor({ authorizer: security.authorizer, logger: this.logger })]
+      : [];
     this.grpcServer = new grpc.Server({
-      interceptors: opts.interceptors ?? [],
+      interceptors: [...authInterceptors, ...(opts.interceptors ?? [])],
       // A ProduceBatch may carry several maximum-size records; room for framing too.
       'grpc.max_receive_message_length': Math.max(4 * 1024 * 1024, maxRecordBytes + 64 * 1024),
       'grpc.max_send_message_length': Math.max(4 * 1024 * 1024, maxBatchBytes + maxRecordBytes),
@@ -97,16 +110,25 @@ export class ApiServer {
       keepCase: true,
     });
     new ReflectionService(definition).addToServer(this.grpcServer);
-    this.credentials = opts.credentials ?? grpc.ServerCredentials.createInsecure();
-    this.httpServer = createServer(
-      createHttpHandler({
-        log: opts.log,
-        logger: this.logger,
-        maxRecordBytes,
-        isReady: () => this.ready,
-        shutdownSignal: this.shutdown.signal,
-      }),
-    );
+    this.credentials = security
+      ? mutualTlsServerCredentials(security.tls)
+      : (opts.credentials ?? grpc.ServerCredentials.createInsecure());
+    const handler = createHttpHandler({
+      log: opts.log,
+      logger: this.logger,
+      maxRecordBytes,
+      isReady: () => this.ready,
+      shutdownSignal: this.shutdown.signal,
+      authorize: security && createHttpAuthorize(security.authorizer, this.logger),
+    });
+    // With TLS the handshake lets unverified clients finish, so that the probes stay
+    // open and a refusal can say why (401); the gateway checks every other route.
+    this.httpServer = security
+      ? createHttpsServer(
+          mutualTlsServerOptions(security.tls, { rejectAtHandshake: false }),
+          handler,
+        )
+      : createServer(handler);
   }
 
   /** Binds gRPC to `host:port` (port 0: any free port) and answers what was bound. */
