@@ -1,21 +1,7 @@
 // Certificate generation with no tool beyond our own package: a CA, server leaves and
 // client leaves, ECDSA P-256 through WebCrypto. Keys leave as PKCS#8 PEM, which Node,
 // grpc-js and openssl all read.
-import 'reflect-metadata'; // @peculiar/x509's decorators need it loaded first
-import {
-  AuthorityKeyIdentifierExtension,
-  BasicConstraintsExtension,
-  ExtendedKeyUsage,
-  ExtendedKeyUsageExtension,
-  KeyUsageFlags,
-  KeyUsagesExtension,
-  SubjectAlternativeNameExtension,
-  SubjectKeyIdentifierExtension,
-  X509Certificate as PeculiarCertificate,
-  X509CertificateGenerator,
-  type Extension,
-  type JsonGeneralName,
-} from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { createPrivateKey, X509Certificate, randomBytes, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 import { CertificateError } from './errors.js';
@@ -28,6 +14,20 @@ const EC_KEY: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
 const EC_SIGNING: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
 const RSA_SIGNING = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
 const DAY_MS = 24 * 60 * 60 * 1000;
+const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
+let x509Module: Promise<typeof X509> | undefined;
+
+/**
+ * @peculiar/x509, loaded on first use: it costs about half a second of start-up that
+ * nodes and clients, which only read certificates, never need. Its decorators need
+ * reflect-metadata loaded before it.
+ */
+function x509(): Promise<typeof X509> {
+  x509Module ??= import('reflect-metadata').then(() => import('@peculiar/x509'));
+  return x509Module;
+}
 
 /** Names every server certificate carries, so local clients can verify it. */
 export const LOOPBACK_HOSTS: readonly string[] = ['localhost', '127.0.0.1', '::1'];
@@ -42,7 +42,7 @@ export interface IssuedCertificate {
 export interface CertificateAuthority extends IssuedCertificate {
   readonly signingKey: CryptoKey;
   readonly signingAlgorithm: Algorithm | EcdsaParams;
-  readonly certificate: PeculiarCertificate;
+  readonly certificate: X509.X509Certificate;
 }
 
 /** When a certificate is valid. Tests use dates in the past to get an expired one. */
@@ -116,9 +116,10 @@ async function privateKeyPem(key: CryptoKey): Promise<string> {
 
 /** Creates a self-signed CA that signs leaves (path length 0: no intermediates). */
 export async function createCa(options: CaOptions = {}): Promise<CertificateAuthority> {
+  const x = await x509();
   const keys = await newKeyPair();
   const name = commonNameDn(options.commonName ?? 'commitlog CA');
-  const certificate = await X509CertificateGenerator.createSelfSigned(
+  const certificate = await x.X509CertificateGenerator.createSelfSigned(
     {
       serialNumber: serialNumber(),
       name,
@@ -126,12 +127,12 @@ export async function createCa(options: CaOptions = {}): Promise<CertificateAuth
       keys,
       signingAlgorithm: EC_SIGNING,
       extensions: [
-        new BasicConstraintsExtension(true, 0, true),
-        new KeyUsagesExtension(
-          KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign | KeyUsageFlags.digitalSignature,
+        new x.BasicConstraintsExtension(true, 0, true),
+        new x.KeyUsagesExtension(
+          x.KeyUsageFlags.keyCertSign | x.KeyUsageFlags.cRLSign | x.KeyUsageFlags.digitalSignature,
           true,
         ),
-        await SubjectKeyIdentifierExtension.create(keys.publicKey, false, webcrypto),
+        await x.SubjectKeyIdentifierExtension.create(keys.publicKey, false, webcrypto),
       ],
     },
     webcrypto,
@@ -191,7 +192,7 @@ export async function loadCa(certPem: string, keyPem: string): Promise<Certifica
     keyPem,
     signingKey,
     signingAlgorithm,
-    certificate: new PeculiarCertificate(certPem),
+    certificate: new (await x509()).X509Certificate(certPem),
   };
 }
 
@@ -199,19 +200,20 @@ async function issue(
   ca: CertificateAuthority,
   commonName: string,
   v: Validity,
-  usages: ExtendedKeyUsage[],
-  sans: JsonGeneralName[],
+  usages: string[],
+  sans: X509.JsonGeneralName[],
 ): Promise<IssuedCertificate> {
+  const x = await x509();
   const keys = await newKeyPair();
-  const extensions: Extension[] = [
-    new BasicConstraintsExtension(false, undefined, true),
-    new KeyUsagesExtension(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyAgreement, true),
-    new ExtendedKeyUsageExtension(usages, false),
-    await SubjectKeyIdentifierExtension.create(keys.publicKey, false, webcrypto),
-    await AuthorityKeyIdentifierExtension.create(ca.certificate.publicKey, false, webcrypto),
+  const extensions: X509.Extension[] = [
+    new x.BasicConstraintsExtension(false, undefined, true),
+    new x.KeyUsagesExtension(x.KeyUsageFlags.digitalSignature | x.KeyUsageFlags.keyAgreement, true),
+    new x.ExtendedKeyUsageExtension(usages, false),
+    await x.SubjectKeyIdentifierExtension.create(keys.publicKey, false, webcrypto),
+    await x.AuthorityKeyIdentifierExtension.create(ca.certificate.publicKey, false, webcrypto),
   ];
-  if (sans.length > 0) extensions.push(new SubjectAlternativeNameExtension(sans, false));
-  const certificate = await X509CertificateGenerator.create(
+  if (sans.length > 0) extensions.push(new x.SubjectAlternativeNameExtension(sans, false));
+  const certificate = await x.X509CertificateGenerator.create(
     {
       serialNumber: serialNumber(),
       subject: commonNameDn(commonName),
@@ -230,9 +232,9 @@ async function issue(
   };
 }
 
-function subjectAltNames(hosts: readonly string[]): JsonGeneralName[] {
+function subjectAltNames(hosts: readonly string[]): X509.JsonGeneralName[] {
   const seen = new Set<string>();
-  const out: JsonGeneralName[] = [];
+  const out: X509.JsonGeneralName[] = [];
   for (const raw of [...LOOPBACK_HOSTS, ...hosts]) {
     const host = raw.trim().replace(/^\[(.*)\]$/, '$1');
     if (host === '' || seen.has(host.toLowerCase())) continue;
@@ -261,7 +263,7 @@ export async function issueServerCertificate(
     ca,
     options.commonName,
     options,
-    [ExtendedKeyUsage.serverAuth, ExtendedKeyUsage.clientAuth],
+    [EKU_SERVER_AUTH, EKU_CLIENT_AUTH],
     subjectAltNames(options.hosts ?? []),
   );
 }
@@ -271,5 +273,5 @@ export async function issueClientCertificate(
   ca: CertificateAuthority,
   options: ClientCertOptions,
 ): Promise<IssuedCertificate> {
-  return issue(ca, options.commonName, options, [ExtendedKeyUsage.clientAuth], []);
+  return issue(ca, options.commonName, options, [EKU_CLIENT_AUTH], []);
 }
