@@ -46,6 +46,7 @@ describe('the gRPC auth interceptor over mutual TLS', () => {
   let server: grpc.Server;
   let port: number;
   let handled = 0;
+  let authorizer: Authorizer;
   const warnings: { fields: object; message: string }[] = [];
   const clients: Record<string, IssuedCertificate | undefined> = {};
 
@@ -53,7 +54,7 @@ describe('the gRPC auth interceptor over mutual TLS', () => {
     dir = await mkdtemp(join(tmpdir(), 'commitlog-interceptor-'));
     await writeFile(join(dir, 'model.conf'), DEFAULT_MODEL_CONF);
     await writeFile(join(dir, 'policy.csv'), DEFAULT_POLICY_CSV);
-    const authorizer = await Authorizer.open({
+    authorizer = await Authorizer.open({
       modelFile: join(dir, 'model.conf'),
       policyFile: join(dir, 'policy.csv'),
     });
@@ -156,15 +157,30 @@ describe('the gRPC auth interceptor over mutual TLS', () => {
   ] as const) {
     it(`refuses ${who === 'none' ? 'no certificate' : `a ${who} certificate`} with UNAUTHENTICATED and logs why`, async () => {
       const before = handled;
+      const asked = authorizer.stats;
       const result = await call(who, 'Produce');
       assert.equal(result.code, grpc.status.UNAUTHENTICATED);
       assert.match(result.details, reason);
       assert.equal(handled, before);
+      const { evaluations, cacheHits } = authorizer.stats;
+      assert.deepEqual(
+        { evaluations, cacheHits },
+        { evaluations: asked.evaluations, cacheHits: asked.cacheHits },
+        'the authorizer was never asked',
+      );
       const logged = warnings.at(-1);
       assert.equal(logged?.message, 'unauthenticated call refused');
       assert.match((logged?.fields as { reason: string }).reason, reason);
     });
   }
+
+  it('evaluates the policy once per (subject, action), then answers from the cache', async () => {
+    const before = authorizer.stats;
+    for (let i = 0; i < 5; i++) assert.equal((await call('root', 'Produce')).code, grpc.status.OK);
+    const after = authorizer.stats;
+    assert.ok(after.evaluations - before.evaluations <= 1, 'at most one evaluation');
+    assert.ok(after.cacheHits - before.cacheHits >= 4);
+  });
 
   it('leaves health open, even without a certificate', async () => {
     assert.equal((await call('none', 'Check')).code, grpc.status.OK);
