@@ -265,7 +265,7 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
             continue;
           }
           const outcome = await next;
-          pending.shift();
+          void pending.shift(); // settled: it is `next`, awaited above
           cancel.signal.throwIfAborted();
           if ('error' in outcome) throw outcome.error;
           if (!call.write({ offset: outcome.offset })) await drained(call, cancel.signal);
