@@ -134,6 +134,7 @@ class Simulation {
   private dupRate: number;
   private maxDelay: number;
   private faults = true;
+  private readonly intensity: number;
   private readonly events: string[] = [];
 
   constructor(private readonly opts: SimOptions) {
@@ -150,6 +151,7 @@ class Simulation {
     this.dropRate = this.rng.next() * 0.1;
     this.dupRate = this.rng.next() * 0.05;
     this.maxDelay = 1 + this.rng.int(4);
+    this.intensity = 0.5 + this.rng.next() * 3;
     const n = this.rng.chance(0.5) ? 3 : 5;
     const ids = Array.from({ length: n }, (_, k) => `n${k + 1}`);
     this.nextNodeNumber = n + 1;
@@ -187,7 +189,8 @@ class Simulation {
   // ---- faults -------------------------------------------------------------------
 
   private injectFault(): void {
-    const r = this.rng.next();
+    // Stormy seeds see several times more faults per step than calm ones.
+    const r = this.rng.next() / this.intensity;
     const all = [...this.nodes.values()];
     const up = all.filter((n) => n.core);
     const down = all.filter((n) => !n.core);
