@@ -6,3 +6,4 @@ export type { ClusterOptions, ClusterMember } from './cluster.js';
 export { runSimulation, SimViolation } from './sim.js';
 export type { SimOptions, SimResult, SimStats } from './sim.js';
 export { Rng } from './rng.js';
+export { CoreNetwork } from './interaction.js';
