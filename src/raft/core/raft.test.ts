@@ -205,7 +205,11 @@ describe('Raft paper §5.4: safety', () => {
     assert.equal(net.core('s1').role, 'follower');
     net.campaign('s1');
     assert.equal(net.core('s1').role, 'leader');
-    assert.equal(net.core('s3').log.term(2), 1, 's3 holds (2, term 1): a majority does');
+    assert.equal(net.core('s3').log.term(2), 1, 's3 holds (2, term 1)');
+    // s2 holds it too, and says so (as it would answer an append of index 2 alone).
+    net.core('s1').step({ type: 'appendResp', from: 's2', to: 's1', term: 3, index: 2, reject: false, hintIndex: 0, hintTerm: 0 });
+    net.stabilize();
+    assert.equal(net.core('s1').status().peers.filter((p) => p.match >= 2).length, 3, 'a majority holds it');
     assert.equal(net.core('s1').log.committed, 1, 'not committed: its term is not the leader\'s');
     // s1 crashes; s5 (last term 2) wins term 4 and overwrites index 2 everywhere.
     net.stop('s1');

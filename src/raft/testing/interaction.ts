@@ -9,11 +9,14 @@ import {
   type Message,
   type NodeId,
   type RaftConfig,
+  type ReadState,
 } from '../core/index.js';
 
 export class CoreNetwork {
   readonly cores = new Map<NodeId, RaftCore>();
   readonly applied = new Map<NodeId, Entry[]>();
+  /** Reads served by each node. */
+  readonly reads = new Map<NodeId, ReadState[]>();
   /** Every message delivered, in order (for assertions on traffic). */
   readonly delivered: Message[] = [];
   private readonly cut = new Set<string>();
@@ -35,6 +38,7 @@ export class CoreNetwork {
     const core = new RaftCore({ checkQuorum: true, preVote: true, ...this.config, id, seed: this.cores.size + 1 }, bootstrapState(conf));
     this.cores.set(id, core);
     this.applied.set(id, []);
+    this.reads.set(id, []);
     return core;
   }
 
@@ -96,6 +100,7 @@ export class CoreNetwork {
           const rd = core.ready();
           if (rd.snapshot) this.applied.set(id, []);
           this.applied.get(id)!.push(...rd.committed);
+          this.reads.get(id)!.push(...rd.readStates);
           for (const m of rd.messages) this.queue.push(m);
           core.advance(rd);
         }

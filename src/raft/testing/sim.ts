@@ -28,6 +28,8 @@ export interface SimOptions {
   readonly livenessSteps?: number;
   /** Override the cores' settings (used by mutation checks and tests). */
   readonly raft?: Partial<RaftConfig>;
+  /** Corrupt one applied entry halfway through (proves that the checker fires). */
+  readonly tamper?: boolean;
 }
 
 export interface SimResult {
@@ -134,6 +136,7 @@ class Simulation {
   private dupRate: number;
   private maxDelay: number;
   private faults = true;
+  private tampered = false;
   private readonly intensity: number;
   private readonly events: string[] = [];
 
@@ -431,7 +434,11 @@ class Simulation {
       if (e.index !== node.sm.length + 1) {
         throw new SimViolation(`${node.id}: applies ${e.index} after ${node.sm.length} (order or duplicate)`);
       }
-      const key = entryKey(e);
+      let key = entryKey(e);
+      if (this.opts.tamper && !this.tampered && this.now > this.opts.steps / 2 && e.type === 'normal') {
+        key += '!';
+        this.tampered = true;
+      }
       node.sm.push(key);
       this.checkApplied(node, e.index, key, e.term);
       const p = node.pending.get(e.index);
