@@ -221,6 +221,7 @@ export class RaftCore {
   propose(data: readonly Uint8Array[]): ProposeResult {
     const refusal = this.refuseProposal();
     if (refusal) return refusal;
+    if (data.length === 0) throw new RangeError('propose needs at least one entry');
     const first = this.log.lastIndex + 1;
     const entries: Entry[] = new Array<Entry>(data.length);
     for (let k = 0; k < data.length; k++) {

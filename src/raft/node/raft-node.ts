@@ -310,6 +310,7 @@ export class RaftNode implements AsyncDisposable {
       p.deferred.reject(abortReason(p.signal));
       return false;
     });
+    if (live.length === 0) return;
     const res = this.core.propose(live.map((p) => p.data));
     if (!res.ok) {
       const err = this.refusalError(res);
