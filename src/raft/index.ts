@@ -8,6 +8,13 @@ export * from './core/index.js';
 export { RaftNode } from './node/raft-node.js';
 export type { RaftNodeOptions, LeaderChange, NodeStatus } from './node/raft-node.js';
 export * from './node/errors.js';
-export type { LogStorage, HardStateStorage, SnapshotPort, SnapshotSink, StoredLog, Transport } from './node/ports.js';
+export type {
+  LogStorage,
+  HardStateStorage,
+  SnapshotPort,
+  SnapshotSink,
+  StoredLog,
+  Transport,
+} from './node/ports.js';
 export type { WireMessage, SnapshotChunk } from './node/messages.js';
 export { encodeMessage, decodeMessage, RaftCodecError, CODEC_VERSION } from './node/codec.js';

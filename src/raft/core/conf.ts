@@ -30,7 +30,7 @@ export function isMember(conf: ConfState, id: NodeId): boolean {
 export function quorumIndex(matches: number[]): number {
   if (matches.length === 0) return 0;
   matches.sort((a, b) => b - a);
-  return matches[(matches.length >> 1) /* majority - 1 */]!;
+  return matches[matches.length >> 1 /* majority - 1 */]!;
 }
 
 export function majority(n: number): number {

@@ -112,7 +112,11 @@ describe('leadership transfer', () => {
     net.propose('n1', 'a', 'b');
     net.heal();
     assert.ok(net.core('n1').transferLeadership('n3').ok);
-    assert.deepEqual(net.core('n1').propose([new Uint8Array(1)]), { ok: false, reason: 'transferring', leader: 'n1' });
+    assert.deepEqual(net.core('n1').propose([new Uint8Array(1)]), {
+      ok: false,
+      reason: 'transferring',
+      leader: 'n1',
+    });
     net.stabilize();
     assert.equal(net.core('n3').role, 'leader');
     assert.deepEqual(net.data('n3'), ['a', 'b']);
@@ -175,6 +179,10 @@ describe('ReadIndex', () => {
     const served = net.reads.get(leader.id)!;
     assert.equal(served.length, 1);
     assert.equal(served[0]!.context, 3);
-    assert.equal(leader.log.term(served[0]!.index), leader.term, "read at the new term's commit index");
+    assert.equal(
+      leader.log.term(served[0]!.index),
+      leader.term,
+      "read at the new term's commit index",
+    );
   });
 });

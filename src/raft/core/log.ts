@@ -96,7 +96,9 @@ export class RaftLog {
     if (entries.length === 0) return;
     const first = entries[0]!.index;
     if (first <= this.committed) {
-      throw new RaftInvariantError(`append at ${first} would overwrite committed ${this.committed}`);
+      throw new RaftInvariantError(
+        `append at ${first} would overwrite committed ${this.committed}`,
+      );
     }
     if (first > this.lastIndex + 1) {
       throw new RaftInvariantError(`append at ${first} leaves a gap after ${this.lastIndex}`);
@@ -138,7 +140,9 @@ export class RaftLog {
 
   /** Entries the driver has not persisted yet. */
   unstable(): Entry[] {
-    return this.stableIndex >= this.lastIndex ? [] : this.slice(this.stableIndex + 1, this.lastIndex + 1, Infinity)!;
+    return this.stableIndex >= this.lastIndex
+      ? []
+      : this.slice(this.stableIndex + 1, this.lastIndex + 1, Infinity)!;
   }
 
   stableTo(index: number, term: number): void {

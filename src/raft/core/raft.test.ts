@@ -28,7 +28,10 @@ describe('Raft paper §5.2: leader election', () => {
   it('randomized timeouts differ between nodes (split votes are rare)', () => {
     const timeouts = new Set<number>();
     for (const id of ['a', 'b', 'c', 'd', 'e']) {
-      const core = new RaftCore({ id, electionTicks: 10, preVote: false }, bootstrapState({ voters: [id, 'x', 'y'], learners: [], addresses: {} }));
+      const core = new RaftCore(
+        { id, electionTicks: 10, preVote: false },
+        bootstrapState({ voters: [id, 'x', 'y'], learners: [], addresses: {} }),
+      );
       let t = 0;
       while (core.role === 'follower') {
         core.tick();
@@ -47,10 +50,22 @@ describe('Raft paper §5.2: leader election', () => {
     net.campaign('n1'); // n1 wins with n2's vote in term 1
     const n2 = net.core('n2');
     assert.equal(n2.vote, 'n1');
-    n2.step({ type: 'vote', from: 'n3', to: 'n2', term: 1, pre: false, lastIndex: 10, lastTerm: 1, force: false });
+    n2.step({
+      type: 'vote',
+      from: 'n3',
+      to: 'n2',
+      term: 1,
+      pre: false,
+      lastIndex: 10,
+      lastTerm: 1,
+      force: false,
+    });
     const rd = n2.ready();
     const resp = rd.messages.find((m) => m.type === 'voteResp');
-    assert.ok(resp && resp.type === 'voteResp' && resp.reject, 'second vote in the same term is refused');
+    assert.ok(
+      resp && resp.type === 'voteResp' && resp.reject,
+      'second vote in the same term is refused',
+    );
     n2.advance(rd);
   });
 
@@ -107,15 +122,27 @@ describe('Raft paper §5.3: log replication', () => {
   });
 
   it('a follower rejects an append whose previous entry does not match (consistency check)', () => {
-    const core = new RaftCore({ id: 'n2' }, bootstrapState({ voters: ids3, learners: [], addresses: {} }));
-    core.step({ type: 'append', from: 'n1', to: 'n2', term: 1, prevIndex: 5, prevTerm: 1, entries: [], commit: 0 });
+    const core = new RaftCore(
+      { id: 'n2' },
+      bootstrapState({ voters: ids3, learners: [], addresses: {} }),
+    );
+    core.step({
+      type: 'append',
+      from: 'n1',
+      to: 'n2',
+      term: 1,
+      prevIndex: 5,
+      prevTerm: 1,
+      entries: [],
+      commit: 0,
+    });
     const rd = core.ready();
     const resp = rd.messages[0]!;
     assert.ok(resp.type === 'appendResp' && resp.reject);
-    assert.equal(resp.hintIndex, 0, 'hint: the follower\'s log ends at 0');
+    assert.equal(resp.hintIndex, 0, "hint: the follower's log ends at 0");
   });
 
-  it('a follower drops a conflicting uncommitted suffix and takes the leader\'s entries', () => {
+  it("a follower drops a conflicting uncommitted suffix and takes the leader's entries", () => {
     const net = new CoreNetwork(ids3);
     net.campaign('n1');
     net.isolate('n1');
@@ -140,7 +167,9 @@ describe('Raft paper §5.3: log replication', () => {
     net.heal();
     net.delivered.length = 0;
     net.tick(2);
-    const rejects = net.delivered.filter((m) => m.type === 'appendResp' && m.reject && m.from === 'n1').length;
+    const rejects = net.delivered.filter(
+      (m) => m.type === 'appendResp' && m.reject && m.from === 'n1',
+    ).length;
     assert.ok(rejects <= 2, `${rejects} rejections for a 50-entry conflict`);
     assert.equal(net.core('n1').log.lastIndex, leader.log.lastIndex);
   });
@@ -197,7 +226,9 @@ describe('Raft paper §5.4: safety', () => {
     assert.equal(net.core('s5').term, 2);
     // s1 wins term 3; it brings s3 up to index 2 (term 1), but its no-op at 3 is lost.
     net.dropIf = (m) =>
-      m.type === 'append' && m.entries.some((e) => e.index >= 3) && net.core(m.to).log.lastIndex >= 2;
+      m.type === 'append' &&
+      m.entries.some((e) => e.index >= 3) &&
+      net.core(m.to).log.lastIndex >= 2;
     net.heal();
     net.stop('s5');
     net.cutLink('s1', 's4');
@@ -207,10 +238,26 @@ describe('Raft paper §5.4: safety', () => {
     assert.equal(net.core('s1').role, 'leader');
     assert.equal(net.core('s3').log.term(2), 1, 's3 holds (2, term 1)');
     // s2 holds it too, and says so (as it would answer an append of index 2 alone).
-    net.core('s1').step({ type: 'appendResp', from: 's2', to: 's1', term: 3, index: 2, reject: false, hintIndex: 0, hintTerm: 0 });
+    net.core('s1').step({
+      type: 'appendResp',
+      from: 's2',
+      to: 's1',
+      term: 3,
+      index: 2,
+      reject: false,
+      hintIndex: 0,
+      hintTerm: 0,
+    });
     net.stabilize();
-    assert.equal(net.core('s1').status().peers.filter((p) => p.match >= 2).length, 3, 'a majority holds it');
-    assert.equal(net.core('s1').log.committed, 1, 'not committed: its term is not the leader\'s');
+    assert.equal(
+      net
+        .core('s1')
+        .status()
+        .peers.filter((p) => p.match >= 2).length,
+      3,
+      'a majority holds it',
+    );
+    assert.equal(net.core('s1').log.committed, 1, "not committed: its term is not the leader's");
     // s1 crashes; s5 (last term 2) wins term 4 and overwrites index 2 everywhere.
     net.stop('s1');
     net.start('s5');
@@ -237,7 +284,10 @@ describe('Raft paper §5.4: safety', () => {
     net.tick(3);
     const reference = net.applied.get('n2')!.map((e) => `${e.index}:${e.term}`);
     for (const id of net.cores.keys()) {
-      assert.deepEqual(net.applied.get(id)!.map((e) => `${e.index}:${e.term}`), reference);
+      assert.deepEqual(
+        net.applied.get(id)!.map((e) => `${e.index}:${e.term}`),
+        reference,
+      );
     }
   });
 });
@@ -248,7 +298,9 @@ describe('Raft paper §6 and thesis: membership changes', () => {
     net.campaign('n1');
     net.propose('n1', 'a');
     net.add('n3');
-    const r1 = net.core('n1').proposeConfChange({ type: 'addLearner', id: 'n3', address: 'n3:8400' });
+    const r1 = net
+      .core('n1')
+      .proposeConfChange({ type: 'addLearner', id: 'n3', address: 'n3:8400' });
     assert.ok(r1.ok);
     net.stabilize();
     assert.deepEqual(net.core('n3').conf.learners, ['n3']);

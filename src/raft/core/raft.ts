@@ -1,6 +1,13 @@
 // The Raft state machine: pure and deterministic. Time enters only through tick(),
 // the network only through step(), and every effect leaves through ready().
-import { decodeConfState, encodeConfState, isMember, isVoter, majority, quorumIndex } from './conf.js';
+import {
+  decodeConfState,
+  encodeConfState,
+  isMember,
+  isVoter,
+  majority,
+  quorumIndex,
+} from './conf.js';
 import { RaftInvariantError, RaftLog } from './log.js';
 import { Progress } from './progress.js';
 import {
@@ -146,7 +153,10 @@ export class RaftCore {
       state.hardState.commit,
       Math.max(state.applied, snap.lastIndex),
     );
-    this.confHistory = [{ index: snap.lastIndex, conf: snap.config }, ...state.configs.map((c) => ({ index: c.index, conf: c.config }))];
+    this.confHistory = [
+      { index: snap.lastIndex, conf: snap.config },
+      ...state.configs.map((c) => ({ index: c.index, conf: c.config })),
+    ];
     this.conf = this.confHistory[this.confHistory.length - 1]!.conf;
     this.term = state.hardState.term;
     this.vote = state.hardState.vote;
@@ -192,7 +202,15 @@ export class RaftCore {
     } else if (m.term < this.term) {
       if (m.type === 'append' || m.type === 'heartbeat') {
         // Tell a deposed leader about the new term (it may be cut off from votes).
-        this.send({ type: 'appendResp', to: m.from, term: this.term, index: 0, reject: true, hintIndex: 0, hintTerm: 0 });
+        this.send({
+          type: 'appendResp',
+          to: m.from,
+          term: this.term,
+          index: 0,
+          reject: true,
+          hintIndex: 0,
+          hintTerm: 0,
+        });
       } else if (m.type === 'vote' && m.pre) {
         this.send({ type: 'voteResp', to: m.from, term: this.term, pre: true, reject: true });
       }
@@ -264,7 +282,8 @@ export class RaftCore {
     this.transferee = target;
     this.electionElapsed = 0;
     const pr = this.prs.get(target)!;
-    if (pr.match === this.log.lastIndex) this.send({ type: 'timeoutNow', to: target, term: this.term });
+    if (pr.match === this.log.lastIndex)
+      this.send({ type: 'timeoutNow', to: target, term: this.term });
     else this.sendAppend(target, true);
     return { ok: true, index: this.log.lastIndex, term: this.term };
   }
@@ -292,11 +311,18 @@ export class RaftCore {
   compact(index: number): SnapshotMeta | undefined {
     index = Math.min(index, this.log.applied);
     if (index <= this.log.snapIndex) return undefined;
-    const meta: SnapshotMeta = { lastIndex: index, lastTerm: this.log.term(index)!, config: this.confAt(index) };
+    const meta: SnapshotMeta = {
+      lastIndex: index,
+      lastTerm: this.log.term(index)!,
+      config: this.confAt(index),
+    };
     this.log.compact(index);
     let k = 0;
     while (k + 1 < this.confHistory.length && this.confHistory[k + 1]!.index <= index) k++;
-    this.confHistory = [{ index, conf: this.confHistory[k]!.conf }, ...this.confHistory.slice(k + 1)];
+    this.confHistory = [
+      { index, conf: this.confHistory[k]!.conf },
+      ...this.confHistory.slice(k + 1),
+    ];
     this.pendingCompaction = meta;
     return meta;
   }
@@ -365,7 +391,13 @@ export class RaftCore {
     const peers: PeerStatus[] = [];
     if (this.role === 'leader') {
       for (const [id, pr] of this.prs) {
-        peers.push({ id, match: id === this.id ? this.log.lastIndex : pr.match, next: pr.next, state: pr.state, learner: pr.learner });
+        peers.push({
+          id,
+          match: id === this.id ? this.log.lastIndex : pr.match,
+          next: pr.next,
+          state: pr.state,
+          learner: pr.learner,
+        });
       }
     }
     return {
@@ -420,7 +452,9 @@ export class RaftCore {
     this.leader = this.id;
     this.resetProgress();
     // A no-op of our own term lets us commit (and learn the commit index) at once.
-    this.appendAsLeader([{ index: this.log.lastIndex + 1, term: this.term, type: 'noop', data: EMPTY }]);
+    this.appendAsLeader([
+      { index: this.log.lastIndex + 1, term: this.term, type: 'noop', data: EMPTY },
+    ]);
   }
 
   private reset(term: number): void {
@@ -446,7 +480,11 @@ export class RaftCore {
   private resetProgress(): void {
     this.prs.clear();
     for (const id of [...this.conf.voters, ...this.conf.learners]) {
-      const pr = new Progress(this.log.lastIndex + 1, this.cfg.maxInflightMsgs, !isVoter(this.conf, id));
+      const pr = new Progress(
+        this.log.lastIndex + 1,
+        this.cfg.maxInflightMsgs,
+        !isVoter(this.conf, id),
+      );
       if (id === this.id) pr.match = this.log.lastIndex;
       this.prs.set(id, pr);
     }
@@ -476,7 +514,9 @@ export class RaftCore {
   }
 
   private hasUnappliedConf(): boolean {
-    return this.confHistory.some((c) => c.index > this.log.applied && c.index <= this.log.committed);
+    return this.confHistory.some(
+      (c) => c.index > this.log.applied && c.index <= this.log.committed,
+    );
   }
 
   private runElection(pre: boolean, force: boolean): void {
@@ -589,7 +629,15 @@ export class RaftCore {
   private handleAppend(m: AppendMessage): void {
     const log = this.log;
     if (m.prevIndex < log.committed) {
-      this.send({ type: 'appendResp', to: m.from, term: this.term, index: log.committed, reject: false, hintIndex: 0, hintTerm: 0 });
+      this.send({
+        type: 'appendResp',
+        to: m.from,
+        term: this.term,
+        index: log.committed,
+        reject: false,
+        hintIndex: 0,
+        hintTerm: 0,
+      });
       return;
     }
     if (log.matchTerm(m.prevIndex, m.prevTerm)) {
@@ -603,7 +651,15 @@ export class RaftCore {
       }
       if (k < m.entries.length) this.appendToLog(k === 0 ? m.entries : m.entries.slice(k));
       log.commitTo(Math.min(m.commit, lastNew));
-      this.send({ type: 'appendResp', to: m.from, term: this.term, index: lastNew, reject: false, hintIndex: 0, hintTerm: 0 });
+      this.send({
+        type: 'appendResp',
+        to: m.from,
+        term: this.term,
+        index: lastNew,
+        reject: false,
+        hintIndex: 0,
+        hintTerm: 0,
+      });
       return;
     }
     const hintIndex = log.findConflictByTerm(Math.min(m.prevIndex, log.lastIndex), m.prevTerm);
@@ -638,7 +694,15 @@ export class RaftCore {
       this.pendingSnapshot = meta;
       this.pendingCompaction = undefined;
     }
-    this.send({ type: 'appendResp', to: m.from, term: this.term, index: log.committed, reject: false, hintIndex: 0, hintTerm: 0 });
+    this.send({
+      type: 'appendResp',
+      to: m.from,
+      term: this.term,
+      index: log.committed,
+      reject: false,
+      hintIndex: 0,
+      hintTerm: 0,
+    });
   }
 
   // ---- leader -------------------------------------------------------------------
@@ -656,7 +720,11 @@ export class RaftCore {
       this.transferee = NONE;
     }
     for (const [id, pr] of this.prs) {
-      if (id !== this.id && pr.state === 'snapshot' && ++pr.snapshotTicks >= this.cfg.snapshotTimeoutTicks) {
+      if (
+        id !== this.id &&
+        pr.state === 'snapshot' &&
+        ++pr.snapshotTicks >= this.cfg.snapshotTimeoutTicks
+      ) {
         this.reportSnapshot(id, false);
       }
     }
@@ -683,7 +751,8 @@ export class RaftCore {
       case 'appendResp':
         pr.recentActive = true;
         if (m.reject) {
-          const hint = m.hintTerm > 0 ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm) : m.hintIndex;
+          const hint =
+            m.hintTerm > 0 ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm) : m.hintIndex;
           if (pr.maybeDecrTo(m.index, hint)) {
             if (pr.state === 'replicate') pr.becomeProbe();
             this.sendAppend(m.from, true);
@@ -749,10 +818,14 @@ export class RaftCore {
     const first = entries[0]!.index;
     if (first <= this.log.lastIndex) {
       const before = this.confHistory.length;
-      while (this.confHistory.length > 1 && this.confHistory[this.confHistory.length - 1]!.index >= first) {
+      while (
+        this.confHistory.length > 1 &&
+        this.confHistory[this.confHistory.length - 1]!.index >= first
+      ) {
         this.confHistory.pop();
       }
-      if (this.confHistory.length !== before) this.applyConf(this.confHistory[this.confHistory.length - 1]!.conf);
+      if (this.confHistory.length !== before)
+        this.applyConf(this.confHistory[this.confHistory.length - 1]!.conf);
     }
     this.log.append(entries);
     for (const e of entries) {
@@ -860,10 +933,21 @@ export class RaftCore {
     const log = this.log;
     const prevIndex = pr.next - 1;
     const prevTerm = log.term(prevIndex);
-    const entries = prevTerm === undefined ? undefined : log.slice(pr.next, log.lastIndex + 1, this.cfg.maxMsgBytes);
+    const entries =
+      prevTerm === undefined
+        ? undefined
+        : log.slice(pr.next, log.lastIndex + 1, this.cfg.maxMsgBytes);
     if (prevTerm === undefined || entries === undefined) return this.sendSnapshot(to, pr);
     if (entries.length === 0 && !sendIfEmpty) return false;
-    this.send({ type: 'append', to, term: this.term, prevIndex, prevTerm, entries, commit: log.committed });
+    this.send({
+      type: 'append',
+      to,
+      term: this.term,
+      prevIndex,
+      prevTerm,
+      entries,
+      commit: log.committed,
+    });
     if (entries.length > 0 && pr.state === 'replicate') {
       const last = entries[entries.length - 1]!.index;
       pr.next = last + 1;

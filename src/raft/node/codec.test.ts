@@ -19,18 +19,55 @@ const conf: fc.Arbitrary<ConfState> = fc.record({
   learners: fc.array(id, { maxLength: 3 }),
   addresses: fc.dictionary(id, fc.string({ maxLength: 20 }), { maxKeys: 4 }),
 });
-const meta: fc.Arbitrary<SnapshotMeta> = fc.record({ lastIndex: uint, lastTerm: uint, config: conf });
+const meta: fc.Arbitrary<SnapshotMeta> = fc.record({
+  lastIndex: uint,
+  lastTerm: uint,
+  config: conf,
+});
 const env = { from: id, to: id, term: uint };
 
 const message: fc.Arbitrary<WireMessage> = fc.oneof(
-  fc.record({ type: fc.constant('vote' as const), ...env, pre: fc.boolean(), lastIndex: uint, lastTerm: uint, force: fc.boolean() }),
-  fc.record({ type: fc.constant('voteResp' as const), ...env, pre: fc.boolean(), reject: fc.boolean() }),
-  fc.record({ type: fc.constant('append' as const), ...env, prevIndex: uint, prevTerm: uint, entries: fc.array(entry, { maxLength: 5 }), commit: uint }),
-  fc.record({ type: fc.constant('appendResp' as const), ...env, index: uint, reject: fc.boolean(), hintIndex: uint, hintTerm: uint }),
+  fc.record({
+    type: fc.constant('vote' as const),
+    ...env,
+    pre: fc.boolean(),
+    lastIndex: uint,
+    lastTerm: uint,
+    force: fc.boolean(),
+  }),
+  fc.record({
+    type: fc.constant('voteResp' as const),
+    ...env,
+    pre: fc.boolean(),
+    reject: fc.boolean(),
+  }),
+  fc.record({
+    type: fc.constant('append' as const),
+    ...env,
+    prevIndex: uint,
+    prevTerm: uint,
+    entries: fc.array(entry, { maxLength: 5 }),
+    commit: uint,
+  }),
+  fc.record({
+    type: fc.constant('appendResp' as const),
+    ...env,
+    index: uint,
+    reject: fc.boolean(),
+    hintIndex: uint,
+    hintTerm: uint,
+  }),
   fc.record({ type: fc.constant('heartbeat' as const), ...env, commit: uint, context: uint }),
   fc.record({ type: fc.constant('heartbeatResp' as const), ...env, context: uint }),
   fc.record({ type: fc.constant('timeoutNow' as const), ...env }),
-  fc.record({ type: fc.constant('snapshotChunk' as const), ...env, meta, offset: uint, data: bytes, done: fc.boolean() }),
+  fc.record({
+    type: fc.constant('snapshotChunk' as const),
+    ...env,
+    meta,
+    offset: uint,
+    data: bytes,
+    done: fc.boolean(),
+  }),
 );
 
 describe('raft message codec', () => {
@@ -63,16 +100,36 @@ describe('raft message codec', () => {
     const other = buf.slice();
     other[0] = CODEC_VERSION + 1;
     assert.throws(() => decodeMessage(other), /unknown message version/);
-    assert.throws(() => encodeMessage({ type: 'timeoutNow', from: 'a', to: 'b', term: 2 ** 53 }), RaftCodecError);
-    assert.throws(() => encodeMessage({ type: 'timeoutNow', from: 'a', to: 'b', term: -1 }), RaftCodecError);
+    assert.throws(
+      () => encodeMessage({ type: 'timeoutNow', from: 'a', to: 'b', term: 2 ** 53 }),
+      RaftCodecError,
+    );
+    assert.throws(
+      () => encodeMessage({ type: 'timeoutNow', from: 'a', to: 'b', term: -1 }),
+      RaftCodecError,
+    );
     // term = 2^53 encoded by hand: eight varint bytes.
     const big = [1, 6, 1, 97, 1, 98, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10];
     assert.throws(() => decodeMessage(Uint8Array.from(big)), RaftCodecError);
   });
 
   it('is compact: an append of 100 small entries costs little beyond the data', () => {
-    const entries: Entry[] = Array.from({ length: 100 }, (_, k) => ({ index: 1_000_000 + k, term: 7, type: 'normal', data: new Uint8Array(10) }));
-    const buf = encodeMessage({ type: 'append', from: 'n1', to: 'n2', term: 7, prevIndex: 999_999, prevTerm: 7, entries, commit: 999_999 });
+    const entries: Entry[] = Array.from({ length: 100 }, (_, k) => ({
+      index: 1_000_000 + k,
+      term: 7,
+      type: 'normal',
+      data: new Uint8Array(10),
+    }));
+    const buf = encodeMessage({
+      type: 'append',
+      from: 'n1',
+      to: 'n2',
+      term: 7,
+      prevIndex: 999_999,
+      prevTerm: 7,
+      entries,
+      commit: 999_999,
+    });
     assert.ok(buf.length < 100 * (10 + 6) + 32, `${buf.length} bytes`);
   });
 });

@@ -10,7 +10,16 @@ export class RaftCodecError extends Error {
   override name = 'RaftCodecError';
 }
 
-const TYPES = ['vote', 'voteResp', 'append', 'appendResp', 'heartbeat', 'heartbeatResp', 'timeoutNow', 'snapshotChunk'] as const;
+const TYPES = [
+  'vote',
+  'voteResp',
+  'append',
+  'appendResp',
+  'heartbeat',
+  'heartbeatResp',
+  'timeoutNow',
+  'snapshotChunk',
+] as const;
 const TYPE_CODE = new Map<string, number>(TYPES.map((t, k) => [t, k]));
 const ENTRY_TYPES: readonly EntryType[] = ['normal', 'noop', 'config'];
 const ENTRY_CODE: Record<EntryType, number> = { normal: 0, noop: 1, config: 2 };
@@ -38,7 +47,8 @@ class Writer {
   }
 
   uint(n: number): void {
-    if (!Number.isSafeInteger(n) || n < 0) throw new RaftCodecError(`not an unsigned safe integer: ${n}`);
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new RaftCodecError(`not an unsigned safe integer: ${n}`);
     this.room(8);
     while (n >= 0x80) {
       this.buf[this.pos++] = (n % 0x80) | 0x80;
@@ -108,7 +118,8 @@ class Reader {
   }
 
   end(): void {
-    if (this.pos !== this.buf.length) throw new RaftCodecError(`${this.buf.length - this.pos} trailing bytes`);
+    if (this.pos !== this.buf.length)
+      throw new RaftCodecError(`${this.buf.length - this.pos} trailing bytes`);
   }
 }
 
@@ -178,7 +189,16 @@ export function decodeMessage(buf: Uint8Array): WireMessage {
   let m: WireMessage;
   switch (type) {
     case 'vote':
-      m = { type, from, to, term, pre: r.bool(), lastIndex: r.uint(), lastTerm: r.uint(), force: r.bool() };
+      m = {
+        type,
+        from,
+        to,
+        term,
+        pre: r.bool(),
+        lastIndex: r.uint(),
+        lastTerm: r.uint(),
+        force: r.bool(),
+      };
       break;
     case 'voteResp':
       m = { type, from, to, term, pre: r.bool(), reject: r.bool() };
@@ -194,7 +214,16 @@ export function decodeMessage(buf: Uint8Array): WireMessage {
       break;
     }
     case 'appendResp':
-      m = { type, from, to, term, index: r.uint(), reject: r.bool(), hintIndex: r.uint(), hintTerm: r.uint() };
+      m = {
+        type,
+        from,
+        to,
+        term,
+        index: r.uint(),
+        reject: r.bool(),
+        hintIndex: r.uint(),
+        hintTerm: r.uint(),
+      };
       break;
     case 'heartbeat':
       m = { type, from, to, term, commit: r.uint(), context: r.uint() };
@@ -206,7 +235,16 @@ export function decodeMessage(buf: Uint8Array): WireMessage {
       m = { type, from, to, term };
       break;
     case 'snapshotChunk':
-      m = { type, from, to, term, meta: readMeta(r), offset: r.uint(), data: r.bytes(), done: r.bool() };
+      m = {
+        type,
+        from,
+        to,
+        term,
+        meta: readMeta(r),
+        offset: r.uint(),
+        data: r.bytes(),
+        done: r.bool(),
+      };
       break;
   }
   r.end();

@@ -8,14 +8,20 @@ export class NotLeaderError extends Error {
     readonly leaderAddress: string | undefined,
     options?: ErrorOptions,
   ) {
-    super(leaderId ? `not the leader; the leader is ${leaderId}` : 'not the leader; no leader known', options);
+    super(
+      leaderId ? `not the leader; the leader is ${leaderId}` : 'not the leader; no leader known',
+      options,
+    );
   }
 }
 
 /** Leadership was lost before the request finished: it may or may not take effect. */
 export class LeadershipLostError extends Error {
   override name = 'LeadershipLostError';
-  constructor(message = 'leadership lost before the request committed; its outcome is unknown', options?: ErrorOptions) {
+  constructor(
+    message = 'leadership lost before the request committed; its outcome is unknown',
+    options?: ErrorOptions,
+  ) {
     super(message, options);
   }
 }
@@ -45,7 +51,10 @@ export class LeadershipTransferFailedError extends Error {
 export class ConfChangeInProgressError extends Error {
   override name = 'ConfChangeInProgressError';
   constructor(options?: ErrorOptions) {
-    super('a configuration change is in progress, or the leader has not committed its first entry', options);
+    super(
+      'a configuration change is in progress, or the leader has not committed its first entry',
+      options,
+    );
   }
 }
 

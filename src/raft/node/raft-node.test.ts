@@ -24,7 +24,9 @@ describe('RaftNode', () => {
     assert.deepEqual(indexes, [indexes[0], indexes[0]! + 1, indexes[0]! + 2]);
     await cluster.waitForApplied(indexes[2]!);
     for (const m of cluster.members.values()) {
-      const data = m.stateMachine.applied.slice(indexes[0]! - 1, indexes[2]).map((d) => dec.decode(d));
+      const data = m.stateMachine.applied
+        .slice(indexes[0]! - 1, indexes[2])
+        .map((d) => dec.decode(d));
       assert.deepEqual(data, ['a', 'b', 'c'], m.id);
     }
   });
@@ -33,7 +35,11 @@ describe('RaftNode', () => {
     await using cluster = await TestCluster.create({ size: 3 });
     const leader = await cluster.waitForLeader();
     const follower = followerOf(cluster, leader.id);
-    await cluster.waitFor(() => (follower.status().leader === leader.id ? true : undefined), 2000, 'follower knows leader');
+    await cluster.waitFor(
+      () => (follower.status().leader === leader.id ? true : undefined),
+      2000,
+      'follower knows leader',
+    );
     const err = await follower.propose(enc.encode('x')).then(
       () => undefined,
       (e: unknown) => e,
@@ -47,7 +53,9 @@ describe('RaftNode', () => {
   it('keeps 1,000 proposals in flight and resolves each once, in index order', async () => {
     await using cluster = await TestCluster.create({ size: 3 });
     const leader = await cluster.waitForLeader();
-    const results = await Promise.all(Array.from({ length: 1000 }, (_, k) => leader.propose(enc.encode(`p${k}`))));
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, (_, k) => leader.propose(enc.encode(`p${k}`))),
+    );
     for (let k = 1; k < results.length; k++) assert.equal(results[k], results[k - 1]! + 1);
     const status = leader.status();
     assert.ok(status.commit >= results[999]!);
@@ -57,7 +65,9 @@ describe('RaftNode', () => {
   it('honours an AbortSignal', async () => {
     await using cluster = await TestCluster.create({ size: 3 });
     const leader = await cluster.waitForLeader();
-    await assert.rejects(leader.propose(enc.encode('x'), { signal: AbortSignal.abort() }), { name: 'AbortError' });
+    await assert.rejects(leader.propose(enc.encode('x'), { signal: AbortSignal.abort() }), {
+      name: 'AbortError',
+    });
     const ctl = new AbortController();
     cluster.network.isolate(leader.id);
     const p = leader.propose(enc.encode('y'), { signal: ctl.signal });
@@ -106,7 +116,12 @@ describe('RaftNode', () => {
     await assert.rejects(leader.promote('n5'), /not valid/);
     const promoted = await leader.promote('n4');
     await cluster.waitForApplied(promoted);
-    assert.deepEqual([...cluster.node('n4').status().config.voters].sort(), ['n1', 'n2', 'n3', 'n4']);
+    assert.deepEqual([...cluster.node('n4').status().config.voters].sort(), [
+      'n1',
+      'n2',
+      'n3',
+      'n4',
+    ]);
     // Resolves once applied on the leader (the removed node may never hear of it).
     await leader.removeNode('n4');
     assert.deepEqual([...leader.status().config.voters].sort(), ['n1', 'n2', 'n3']);

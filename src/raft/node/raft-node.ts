@@ -30,7 +30,13 @@ import {
   ShutdownError,
 } from './errors.js';
 import type { SnapshotChunk, WireMessage } from './messages.js';
-import type { HardStateStorage, LogStorage, SnapshotPort, SnapshotSink, Transport } from './ports.js';
+import type {
+  HardStateStorage,
+  LogStorage,
+  SnapshotPort,
+  SnapshotSink,
+  Transport,
+} from './ports.js';
 
 export interface RaftNodeOptions {
   readonly id: NodeId;
@@ -63,8 +69,8 @@ export interface NodeStatus extends CoreStatus {
 }
 
 interface Deferred<T> {
-  resolve(v: T): void;
-  reject(e: Error): void;
+  resolve: (v: T) => void;
+  reject: (e: Error) => void;
 }
 
 interface PendingProposal extends Deferred<number> {
@@ -132,9 +138,14 @@ export class RaftNode implements AsyncDisposable {
     if (fresh) {
       state = bootstrapState(opts.bootstrap ?? { voters: [], learners: [], addresses: {} });
     } else {
-      const applied = Math.max(opts.applied ?? stored.snapshot.lastIndex, stored.snapshot.lastIndex);
+      const applied = Math.max(
+        opts.applied ?? stored.snapshot.lastIndex,
+        stored.snapshot.lastIndex,
+      );
       if (applied > stored.lastIndex) {
-        throw new RaftStorageError(`the caller applied ${applied} but the log ends at ${stored.lastIndex}`);
+        throw new RaftStorageError(
+          `the caller applied ${applied} but the log ends at ${stored.lastIndex}`,
+        );
       }
       state = {
         hardState: hard ?? { term: 0, vote: NONE, commit: 0 },
@@ -177,7 +188,9 @@ export class RaftNode implements AsyncDisposable {
     if (!res.ok) return Promise.reject(this.refusalError(res));
     this.notify();
     return new Promise<number>((resolve, reject) => {
-      const deferred = withAbort({ resolve, reject }, options.signal, () => this.reads.delete(context));
+      const deferred = withAbort({ resolve, reject }, options.signal, () =>
+        this.reads.delete(context),
+      );
       this.reads.set(context, deferred);
     });
   }
@@ -202,7 +215,9 @@ export class RaftNode implements AsyncDisposable {
     const res = this.core.transferLeadership(target);
     if (!res.ok) {
       return Promise.reject(
-        res.reason === 'invalidConf' ? new InvalidConfChangeError(`${target} is not a voter`) : this.refusalError(res),
+        res.reason === 'invalidConf'
+          ? new InvalidConfChangeError(`${target} is not a voter`)
+          : this.refusalError(res),
       );
     }
     if (target === this.id) return Promise.resolve();
@@ -269,7 +284,10 @@ export class RaftNode implements AsyncDisposable {
 
   private notLeader(): NotLeaderError {
     const leader = this.core.leader;
-    return new NotLeaderError(leader || undefined, leader ? this.core.conf.addresses[leader] : undefined);
+    return new NotLeaderError(
+      leader || undefined,
+      leader ? this.core.conf.addresses[leader] : undefined,
+    );
   }
 
   private refusalError(res: Extract<ProposeResult, { ok: false }>): Error {
@@ -281,7 +299,9 @@ export class RaftNode implements AsyncDisposable {
       case 'confPending':
         return new ConfChangeInProgressError();
       case 'invalidConf':
-        return new InvalidConfChangeError('the configuration change is not valid for the current configuration');
+        return new InvalidConfChangeError(
+          'the configuration change is not valid for the current configuration',
+        );
     }
   }
 
@@ -302,7 +322,8 @@ export class RaftNode implements AsyncDisposable {
     this.batch = [];
     if (batch.length === 0) return;
     if (this.closed) {
-      for (const p of batch) p.deferred.reject(new ShutdownError(undefined, { cause: this.failure }));
+      for (const p of batch)
+        p.deferred.reject(new ShutdownError(undefined, { cause: this.failure }));
       return;
     }
     const live = batch.filter((p) => {
@@ -317,12 +338,24 @@ export class RaftNode implements AsyncDisposable {
       for (const p of live) p.deferred.reject(err);
       return;
     }
-    for (let k = 0; k < live.length; k++) this.track(res.index + k, res.term, live[k]!.deferred, live[k]!.signal);
+    for (let k = 0; k < live.length; k++)
+      this.track(res.index + k, res.term, live[k]!.deferred, live[k]!.signal);
     this.notify();
   }
 
-  private track(index: number, term: number, deferred: Deferred<number>, signal: AbortSignal | undefined): void {
-    const p: PendingProposal = { index, term, settled: false, resolve: deferred.resolve, reject: deferred.reject };
+  private track(
+    index: number,
+    term: number,
+    deferred: Deferred<number>,
+    signal: AbortSignal | undefined,
+  ): void {
+    const p: PendingProposal = {
+      index,
+      term,
+      settled: false,
+      resolve: deferred.resolve,
+      reject: deferred.reject,
+    };
     if (signal) {
       p.signal = signal;
       p.onAbort = () => {
@@ -365,10 +398,18 @@ export class RaftNode implements AsyncDisposable {
     let inc = this.incoming;
     if (c.offset === 0) {
       if (inc) this.dropIncoming(inc, new Error('superseded by a newer snapshot'));
-      inc = { from: c.from, meta: c.meta, sink: this.opts.snapshots.receive(c.meta), offset: 0, chain: Promise.resolve(), failed: false };
+      inc = {
+        from: c.from,
+        meta: c.meta,
+        sink: this.opts.snapshots.receive(c.meta),
+        offset: 0,
+        chain: Promise.resolve(),
+        failed: false,
+      };
       this.incoming = inc;
     }
-    if (!inc || inc.failed || inc.from !== c.from || inc.meta.lastIndex !== c.meta.lastIndex) return;
+    if (!inc || inc.failed || inc.from !== c.from || inc.meta.lastIndex !== c.meta.lastIndex)
+      return;
     if (c.offset !== inc.offset) {
       this.dropIncoming(inc, new Error(`snapshot chunk at ${c.offset}, expected ${inc.offset}`));
       return;
@@ -382,7 +423,13 @@ export class RaftNode implements AsyncDisposable {
       await current.sink.finish();
       if (this.incoming === current) this.incoming = undefined;
       if (this.closed) return;
-      const msg: SnapshotMessage = { type: 'snapshot', from: c.from, to: c.to, term: c.term, meta: c.meta };
+      const msg: SnapshotMessage = {
+        type: 'snapshot',
+        from: c.from,
+        to: c.to,
+        term: c.term,
+        meta: c.meta,
+      };
       this.core.step(msg);
       this.notify();
     });
@@ -468,12 +515,22 @@ export class RaftNode implements AsyncDisposable {
     let offset = 0;
     let prev: Uint8Array | undefined;
     const emit = (data: Uint8Array, done: boolean): void => {
-      this.opts.transport.send({ type: 'snapshotChunk', from: this.id, to: m.to, term: m.term, meta: m.meta, offset, data, done });
+      this.opts.transport.send({
+        type: 'snapshotChunk',
+        from: this.id,
+        to: m.to,
+        term: m.term,
+        meta: m.meta,
+        offset,
+        data,
+        done,
+      });
       offset += data.byteLength;
     };
     // Hold one chunk back so that the last one can carry `done`.
     for await (const chunk of chunks) {
-      if (this.closed || this.core.term !== m.term) throw new LeadershipLostError('snapshot stream abandoned');
+      if (this.closed || this.core.term !== m.term)
+        throw new LeadershipLostError('snapshot stream abandoned');
       if (prev) emit(prev, false);
       prev = chunk;
     }
@@ -517,7 +574,8 @@ export class RaftNode implements AsyncDisposable {
   }
 
   private rejectPending(error: () => Error): void {
-    for (let k = this.pendingHead; k < this.pending.length; k++) this.settle(this.pending[k]!, error());
+    for (let k = this.pendingHead; k < this.pending.length; k++)
+      this.settle(this.pending[k]!, error());
     this.pending = [];
     this.pendingHead = 0;
     for (const d of this.reads.values()) d.reject(error());
@@ -529,7 +587,9 @@ export class RaftNode implements AsyncDisposable {
   private fail(err: Error): void {
     if (this.closed) return;
     this.failure = new RaftStorageError('a storage port failed; the node stopped', { cause: err });
-    this.shutdown(new ShutdownError('the raft node stopped after a storage failure', { cause: this.failure }));
+    this.shutdown(
+      new ShutdownError('the raft node stopped after a storage failure', { cause: this.failure }),
+    );
   }
 
   private shutdown(reason: ShutdownError): void {
@@ -547,14 +607,20 @@ export class RaftNode implements AsyncDisposable {
 }
 
 function abortReason(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted', 'AbortError');
+  return signal.reason instanceof Error
+    ? signal.reason
+    : new DOMException('The operation was aborted', 'AbortError');
 }
 
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-function withAbort<T>(d: Deferred<T>, signal: AbortSignal | undefined, onAbort: () => void): Deferred<T> {
+function withAbort<T>(
+  d: Deferred<T>,
+  signal: AbortSignal | undefined,
+  onAbort: () => void,
+): Deferred<T> {
   if (!signal) return d;
   const listener = (): void => {
     onAbort();

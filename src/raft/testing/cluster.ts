@@ -1,7 +1,12 @@
 // A cluster of RaftNodes over in-memory ports, for tests of anything built on Raft.
 import type { ConfState, NodeId, RaftConfig } from '../core/index.js';
 import { RaftNode } from '../node/raft-node.js';
-import { MemoryHardStateStorage, MemoryLogStorage, MemoryNetwork, MemoryStateMachine } from './memory.js';
+import {
+  MemoryHardStateStorage,
+  MemoryLogStorage,
+  MemoryNetwork,
+  MemoryStateMachine,
+} from './memory.js';
 
 export interface ClusterOptions {
   /** Founding voters n1..nN (default 3). */
@@ -65,15 +70,23 @@ export class TestCluster implements AsyncDisposable {
 
   /** Resolves with a leader, optionally other than `not`, within the deadline. */
   async waitForLeader(timeoutMs = 5000, not?: NodeId): Promise<RaftNode> {
-    return this.waitFor(() => {
-      const l = this.leader();
-      return l && l.id !== not ? l : undefined;
-    }, timeoutMs, 'a leader');
+    return this.waitFor(
+      () => {
+        const l = this.leader();
+        return l && l.id !== not ? l : undefined;
+      },
+      timeoutMs,
+      'a leader',
+    );
   }
 
   /** Waits until every running member has applied at least `index`. */
   async waitForApplied(index: number, timeoutMs = 5000): Promise<void> {
-    await this.waitFor(() => (this.running().every((n) => n.status().applied >= index) ? true : undefined), timeoutMs, `applied ${index} everywhere`);
+    await this.waitFor(
+      () => (this.running().every((n) => n.status().applied >= index) ? true : undefined),
+      timeoutMs,
+      `applied ${index} everywhere`,
+    );
   }
 
   /** Polls `probe` on every leader change and every few milliseconds until it answers. */
@@ -82,7 +95,8 @@ export class TestCluster implements AsyncDisposable {
     for (;;) {
       const v = probe();
       if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new ClusterTimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      if (Date.now() > deadline)
+        throw new ClusterTimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`);
       await new Promise<void>((resolve) => {
         const unsubscribe = this.running().map((n) => n.onLeaderChange(() => done()));
         const timer = setTimeout(() => done(), 2);

@@ -35,7 +35,10 @@ export class CoreNetwork {
 
   /** Adds a node with an empty log and the given configuration (empty: a joiner). */
   add(id: NodeId, conf: ConfState = { voters: [], learners: [], addresses: {} }): RaftCore {
-    const core = new RaftCore({ checkQuorum: true, preVote: true, ...this.config, id, seed: this.cores.size + 1 }, bootstrapState(conf));
+    const core = new RaftCore(
+      { checkQuorum: true, preVote: true, ...this.config, id, seed: this.cores.size + 1 },
+      bootstrapState(conf),
+    );
     this.cores.set(id, core);
     this.applied.set(id, []);
     this.reads.set(id, []);
@@ -109,7 +112,13 @@ export class CoreNetwork {
       const batch = this.queue;
       this.queue = [];
       for (const m of batch) {
-        if (this.down.has(m.to) || this.down.has(m.from) || this.cut.has(`${m.from}>${m.to}`) || this.dropIf?.(m)) continue;
+        if (
+          this.down.has(m.to) ||
+          this.down.has(m.from) ||
+          this.cut.has(`${m.from}>${m.to}`) ||
+          this.dropIf?.(m)
+        )
+          continue;
         const to = this.cores.get(m.to);
         if (!to) continue;
         this.delivered.push(m);

@@ -2,14 +2,25 @@
 // objects to a new node to simulate a restart) and can be told to fail.
 import type { ConfState, Entry, HardState, NodeId, SnapshotMeta } from '../core/index.js';
 import { decodeConfState } from '../core/index.js';
-import type { HardStateStorage, LogStorage, SnapshotPort, SnapshotSink, StoredLog, Transport } from '../node/ports.js';
+import type {
+  HardStateStorage,
+  LogStorage,
+  SnapshotPort,
+  SnapshotSink,
+  StoredLog,
+  Transport,
+} from '../node/ports.js';
 import type { WireMessage } from '../node/messages.js';
 
 export class MemoryStorageError extends Error {
   override name = 'MemoryStorageError';
 }
 
-const NO_SNAPSHOT: SnapshotMeta = { lastIndex: 0, lastTerm: 0, config: { voters: [], learners: [], addresses: {} } };
+const NO_SNAPSHOT: SnapshotMeta = {
+  lastIndex: 0,
+  lastTerm: 0,
+  config: { voters: [], learners: [], addresses: {} },
+};
 
 export class MemoryLogStorage implements LogStorage {
   snapshot: SnapshotMeta = NO_SNAPSHOT;
@@ -31,7 +42,8 @@ export class MemoryLogStorage implements LogStorage {
     const configs: { index: number; config: ConfState }[] = [];
     for (let k = this.head; k < this.buf.length; k++) {
       const e = this.buf[k]!;
-      if (termRuns.length === 0 || termRuns[termRuns.length - 1]![1] !== e.term) termRuns.push([e.index, e.term]);
+      if (termRuns.length === 0 || termRuns[termRuns.length - 1]![1] !== e.term)
+        termRuns.push([e.index, e.term]);
       if (e.type === 'config') configs.push({ index: e.index, config: decodeConfState(e.data) });
     }
     return { snapshot: this.snapshot, lastIndex: this.lastIndex, termRuns, configs };
@@ -39,7 +51,9 @@ export class MemoryLogStorage implements LogStorage {
 
   async entries(lo: number, hi: number): Promise<Entry[]> {
     if (lo < this.firstIndex || hi > this.lastIndex + 1) {
-      throw new MemoryStorageError(`entries [${lo}, ${hi}) outside [${this.firstIndex}, ${this.lastIndex + 1})`);
+      throw new MemoryStorageError(
+        `entries [${lo}, ${hi}) outside [${this.firstIndex}, ${this.lastIndex + 1})`,
+      );
     }
     const base = this.head - this.firstIndex;
     return this.buf.slice(base + lo, base + hi);
@@ -54,14 +68,17 @@ export class MemoryLogStorage implements LogStorage {
     this.check();
     if (entries.length === 0) return;
     if (entries[0]!.index !== this.lastIndex + 1) {
-      throw new MemoryStorageError(`append at ${entries[0]!.index}, expected ${this.lastIndex + 1}`);
+      throw new MemoryStorageError(
+        `append at ${entries[0]!.index}, expected ${this.lastIndex + 1}`,
+      );
     }
     for (const e of entries) this.buf.push(e);
   }
 
   async truncateSuffix(from: number): Promise<void> {
     this.check();
-    if (from <= this.snapshot.lastIndex) throw new MemoryStorageError(`truncate at ${from} below the snapshot`);
+    if (from <= this.snapshot.lastIndex)
+      throw new MemoryStorageError(`truncate at ${from} below the snapshot`);
     if (from <= this.lastIndex) this.buf.length = this.head + from - this.firstIndex;
   }
 
@@ -156,7 +173,9 @@ export class MemoryStateMachine implements SnapshotPort {
     this.staged.clear();
     this.applied = decodeList(concat(chunks));
     if (this.applied.length !== meta.lastIndex) {
-      throw new MemoryStorageError(`snapshot holds ${this.applied.length} entries, expected ${meta.lastIndex}`);
+      throw new MemoryStorageError(
+        `snapshot holds ${this.applied.length} entries, expected ${meta.lastIndex}`,
+      );
     }
     this.installs++;
   }

@@ -28,7 +28,13 @@ if (values.help) {
 const seeds = values.seed !== undefined ? 1 : Number(values.seeds);
 const steps = Number(values.steps);
 const first = values.seed !== undefined ? Number(values.seed) : 1;
-if (!Number.isSafeInteger(seeds) || seeds < 1 || !Number.isSafeInteger(steps) || steps < 1 || !Number.isSafeInteger(first)) {
+if (
+  !Number.isSafeInteger(seeds) ||
+  seeds < 1 ||
+  !Number.isSafeInteger(steps) ||
+  steps < 1 ||
+  !Number.isSafeInteger(first)
+) {
   console.error(HELP);
   process.exit(2);
 }
@@ -47,5 +53,7 @@ for (let seed = first; seed < first + seeds; seed++) {
     console.log(`  replay: npm run sim:raft -- --seed ${seed} --steps ${steps}`);
   }
 }
-console.log(`raft-sim: ${seeds} seeds, ${totalSteps} steps, ${violations} violations (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+console.log(
+  `raft-sim: ${seeds} seeds, ${totalSteps} steps, ${violations} violations (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+);
 process.exit(violations > 0 ? 1 : 0);

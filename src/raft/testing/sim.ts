@@ -95,9 +95,21 @@ export function runSimulation(opts: SimOptions): SimResult {
     if (!(err instanceof SimViolation)) {
       // An exception from the core (an invariant it checks itself) is a violation too.
       const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      return { seed: opts.seed, steps: opts.steps, violation: text, trace: sim.trace(), stats: sim.stats };
+      return {
+        seed: opts.seed,
+        steps: opts.steps,
+        violation: text,
+        trace: sim.trace(),
+        stats: sim.stats,
+      };
     }
-    return { seed: opts.seed, steps: opts.steps, violation: err.message, trace: sim.trace(), stats: sim.stats };
+    return {
+      seed: opts.seed,
+      steps: opts.steps,
+      violation: err.message,
+      trace: sim.trace(),
+      stats: sim.stats,
+    };
   }
 }
 
@@ -241,7 +253,8 @@ class Simulation {
     const termRuns: [number, number][] = [];
     const configs: { index: number; config: ConfState }[] = [];
     for (const e of d.entries) {
-      if (termRuns.length === 0 || termRuns[termRuns.length - 1]![1] !== e.term) termRuns.push([e.index, e.term]);
+      if (termRuns.length === 0 || termRuns[termRuns.length - 1]![1] !== e.term)
+        termRuns.push([e.index, e.term]);
       if (e.type === 'config') configs.push({ index: e.index, config: decodeConf(e) });
     }
     const state: RestoreState = {
@@ -254,8 +267,13 @@ class Simulation {
       applied: d.snap.lastIndex,
     };
     node.sm = d.snapState.slice();
-    node.core = new RaftCore({ ...this.raftConfig, id: node.id, seed: this.opts.seed + this.now }, state);
-    this.event(`${node.id} restarts (term ${d.hard.term}, commit ${d.hard.commit}, last ${state.lastIndex})`);
+    node.core = new RaftCore(
+      { ...this.raftConfig, id: node.id, seed: this.opts.seed + this.now },
+      state,
+    );
+    this.event(
+      `${node.id} restarts (term ${d.hard.term}, commit ${d.hard.commit}, last ${state.lastIndex})`,
+    );
   }
 
   private changeMembership(): void {
@@ -310,7 +328,9 @@ class Simulation {
   private clientPropose(): void {
     const up = [...this.nodes.values()].filter((n) => n.core);
     if (up.length === 0) return;
-    const node = this.rng.chance(0.8) ? (this.leaderNode() ?? this.rng.pick(up)) : this.rng.pick(up);
+    const node = this.rng.chance(0.8)
+      ? (this.leaderNode() ?? this.rng.pick(up))
+      : this.rng.pick(up);
     const count = 1 + this.rng.int(3);
     const data: Uint8Array[] = [];
     for (let k = 0; k < count; k++) data.push(payload(this.nextPayload++));
@@ -318,7 +338,10 @@ class Simulation {
     if (!res.ok) return;
     this.stats.proposed += count;
     for (let k = 0; k < count; k++) {
-      node.pending.set(res.index + k, { term: res.term, key: entryKey({ index: 0, term: res.term, type: 'normal', data: data[k]! }) });
+      node.pending.set(res.index + k, {
+        term: res.term,
+        key: entryKey({ index: 0, term: res.term, type: 'normal', data: data[k]! }),
+      });
     }
   }
 
@@ -358,14 +381,17 @@ class Simulation {
     if (rd.snapshot) {
       const staged = node.staged;
       if (!staged || staged.meta.lastIndex !== rd.snapshot.lastIndex) {
-        throw new SimViolation(`${node.id}: snapshot ${rd.snapshot.lastIndex} to install was never received`);
+        throw new SimViolation(
+          `${node.id}: snapshot ${rd.snapshot.lastIndex} to install was never received`,
+        );
       }
       d.snap = rd.snapshot;
       d.snapState = staged.state.slice();
       d.entries = [];
       node.sm = staged.state.slice();
       node.staged = undefined;
-      for (let i = 1; i <= node.sm.length; i++) this.checkApplied(node, i, node.sm[i - 1]!, undefined);
+      for (let i = 1; i <= node.sm.length; i++)
+        this.checkApplied(node, i, node.sm[i - 1]!, undefined);
       this.stats.snapshotsInstalled++;
       this.event(`${node.id} installs snapshot at ${rd.snapshot.lastIndex}`);
     }
@@ -377,13 +403,18 @@ class Simulation {
       }
       d.entries.length = keep;
       for (const e of rd.entries) {
-        const prevTerm = e.index - 1 === d.snap.lastIndex ? d.snap.lastTerm : d.entries[d.entries.length - 1]!.term;
+        const prevTerm =
+          e.index - 1 === d.snap.lastIndex
+            ? d.snap.lastTerm
+            : d.entries[d.entries.length - 1]!.term;
         const id = `${e.index}:${e.term}`;
         const value = `${entryKey(e)}|${prevTerm}`;
         const seen = this.logRegistry.get(id);
         if (seen === undefined) this.logRegistry.set(id, value);
         else if (seen !== value) {
-          throw new SimViolation(`log matching: ${node.id} holds ${id} as ${value}, another node as ${seen}`);
+          throw new SimViolation(
+            `log matching: ${node.id} holds ${id} as ${value}, another node as ${seen}`,
+          );
         }
         d.entries.push(e);
       }
@@ -399,7 +430,9 @@ class Simulation {
     let state: string[] | undefined;
     if (m.type === 'snapshot') {
       if (node.sm.length < m.meta.lastIndex) {
-        throw new SimViolation(`${node.id}: snapshot at ${m.meta.lastIndex} beyond applied ${node.sm.length}`);
+        throw new SimViolation(
+          `${node.id}: snapshot at ${m.meta.lastIndex} beyond applied ${node.sm.length}`,
+        );
       }
       state = node.sm.slice(0, m.meta.lastIndex);
     }
@@ -421,7 +454,8 @@ class Simulation {
       const cut = (this.partition.get(msg.from) ?? 0) !== (this.partition.get(msg.to) ?? 0);
       if (!to?.core || cut || this.rng.chance(this.dropRate)) {
         // A dropped snapshot stream is noticed by its sender (the stream fails).
-        if (msg.type === 'snapshot' && this.rng.chance(0.5)) this.nodes.get(msg.from)?.core?.reportSnapshot(msg.to, false);
+        if (msg.type === 'snapshot' && this.rng.chance(0.5))
+          this.nodes.get(msg.from)?.core?.reportSnapshot(msg.to, false);
         continue;
       }
       if (msg.type === 'snapshot') to.staged = { meta: msg.meta, state: f.state! };
@@ -432,10 +466,17 @@ class Simulation {
   private apply(node: SimNode, rd: Ready): void {
     for (const e of rd.committed) {
       if (e.index !== node.sm.length + 1) {
-        throw new SimViolation(`${node.id}: applies ${e.index} after ${node.sm.length} (order or duplicate)`);
+        throw new SimViolation(
+          `${node.id}: applies ${e.index} after ${node.sm.length} (order or duplicate)`,
+        );
       }
       let key = entryKey(e);
-      if (this.opts.tamper && !this.tampered && this.now > this.opts.steps / 2 && e.type === 'normal') {
+      if (
+        this.opts.tamper &&
+        !this.tampered &&
+        this.now > this.opts.steps / 2 &&
+        e.type === 'normal'
+      ) {
         key += '!';
         this.tampered = true;
       }
@@ -458,12 +499,16 @@ class Simulation {
     const seen = this.applied[index - 1];
     if (seen === undefined) {
       if (index !== this.applied.length + 1) {
-        throw new SimViolation(`${node.id}: applied ${index} before anyone applied ${this.applied.length + 1}`);
+        throw new SimViolation(
+          `${node.id}: applied ${index} before anyone applied ${this.applied.length + 1}`,
+        );
       }
       this.applied.push(key);
       this.appliedTerms.push(term ?? -1);
     } else if (seen !== key) {
-      throw new SimViolation(`state machine safety: ${node.id} applied ${key} at ${index}, another node ${seen}`);
+      throw new SimViolation(
+        `state machine safety: ${node.id} applied ${key} at ${index}, another node ${seen}`,
+      );
     } else if (term !== undefined && this.appliedTerms[index - 1] === -1) {
       this.appliedTerms[index - 1] = term;
     }
@@ -476,7 +521,9 @@ class Simulation {
       node.reads.delete(rs.context);
       this.stats.reads++;
       if (rs.index < floor) {
-        throw new SimViolation(`linearizability: read ${rs.context} at ${rs.index} misses acknowledged write ${floor}`);
+        throw new SimViolation(
+          `linearizability: read ${rs.context} at ${rs.index} misses acknowledged write ${floor}`,
+        );
       }
     }
   }
@@ -485,7 +532,8 @@ class Simulation {
     const d = node.disk;
     const drop = meta.lastIndex - d.snap.lastIndex;
     if (drop <= 0) return;
-    if (node.sm.length < meta.lastIndex) throw new SimViolation(`${node.id}: compaction beyond applied`);
+    if (node.sm.length < meta.lastIndex)
+      throw new SimViolation(`${node.id}: compaction beyond applied`);
     d.entries = d.entries.slice(drop);
     d.snap = meta;
     d.snapState = node.sm.slice(0, meta.lastIndex);
@@ -506,7 +554,9 @@ class Simulation {
     for (let i = log.snapIndex + 1; i <= this.applied.length; i++) {
       const t = this.appliedTerms[i - 1]!;
       if (t !== -1 && log.term(i) !== t) {
-        throw new SimViolation(`leader completeness: ${node.id} (term ${ss.term}) lacks committed entry ${i}@${t}`);
+        throw new SimViolation(
+          `leader completeness: ${node.id} (term ${ss.term}) lacks committed entry ${i}@${t}`,
+        );
       }
     }
   }
@@ -514,10 +564,14 @@ class Simulation {
   private checkNode(node: SimNode): void {
     const log = node.core!.log;
     if (!(log.applied <= log.committed && log.committed <= log.lastIndex)) {
-      throw new SimViolation(`${node.id}: applied ${log.applied} <= commit ${log.committed} <= last ${log.lastIndex} broken`);
+      throw new SimViolation(
+        `${node.id}: applied ${log.applied} <= commit ${log.committed} <= last ${log.lastIndex} broken`,
+      );
     }
     if (node.sm.length !== log.applied) {
-      throw new SimViolation(`${node.id}: state machine at ${node.sm.length}, core applied ${log.applied}`);
+      throw new SimViolation(
+        `${node.id}: state machine at ${node.sm.length}, core applied ${log.applied}`,
+      );
     }
   }
 
@@ -544,16 +598,22 @@ class Simulation {
         }
       }
       const members = [...core.conf.voters, ...core.conf.learners];
-      const caughtUp = members.every((id) => this.nodes.get(id)?.core?.log.applied === core.log.committed);
+      const caughtUp = members.every(
+        (id) => this.nodes.get(id)?.core?.log.applied === core.log.committed,
+      );
       if (ackedCount >= 3 && caughtUp && core.log.committed === core.log.lastIndex) {
         this.checkAcked();
         return;
       }
     }
     const roles = [...this.nodes.values()].map((n) =>
-      n.core ? `${n.id}:${n.core.role}@${n.core.term} c${n.core.log.committed}/a${n.core.log.applied}/l${n.core.log.lastIndex} voters=${n.core.conf.voters.join(',')}` : `${n.id}:down`,
+      n.core
+        ? `${n.id}:${n.core.role}@${n.core.term} c${n.core.log.committed}/a${n.core.log.applied}/l${n.core.log.lastIndex} voters=${n.core.conf.voters.join(',')}`
+        : `${n.id}:down`,
     );
-    throw new SimViolation(`liveness: no progress within ${maxSteps} fault-free steps (${roles.join(' ')})`);
+    throw new SimViolation(
+      `liveness: no progress within ${maxSteps} fault-free steps (${roles.join(' ')})`,
+    );
   }
 
   /** Every acknowledged write is applied, at its index, on every member. */
@@ -563,7 +623,9 @@ class Simulation {
       const node = this.nodes.get(id)!;
       for (const [index, key] of this.acked) {
         if (node.sm[index - 1] !== key) {
-          throw new SimViolation(`acknowledged write lost: ${node.id} has ${node.sm[index - 1]} at ${index}, acked ${key}`);
+          throw new SimViolation(
+            `acknowledged write lost: ${node.id} has ${node.sm[index - 1]} at ${index}, acked ${key}`,
+          );
         }
       }
     }
