@@ -148,6 +148,11 @@ class Simulation {
   private dupRate: number;
   private maxDelay: number;
   private faults = true;
+  /** A new leader scheduled to crash soon (leader churn leaves old-term tails about). */
+  private doomed: { id: NodeId; at: number } | undefined;
+  private readonly churn: number;
+  private readonly skew: boolean;
+  private readonly tickRates = new Map<NodeId, number>();
   private tampered = false;
   private readonly intensity: number;
   private readonly events: string[] = [];
@@ -167,11 +172,23 @@ class Simulation {
     this.dupRate = this.rng.next() * 0.05;
     this.maxDelay = 1 + this.rng.int(4);
     this.intensity = 0.5 + this.rng.next() * 3;
+    this.churn = this.rng.chance(0.5) ? 0 : this.rng.next() * 0.5;
+    this.skew = this.rng.chance(0.5);
     const n = this.rng.chance(0.5) ? 3 : 5;
     const ids = Array.from({ length: n }, (_, k) => `n${k + 1}`);
     this.nextNodeNumber = n + 1;
     const conf: ConfState = { voters: ids, learners: [], addresses: {} };
     for (const id of ids) this.addNode(id, conf);
+  }
+
+  /** Each node's clock runs at its own rate (skew), fixed per seed and node. */
+  private tickRate(id: NodeId): number {
+    let rate = this.tickRates.get(id);
+    if (rate === undefined) {
+      rate = this.skew ? 0.15 + this.rng.next() * 0.3 : 0.3;
+      this.tickRates.set(id, rate);
+    }
+    return rate;
   }
 
   trace(): string[] {
@@ -193,11 +210,16 @@ class Simulation {
     this.now++;
     this.deliver();
     for (const node of this.nodes.values()) {
-      if (node.core && this.rng.chance(0.3)) node.core.tick();
+      if (node.core && this.rng.chance(this.tickRate(node.id))) node.core.tick();
     }
     if (this.faults) this.injectFault();
+    if (this.faults && this.doomed && this.now >= this.doomed.at) {
+      const node = this.nodes.get(this.doomed.id)!;
+      this.doomed = undefined;
+      if (node.core) this.crash(node);
+    }
     if (this.faults && this.rng.chance(0.3)) this.clientPropose();
-    if (this.rng.chance(0.02)) this.clientRead();
+    if (this.rng.chance(0.05)) this.clientRead();
     for (const node of this.nodes.values()) this.processReady(node);
   }
 
@@ -346,8 +368,10 @@ class Simulation {
   }
 
   private clientRead(): void {
-    const leader = this.leaderNode();
-    if (!leader) return;
+    // Any node that believes it leads, stale ones included: they must not serve reads.
+    const leaders = [...this.nodes.values()].filter((n) => n.core?.role === 'leader');
+    if (leaders.length === 0) return;
+    const leader = this.rng.pick(leaders);
     const ctx = this.nextReadContext++;
     if (leader.core!.readIndex(ctx).ok) leader.reads.set(ctx, this.maxAckedIndex);
   }
@@ -549,6 +573,9 @@ class Simulation {
       throw new SimViolation(`election safety: ${prev} and ${node.id} both lead term ${ss.term}`);
     }
     this.leaders.set(ss.term, node.id);
+    if (this.faults && !this.doomed && this.rng.chance(this.churn)) {
+      this.doomed = { id: node.id, at: this.now + this.rng.int(8) };
+    }
     // Leader completeness: every entry applied anywhere is in the new leader's log.
     const log = node.core!.log;
     for (let i = log.snapIndex + 1; i <= this.applied.length; i++) {
