@@ -99,6 +99,24 @@ describe('RaftNode', () => {
     assert.equal(cluster.members.get(follower.id)!.stateMachine.appliedIndex, last);
   });
 
+  it('resumes applying after what a durable state machine says it applied', async () => {
+    await using cluster = await TestCluster.create({ size: 3 });
+    const leader = await cluster.waitForLeader();
+    const follower = followerOf(cluster, leader.id);
+    const first = await leader.propose(enc.encode('one'));
+    await cluster.waitForApplied(first);
+    await cluster.stop(follower.id);
+    const second = await leader.propose(enc.encode('two'));
+    const sm = cluster.members.get(follower.id)!.stateMachine;
+    assert.equal(sm.appliedIndex, first);
+    await cluster.restart(follower.id, { keepState: true });
+    await cluster.waitForApplied(second);
+    // apply() throws on a repeat, so reaching `second` proves nothing was re-applied.
+    assert.equal(sm.appliedIndex, second);
+    assert.equal(dec.decode(sm.applied[second - 1]), 'two');
+    assert.equal(cluster.node(follower.id).status().closed, false);
+  });
+
   it('sends a chunked snapshot to a learner that needs compacted entries, then promotes it', async () => {
     await using cluster = await TestCluster.create({ size: 3, raft: { retainEntries: 0 } });
     const leader = await cluster.waitForLeader();

@@ -445,10 +445,17 @@ export class RaftNode implements AsyncDisposable {
   }
 
   private async loop(): Promise<void> {
+    let turns = 0;
     while (!this.closed) {
       if (!this.core.hasReady()) {
+        turns = 0;
         await new Promise<void>((resolve) => (this.wake = resolve));
         continue;
+      }
+      if (++turns % 64 === 0) {
+        // Under constant load every await resolves at once: let timers and I/O run.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.closed) return;
       }
       const rd = this.core.ready();
       try {

@@ -118,15 +118,20 @@ export class TestCluster implements AsyncDisposable {
     await node.close();
   }
 
-  /** Restarts a stopped member from its ports; its state machine restarts from the snapshot. */
-  async restart(id: NodeId): Promise<RaftNode> {
+  /**
+   * Restarts a member from its ports. By default its state machine is volatile and
+   * restarts from the snapshot the log starts at; `keepState` keeps what it applied
+   * (a durable state machine), so the node resumes applying after it.
+   */
+  async restart(id: NodeId, options: { keepState?: boolean } = {}): Promise<RaftNode> {
     const m = this.members.get(id);
     if (!m) throw new RangeError(`${id} is not a member`);
     await this.stop(id);
-    // The state machine is volatile: rebuild it from the snapshot the log starts at.
-    const sm = new MemoryStateMachine();
-    sm.applied = m.stateMachine.applied.slice(0, m.log.snapshot.lastIndex);
-    m.stateMachine = sm;
+    if (!options.keepState) {
+      const sm = new MemoryStateMachine();
+      sm.applied = m.stateMachine.applied.slice(0, m.log.snapshot.lastIndex);
+      m.stateMachine = sm;
+    }
     return this.startMember(m, undefined);
   }
 

@@ -3,10 +3,11 @@
 import { parseArgs } from 'node:util';
 import { runSimulation } from './sim.js';
 
-const HELP = `usage: sim:raft [--seeds N] [--steps M] [--seed S] [--verbose]
+const HELP = `usage: sim:raft [--seeds N] [--steps M] [--from F] [--seed S] [--verbose]
 
-Runs the deterministic Raft simulation: N seeds (default 200) starting at S
+Runs the deterministic Raft simulation: N seeds (default 200) starting at F
 (default 1), M faulty steps each (default 1500), then a fault-free liveness phase.
+--seed S replays the single seed S. --verbose prints each seed's statistics.
 A failing seed prints its violation, a trace of its last events and the command
 that replays it. The last line is
   raft-sim: <seeds> seeds, <steps> steps, <violations> violations
@@ -17,6 +18,7 @@ const { values } = parseArgs({
     seeds: { type: 'string', default: '200' },
     steps: { type: 'string', default: '1500' },
     seed: { type: 'string' },
+    from: { type: 'string', default: '1' },
     verbose: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -27,7 +29,7 @@ if (values.help) {
 }
 const seeds = values.seed !== undefined ? 1 : Number(values.seeds);
 const steps = Number(values.steps);
-const first = values.seed !== undefined ? Number(values.seed) : 1;
+const first = Number(values.seed ?? values.from);
 if (
   !Number.isSafeInteger(seeds) ||
   seeds < 1 ||
