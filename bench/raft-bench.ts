@@ -1,5 +1,6 @@
 // `npm run bench:raft [-- --runs R --seconds S]`: committed proposals per second on
-// 3 and 5 in-memory nodes (zero-latency transport), with 1 and 1,000 proposals in
+// 3 and 5 in-memory nodes (zero-latency transport; 1 node as the baseline without
+// replication), with 1 and 1,000 proposals in
 // flight, and the CPU time per committed entry. Prints the median of R runs.
 import { parseArgs } from 'node:util';
 import { TestCluster } from '../src/raft/testing/index.js';
@@ -61,7 +62,7 @@ function median(xs: number[]): number {
 console.log(
   `raft-bench: ${payload.byteLength}-byte entries, ${runs} runs x ${seconds} s per case, median`,
 );
-for (const nodes of [3, 5]) {
+for (const nodes of [1, 3, 5]) {
   for (const inFlight of [1, 1000]) {
     const samples: Sample[] = [];
     for (let r = 0; r < runs; r++) samples.push(await runCase(nodes, inFlight));
