@@ -425,6 +425,11 @@ class Simulation {
       if (keep < 0 || keep > d.entries.length) {
         throw new SimViolation(`${node.id}: entries at ${first} do not continue the stored log`);
       }
+      if (keep < d.entries.length && first <= d.hard.commit) {
+        throw new SimViolation(
+          `${node.id} truncates from ${first}, below its commit index ${d.hard.commit}`,
+        );
+      }
       d.entries.length = keep;
       for (const e of rd.entries) {
         const prevTerm =
@@ -445,6 +450,8 @@ class Simulation {
     }
     if (rd.hardState) {
       if (rd.hardState.term < d.hard.term) throw new SimViolation(`${node.id}: term went back`);
+      if (rd.hardState.commit < d.hard.commit)
+        throw new SimViolation(`${node.id}: commit index went back`);
       d.hard = rd.hardState;
     }
   }
