@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TestCluster, addressOf } from '../testing/index.js';
+import {
+  MemoryHardStateStorage,
+  MemoryLogStorage,
+  MemoryNetwork,
+  MemoryStateMachine,
+  TestCluster,
+  addressOf,
+} from '../testing/index.js';
 import {
   ConfChangeInProgressError,
   LeadershipLostError,
@@ -8,6 +15,7 @@ import {
   RaftStorageError,
   ShutdownError,
 } from './errors.js';
+import { RaftNode } from './raft-node.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -199,5 +207,58 @@ describe('RaftNode', () => {
     assert.ok(err instanceof ShutdownError);
     assert.ok(err.cause instanceof RaftStorageError);
     assert.equal(leader.status().closed, true);
+  });
+});
+
+describe('RaftNode persistence order', () => {
+  it('persists term, vote and entries before sending any message that depends on them', async () => {
+    const network = new MemoryNetwork();
+    const ids = ['n1', 'n2', 'n3'];
+    const stores = new Map(
+      ids.map((id) => [id, { log: new MemoryLogStorage(), hard: new MemoryHardStateStorage() }]),
+    );
+    const violations: string[] = [];
+    let checked = 0;
+    const nodes = await Promise.all(
+      ids.map((id) => {
+        const inner = network.transport(id);
+        const { log, hard } = stores.get(id)!;
+        const sm = new MemoryStateMachine();
+        return RaftNode.start({
+          id,
+          logStorage: log,
+          hardStateStorage: hard,
+          snapshots: sm,
+          apply: sm.apply,
+          bootstrap: { voters: ids, learners: [], addresses: {} },
+          tickMs: 2,
+          transport: {
+            listen: (h) => inner.listen(h),
+            send: (m) => {
+              checked++;
+              const hs = hard.state;
+              const pre = (m.type === 'vote' || m.type === 'voteResp') && m.pre;
+              if (!pre && (hs?.term ?? 0) < m.term)
+                violations.push(`${m.type} of term ${m.term} before the term was saved`);
+              if (m.type === 'voteResp' && !m.pre && !m.reject && hs?.vote !== m.to)
+                violations.push('vote sent before it was saved');
+              if (m.type === 'appendResp' && !m.reject && log.lastIndex < m.index)
+                violations.push(`ack of ${m.index} before it was stored`);
+              inner.send(m);
+            },
+          },
+        });
+      }),
+    );
+    try {
+      const leader = await new Promise<RaftNode>((resolve) => {
+        for (const n of nodes) n.onLeaderChange((c) => c.role === 'leader' && resolve(n));
+      });
+      await Promise.all(Array.from({ length: 200 }, (_, k) => leader.propose(enc.encode(`e${k}`))));
+    } finally {
+      for (const n of nodes) await n.close();
+    }
+    assert.deepEqual(violations, []);
+    assert.ok(checked > 10);
   });
 });
