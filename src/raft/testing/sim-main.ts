@@ -52,7 +52,10 @@ for (let seed = first; seed < first + seeds; seed++) {
     violations++;
     console.log(`seed ${seed} FAILED: ${result.violation}`);
     for (const line of result.trace) console.log(`  ${line}`);
-    console.log(`  replay: npm run sim:raft -- --seed ${seed} --steps ${steps}`);
+    const at = result.failedAtStep ?? steps;
+    // A safety violation at step k reproduces with --steps k: the run is the same prefix.
+    const replaySteps = at <= steps ? at : steps;
+    console.log(`  replay: npm run sim:raft -- --seed ${seed} --steps ${replaySteps}`);
   }
 }
 console.log(

@@ -36,6 +36,11 @@ export interface SimResult {
   readonly seed: number;
   readonly steps: number;
   readonly violation?: string;
+  /**
+   * The step at which the violation was found. A run with `steps` set to it is the same
+   * run up to that step, so it reproduces a safety violation with the shortest trace.
+   */
+  readonly failedAtStep?: number;
   /** The last events before the violation, to replay and read. */
   readonly trace: readonly string[];
   readonly stats: SimStats;
@@ -88,28 +93,25 @@ const MAX_NODES = 7;
 
 export function runSimulation(opts: SimOptions): SimResult {
   const sim = new Simulation(opts);
+  const fail = (s: Simulation) => ({
+    seed: opts.seed,
+    steps: opts.steps,
+    failedAtStep: s.stepNumber,
+    trace: s.trace(),
+    stats: s.stats,
+  });
   try {
     sim.run();
     return { seed: opts.seed, steps: opts.steps, trace: [], stats: sim.stats };
   } catch (err) {
-    if (!(err instanceof SimViolation)) {
-      // An exception from the core (an invariant it checks itself) is a violation too.
-      const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      return {
-        seed: opts.seed,
-        steps: opts.steps,
-        violation: text,
-        trace: sim.trace(),
-        stats: sim.stats,
-      };
-    }
-    return {
-      seed: opts.seed,
-      steps: opts.steps,
-      violation: err.message,
-      trace: sim.trace(),
-      stats: sim.stats,
-    };
+    // An exception from the core (an invariant it checks itself) is a violation too.
+    const violation =
+      err instanceof SimViolation
+        ? err.message
+        : err instanceof Error
+          ? `${err.name}: ${err.message}`
+          : String(err);
+    return { ...fail(sim), violation };
   }
 }
 
@@ -189,6 +191,10 @@ class Simulation {
       this.tickRates.set(id, rate);
     }
     return rate;
+  }
+
+  get stepNumber(): number {
+    return this.now;
   }
 
   trace(): string[] {
