@@ -58,7 +58,6 @@ for (let seed = first; seed < first + seeds; seed++) {
     console.log(`  replay: npm run sim:raft -- --seed ${seed} --steps ${replaySteps}`);
   }
 }
-console.log(
-  `raft-sim: ${seeds} seeds, ${totalSteps} steps, ${violations} violations (${((Date.now() - started) / 1000).toFixed(1)} s)`,
-);
+console.log(`elapsed ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.log(`raft-sim: ${seeds} seeds, ${totalSteps} steps, ${violations} violations`);
 process.exit(violations > 0 ? 1 : 0);
