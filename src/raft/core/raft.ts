@@ -1,0 +1,1031 @@
+// The Raft state machine: pure and deterministic. Time enters only through tick(),
+// the network only through step(), and every effect leaves through ready().
+import {
+  decodeConfState,
+  encodeConfState,
+  isMember,
+  isVoter,
+  majority,
+  quorumIndex,
+} from './conf.js';
+import { RaftInvariantError, RaftLog } from './log.js';
+import { Progress } from './progress.js';
+import {
+  NONE,
+  type AppendMessage,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type HeartbeatMessage,
+  type Message,
+  type NodeId,
+  type ProposeResult,
+  type ReadState,
+  type Ready,
+  type RefusalReason,
+  type RestoreState,
+  type Role,
+  type SnapshotMeta,
+  type SnapshotMessage,
+  type SoftState,
+  type VoteMessage,
+} from './types.js';
+
+export interface RaftConfig {
+  readonly id: NodeId;
+  /** Followers campaign after a random timeout in [electionTicks, 2*electionTicks). */
+  readonly electionTicks?: number;
+  readonly heartbeatTicks?: number;
+  readonly preVote?: boolean;
+  readonly checkQuorum?: boolean;
+  /** Bound on the entry bytes of one append message. */
+  readonly maxMsgBytes?: number;
+  /** Appends in flight per follower in replicate state. */
+  readonly maxInflightMsgs?: number;
+  /** Bound on the entry bytes handed to the state machine per Ready. */
+  readonly maxApplyBytes?: number;
+  /** Applied entries kept in memory for lagging followers; older ones need a snapshot. */
+  readonly retainEntries?: number;
+  /** Ticks a follower may stay in snapshot state before the leader retries. */
+  readonly snapshotTimeoutTicks?: number;
+  /** Seed of the election-timeout randomness. */
+  readonly seed?: number;
+}
+
+type Defaults = Required<RaftConfig>;
+
+/** The state of a brand-new member of `conf` (term 0, empty log). */
+export function bootstrapState(conf: ConfState): RestoreState {
+  return {
+    hardState: { term: 0, vote: NONE, commit: 0 },
+    snapshot: { lastIndex: 0, lastTerm: 0, config: conf },
+    lastIndex: 0,
+    termRuns: [],
+    configs: [],
+    entries: [],
+    applied: 0,
+  };
+}
+
+export const EMPTY_CONF: ConfState = { voters: [], learners: [], addresses: {} };
+
+export interface PeerStatus {
+  readonly id: NodeId;
+  readonly match: number;
+  readonly next: number;
+  readonly state: string;
+  readonly learner: boolean;
+}
+
+export interface CoreStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly leader: NodeId;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+  readonly firstIndex: number;
+  readonly config: ConfState;
+  /** Leader only. */
+  readonly peers: readonly PeerStatus[];
+}
+
+export class RaftCore {
+  readonly id: NodeId;
+  private readonly cfg: Defaults;
+  readonly log = new RaftLog();
+  term = 0;
+  vote: NodeId = NONE;
+  leader: NodeId = NONE;
+  role: Role = 'follower';
+  conf: ConfState;
+  /** Configurations in force from their index on; the first is the snapshot's. */
+  private confHistory: { index: number; conf: ConfState }[];
+  private readonly prs = new Map<NodeId, Progress>();
+  private votes = new Map<NodeId, boolean>();
+  private msgs: Message[] = [];
+  private readStates: ReadState[] = [];
+  /** Leader: reads waiting for a quorum of heartbeat acks at or after their context. */
+  private pendingReads: ReadState[] = [];
+  /** Leader: reads waiting for the first commit of this term. */
+  private readsBeforeCommit: number[] = [];
+  private ackedContext = new Map<NodeId, number>();
+  private latestReadContext = 0;
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  private transferee: NodeId = NONE;
+  private pendingSnapshot: SnapshotMeta | undefined;
+  private pendingCompaction: SnapshotMeta | undefined;
+  private prevHard: HardState;
+  private prevSoft: SoftState;
+  private rng: number;
+
+  constructor(config: RaftConfig, state: RestoreState) {
+    this.id = config.id;
+    const electionTicks = config.electionTicks ?? 10;
+    this.cfg = {
+      id: config.id,
+      electionTicks,
+      heartbeatTicks: config.heartbeatTicks ?? 1,
+      preVote: config.preVote ?? true,
+      checkQuorum: config.checkQuorum ?? true,
+      maxMsgBytes: config.maxMsgBytes ?? 1024 * 1024,
+      maxInflightMsgs: config.maxInflightMsgs ?? 256,
+      maxApplyBytes: config.maxApplyBytes ?? 64 * 1024 * 1024,
+      retainEntries: config.retainEntries ?? 10_000,
+      snapshotTimeoutTicks: config.snapshotTimeoutTicks ?? 10 * electionTicks,
+      seed: config.seed ?? 1,
+    };
+    if (this.cfg.heartbeatTicks >= this.cfg.electionTicks) {
+      throw new RangeError('heartbeatTicks must be smaller than electionTicks');
+    }
+    this.rng = (this.cfg.seed ^ hashId(config.id)) >>> 0 || 1;
+    const snap = state.snapshot;
+    this.log.restore(
+      snap.lastIndex,
+      snap.lastTerm,
+      state.lastIndex,
+      state.termRuns,
+      state.entries,
+      state.hardState.commit,
+      Math.max(state.applied, snap.lastIndex),
+    );
+    this.confHistory = [
+      { index: snap.lastIndex, conf: snap.config },
+      ...state.configs.map((c) => ({ index: c.index, conf: c.config })),
+    ];
+    this.conf = this.confHistory[this.confHistory.length - 1]!.conf;
+    this.term = state.hardState.term;
+    this.vote = state.hardState.vote;
+    this.prevHard = { term: this.term, vote: this.vote, commit: this.log.committed };
+    this.resetProgress();
+    this.becomeFollower(this.term, NONE);
+    this.prevSoft = this.softState();
+  }
+
+  // ---- inputs -------------------------------------------------------------------
+
+  tick(): void {
+    if (this.role === 'leader') this.tickLeader();
+    else this.tickElection();
+  }
+
+  /** Starts an election now (tests, or an operator's "campaign" command). */
+  campaign(): void {
+    if (this.role !== 'leader' && this.promotable()) this.hup(false);
+  }
+
+  step(m: Message): void {
+    if (m.to !== this.id) return;
+    if (m.term > this.term) {
+      if (m.type === 'vote') {
+        const inLease =
+          this.cfg.checkQuorum &&
+          this.leader !== NONE &&
+          this.electionElapsed < this.cfg.electionTicks;
+        // A node that hears from a leader ignores would-be leaders: this keeps a
+        // partitioned or removed node from deposing a healthy leader.
+        if (inLease && !m.force) return;
+      }
+      if (m.type === 'vote' && m.pre) {
+        // A pre-vote never changes our term.
+      } else if (m.type === 'voteResp' && m.pre && !m.reject) {
+        // Granted pre-votes carry the term we would campaign in.
+      } else {
+        const lead =
+          m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot' ? m.from : NONE;
+        this.becomeFollower(m.term, lead);
+      }
+    } else if (m.term < this.term) {
+      if (m.type === 'append' || m.type === 'heartbeat') {
+        // Tell a deposed leader about the new term (it may be cut off from votes).
+        this.send({
+          type: 'appendResp',
+          to: m.from,
+          term: this.term,
+          index: 0,
+          reject: true,
+          hintIndex: 0,
+          hintTerm: 0,
+        });
+      } else if (m.type === 'vote' && m.pre) {
+        this.send({ type: 'voteResp', to: m.from, term: this.term, pre: true, reject: true });
+      }
+      return;
+    }
+
+    if (m.type === 'vote') {
+      this.handleVote(m);
+      return;
+    }
+    switch (this.role) {
+      case 'leader':
+        this.stepLeader(m);
+        break;
+      case 'candidate':
+      case 'preCandidate':
+        this.stepCandidate(m);
+        break;
+      case 'follower':
+        this.stepFollower(m);
+        break;
+    }
+  }
+
+  /** Appends client data (leader only); all of it or none. */
+  propose(data: readonly Uint8Array[]): ProposeResult {
+    const refusal = this.refuseProposal();
+    if (refusal) return refusal;
+    if (data.length === 0) throw new RangeError('propose needs at least one entry');
+    const first = this.log.lastIndex + 1;
+    const entries: Entry[] = new Array<Entry>(data.length);
+    for (let k = 0; k < data.length; k++) {
+      entries[k] = { index: first + k, term: this.term, type: 'normal', data: data[k]! };
+    }
+    this.appendAsLeader(entries);
+    return { ok: true, index: first, term: this.term };
+  }
+
+  proposeConfChange(change: ConfChange): ProposeResult {
+    const refusal = this.refuseProposal();
+    if (refusal) return refusal;
+    const lastConfIndex = this.confHistory[this.confHistory.length - 1]!.index;
+    if (lastConfIndex > this.log.committed || this.log.term(this.log.committed) !== this.term) {
+      return this.refuse('confPending');
+    }
+    const next = applyChange(this.conf, change);
+    if (!next) return this.refuse('invalidConf');
+    const index = this.log.lastIndex + 1;
+    this.appendAsLeader([{ index, term: this.term, type: 'config', data: encodeConfState(next) }]);
+    return { ok: true, index, term: this.term };
+  }
+
+  /** Asks for a linearizable read; the answer arrives as a ReadState with this context. */
+  readIndex(context: number): ProposeResult {
+    if (this.role !== 'leader') return this.refuse('notLeader');
+    if (this.log.term(this.log.committed) !== this.term) {
+      // Our commit index may lag the true one until an entry of this term commits.
+      this.readsBeforeCommit.push(context);
+      return { ok: true, index: 0, term: this.term };
+    }
+    this.registerRead(context);
+    return { ok: true, index: this.log.committed, term: this.term };
+  }
+
+  transferLeadership(target: NodeId): ProposeResult {
+    if (this.role !== 'leader') return this.refuse('notLeader');
+    if (target === this.id) return { ok: true, index: this.log.lastIndex, term: this.term };
+    if (!isVoter(this.conf, target)) return this.refuse('invalidConf');
+    this.transferee = target;
+    this.electionElapsed = 0;
+    const pr = this.prs.get(target)!;
+    if (pr.match === this.log.lastIndex)
+      this.send({ type: 'timeoutNow', to: target, term: this.term });
+    else this.sendAppend(target, true);
+    return { ok: true, index: this.log.lastIndex, term: this.term };
+  }
+
+  /** The driver failed (or finished) streaming a snapshot to `to`. */
+  reportSnapshot(to: NodeId, ok: boolean): void {
+    const pr = this.prs.get(to);
+    if (this.role !== 'leader' || !pr || pr.state !== 'snapshot') return;
+    if (!ok) pr.pendingSnapshot = 0;
+    pr.becomeProbe();
+    // Wait for the next heartbeat answer before probing.
+    pr.probeSent = true;
+  }
+
+  /** The driver could not deliver to `to` (connection refused): stop streaming. */
+  reportUnreachable(to: NodeId): void {
+    const pr = this.prs.get(to);
+    if (this.role === 'leader' && pr && pr.state === 'replicate') pr.becomeProbe();
+  }
+
+  /**
+   * The caller's state is stable up to `index` (<= applied): the log may drop entries
+   * up to there. Returns the compaction point, or undefined when nothing changes.
+   */
+  compact(index: number): SnapshotMeta | undefined {
+    index = Math.min(index, this.log.applied);
+    if (index <= this.log.snapIndex) return undefined;
+    const meta: SnapshotMeta = {
+      lastIndex: index,
+      lastTerm: this.log.term(index)!,
+      config: this.confAt(index),
+    };
+    this.log.compact(index);
+    let k = 0;
+    while (k + 1 < this.confHistory.length && this.confHistory[k + 1]!.index <= index) k++;
+    this.confHistory = [
+      { index, conf: this.confHistory[k]!.conf },
+      ...this.confHistory.slice(k + 1),
+    ];
+    this.pendingCompaction = meta;
+    return meta;
+  }
+
+  // ---- outputs ------------------------------------------------------------------
+
+  hasReady(): boolean {
+    return (
+      this.msgs.length > 0 ||
+      this.log.lastIndex > this.log.stableIndex ||
+      this.log.committed > this.log.applied ||
+      this.pendingSnapshot !== undefined ||
+      this.pendingCompaction !== undefined ||
+      this.readStates.length > 0 ||
+      !sameHard(this.hardState(), this.prevHard) ||
+      !sameSoft(this.softState(), this.prevSoft)
+    );
+  }
+
+  /** Collects pending work. Call advance(ready) once it is done, before the next ready(). */
+  ready(): Ready {
+    const hs = this.hardState();
+    const ss = this.softState();
+    const entries = this.log.unstable();
+    const hardChanged = !sameHard(hs, this.prevHard);
+    const rd: Ready = {
+      softState: sameSoft(ss, this.prevSoft) ? undefined : ss,
+      hardState: hardChanged ? hs : undefined,
+      snapshot: this.pendingSnapshot,
+      entries,
+      messages: this.msgs,
+      committed: this.log.toApply(this.cfg.maxApplyBytes),
+      readStates: this.readStates,
+      compacted: this.pendingCompaction,
+      mustSync:
+        entries.length > 0 ||
+        this.pendingSnapshot !== undefined ||
+        (hardChanged && (hs.term !== this.prevHard.term || hs.vote !== this.prevHard.vote)),
+    };
+    this.msgs = [];
+    this.readStates = [];
+    this.prevSoft = ss;
+    return rd;
+  }
+
+  advance(rd: Ready): void {
+    if (rd.hardState) this.prevHard = rd.hardState;
+    if (rd.snapshot === this.pendingSnapshot) this.pendingSnapshot = undefined;
+    if (rd.compacted === this.pendingCompaction) this.pendingCompaction = undefined;
+    const lastEntry = rd.entries[rd.entries.length - 1];
+    if (lastEntry) this.log.stableTo(lastEntry.index, lastEntry.term);
+    const lastApplied = rd.committed[rd.committed.length - 1];
+    if (lastApplied && lastApplied.index > this.log.applied) this.log.applied = lastApplied.index;
+    this.log.releaseMemory(this.log.applied - this.cfg.retainEntries);
+  }
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  softState(): SoftState {
+    return { role: this.role, leader: this.leader, term: this.term };
+  }
+
+  status(): CoreStatus {
+    const peers: PeerStatus[] = [];
+    if (this.role === 'leader') {
+      for (const [id, pr] of this.prs) {
+        peers.push({
+          id,
+          match: id === this.id ? this.log.lastIndex : pr.match,
+          next: pr.next,
+          state: pr.state,
+          learner: pr.learner,
+        });
+      }
+    }
+    return {
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      leader: this.leader,
+      commit: this.log.committed,
+      applied: this.log.applied,
+      lastIndex: this.log.lastIndex,
+      firstIndex: this.log.snapIndex + 1,
+      config: this.conf,
+      peers,
+    };
+  }
+
+  /** The configuration in force at index (the last one appended at or before it). */
+  confAt(index: number): ConfState {
+    let conf = this.confHistory[0]!.conf;
+    for (const c of this.confHistory) {
+      if (c.index > index) break;
+      conf = c.conf;
+    }
+    return conf;
+  }
+
+  // ---- roles --------------------------------------------------------------------
+
+  private becomeFollower(term: number, leader: NodeId): void {
+    this.reset(term);
+    this.role = 'follower';
+    this.leader = leader;
+  }
+
+  private becomePreCandidate(): void {
+    // Term and vote stay as they are: a pre-vote that fails leaves no trace.
+    this.votes = new Map();
+    this.role = 'preCandidate';
+    this.leader = NONE;
+    this.dropLeaderState();
+  }
+
+  private becomeCandidate(): void {
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = 'candidate';
+  }
+
+  private becomeLeader(): void {
+    this.reset(this.term);
+    this.role = 'leader';
+    this.leader = this.id;
+    this.resetProgress();
+    // A no-op of our own term lets us commit (and learn the commit index) at once.
+    this.appendAsLeader([
+      { index: this.log.lastIndex + 1, term: this.term, type: 'noop', data: EMPTY },
+    ]);
+  }
+
+  private reset(term: number): void {
+    if (term !== this.term) {
+      this.term = term;
+      this.vote = NONE;
+    }
+    this.leader = NONE;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.randomizedElectionTimeout = this.cfg.electionTicks + this.random(this.cfg.electionTicks);
+    this.votes = new Map();
+    this.dropLeaderState();
+  }
+
+  private dropLeaderState(): void {
+    this.transferee = NONE;
+    this.pendingReads = [];
+    this.readsBeforeCommit = [];
+    this.ackedContext = new Map();
+  }
+
+  private resetProgress(): void {
+    this.prs.clear();
+    for (const id of [...this.conf.voters, ...this.conf.learners]) {
+      const pr = new Progress(
+        this.log.lastIndex + 1,
+        this.cfg.maxInflightMsgs,
+        !isVoter(this.conf, id),
+      );
+      if (id === this.id) pr.match = this.log.lastIndex;
+      this.prs.set(id, pr);
+    }
+  }
+
+  private promotable(): boolean {
+    return isVoter(this.conf, this.id);
+  }
+
+  // ---- elections ----------------------------------------------------------------
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.hup(false);
+    }
+  }
+
+  private hup(force: boolean): void {
+    if (this.log.committed > this.log.applied && this.hasUnappliedConf()) {
+      // A configuration change we have not applied may remove us: wait for it.
+      return;
+    }
+    if (this.cfg.preVote && !force) this.runElection(true, false);
+    else this.runElection(false, force);
+  }
+
+  private hasUnappliedConf(): boolean {
+    return this.confHistory.some(
+      (c) => c.index > this.log.applied && c.index <= this.log.committed,
+    );
+  }
+
+  private runElection(pre: boolean, force: boolean): void {
+    if (pre) this.becomePreCandidate();
+    else this.becomeCandidate();
+    const voteTerm = pre ? this.term + 1 : this.term;
+    if (this.poll(this.id, true) === 'won') {
+      if (pre) this.runElection(false, force);
+      else this.becomeLeader();
+      return;
+    }
+    for (const id of this.conf.voters) {
+      if (id === this.id) continue;
+      this.send({
+        type: 'vote',
+        to: id,
+        term: voteTerm,
+        pre,
+        lastIndex: this.log.lastIndex,
+        lastTerm: this.log.lastTerm(),
+        force,
+      });
+    }
+  }
+
+  private poll(id: NodeId, granted: boolean): 'won' | 'lost' | 'pending' {
+    if (!this.votes.has(id)) this.votes.set(id, granted);
+    let yes = 0;
+    let no = 0;
+    for (const v of this.conf.voters) {
+      const g = this.votes.get(v);
+      if (g === true) yes++;
+      else if (g === false) no++;
+    }
+    const need = majority(this.conf.voters.length);
+    if (yes >= need) return 'won';
+    if (no > this.conf.voters.length - need) return 'lost';
+    return 'pending';
+  }
+
+  private handleVote(m: VoteMessage): void {
+    const canVote =
+      this.vote === m.from ||
+      (this.vote === NONE && this.leader === NONE) ||
+      (m.pre && m.term > this.term);
+    if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {
+      this.send({ type: 'voteResp', to: m.from, term: m.term, pre: m.pre, reject: false });
+      if (!m.pre) {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.send({ type: 'voteResp', to: m.from, term: this.term, pre: m.pre, reject: true });
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    switch (m.type) {
+      case 'append':
+      case 'heartbeat':
+      case 'snapshot':
+        this.becomeFollower(m.term, m.from);
+        this.stepFollower(m);
+        break;
+      case 'voteResp': {
+        if (m.pre !== (this.role === 'preCandidate')) return;
+        const result = this.poll(m.from, !m.reject);
+        if (result === 'won') {
+          if (this.role === 'preCandidate') this.runElection(false, false);
+          else {
+            this.becomeLeader();
+          }
+        } else if (result === 'lost') {
+          this.becomeFollower(this.term, NONE);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  // ---- follower -----------------------------------------------------------------
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case 'append':
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleAppend(m);
+        break;
+      case 'heartbeat':
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleHeartbeat(m);
+        break;
+      case 'snapshot':
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleSnapshot(m);
+        break;
+      case 'timeoutNow':
+        if (this.promotable()) this.hup(true);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private handleAppend(m: AppendMessage): void {
+    const log = this.log;
+    if (m.prevIndex < log.committed) {
+      this.send({
+        type: 'appendResp',
+        to: m.from,
+        term: this.term,
+        index: log.committed,
+        reject: false,
+        hintIndex: 0,
+        hintTerm: 0,
+      });
+      return;
+    }
+    if (log.matchTerm(m.prevIndex, m.prevTerm)) {
+      const lastNew = m.prevIndex + m.entries.length;
+      // Skip entries we already hold; append from the first conflict on.
+      let k = 0;
+      while (k < m.entries.length) {
+        const e = m.entries[k]!;
+        if (e.index > log.lastIndex || log.term(e.index) !== e.term) break;
+        k++;
+      }
+      if (k < m.entries.length) this.appendToLog(k === 0 ? m.entries : m.entries.slice(k));
+      log.commitTo(Math.min(m.commit, lastNew));
+      this.send({
+        type: 'appendResp',
+        to: m.from,
+        term: this.term,
+        index: lastNew,
+        reject: false,
+        hintIndex: 0,
+        hintTerm: 0,
+      });
+      return;
+    }
+    const hintIndex = log.findConflictByTerm(Math.min(m.prevIndex, log.lastIndex), m.prevTerm);
+    this.send({
+      type: 'appendResp',
+      to: m.from,
+      term: this.term,
+      index: m.prevIndex,
+      reject: true,
+      hintIndex,
+      hintTerm: log.term(hintIndex) ?? 0,
+    });
+  }
+
+  private handleHeartbeat(m: HeartbeatMessage): void {
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex));
+    this.send({ type: 'heartbeatResp', to: m.from, term: this.term, context: m.context });
+  }
+
+  private handleSnapshot(m: SnapshotMessage): void {
+    const meta = m.meta;
+    const log = this.log;
+    if (meta.lastIndex <= log.committed) {
+      // Old news.
+    } else if (log.matchTerm(meta.lastIndex, meta.lastTerm)) {
+      // We already hold the snapshot's entries: just learn that they are committed.
+      log.commitTo(meta.lastIndex);
+    } else {
+      log.restoreSnapshot(meta);
+      this.confHistory = [{ index: meta.lastIndex, conf: meta.config }];
+      this.applyConf(meta.config);
+      this.pendingSnapshot = meta;
+      this.pendingCompaction = undefined;
+    }
+    this.send({
+      type: 'appendResp',
+      to: m.from,
+      term: this.term,
+      index: log.committed,
+      reject: false,
+      hintIndex: 0,
+      hintTerm: 0,
+    });
+  }
+
+  // ---- leader -------------------------------------------------------------------
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.cfg.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.cfg.checkQuorum && !this.quorumActive()) {
+        this.becomeFollower(this.term, NONE);
+        return;
+      }
+      // A transfer that did not finish within an election timeout is abandoned.
+      this.transferee = NONE;
+    }
+    for (const [id, pr] of this.prs) {
+      if (
+        id !== this.id &&
+        pr.state === 'snapshot' &&
+        ++pr.snapshotTicks >= this.cfg.snapshotTimeoutTicks
+      ) {
+        this.reportSnapshot(id, false);
+      }
+    }
+    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.broadcastHeartbeat();
+    }
+  }
+
+  private quorumActive(): boolean {
+    let active = 0;
+    for (const id of this.conf.voters) {
+      const pr = this.prs.get(id);
+      if (id === this.id || pr?.recentActive) active++;
+    }
+    for (const [id, pr] of this.prs) if (id !== this.id) pr.recentActive = false;
+    return active >= majority(this.conf.voters.length);
+  }
+
+  private stepLeader(m: Message): void {
+    const pr = this.prs.get(m.from);
+    if (!pr || m.from === this.id) return;
+    switch (m.type) {
+      case 'appendResp':
+        pr.recentActive = true;
+        if (m.reject) {
+          const hint =
+            m.hintTerm > 0 ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm) : m.hintIndex;
+          if (pr.maybeDecrTo(m.index, hint)) {
+            if (pr.state === 'replicate') pr.becomeProbe();
+            this.sendAppend(m.from, true);
+          }
+          return;
+        }
+        {
+          const wasPaused = pr.paused();
+          if (!pr.maybeUpdate(m.index)) return;
+          if (pr.state === 'probe') pr.becomeReplicate();
+          else if (pr.state === 'snapshot') {
+            if (pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
+          } else pr.inflights.freeLE(m.index);
+          if (this.maybeCommit()) {
+            this.broadcastAppend();
+          } else if (wasPaused) {
+            this.sendAppend(m.from, true);
+          }
+          // Keep the pipe full while there is something to send.
+          while (this.role === 'leader' && this.sendAppend(m.from, false)) {
+            // each call sends one more message
+          }
+          if (m.from === this.transferee && pr.match === this.log.lastIndex) {
+            this.send({ type: 'timeoutNow', to: m.from, term: this.term });
+          }
+        }
+        return;
+      case 'heartbeatResp':
+        pr.recentActive = true;
+        pr.probeSent = false;
+        if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
+        if (pr.match < this.log.lastIndex) this.sendAppend(m.from, true);
+        if (m.context > 0 && m.context > (this.ackedContext.get(m.from) ?? 0)) {
+          this.ackedContext.set(m.from, m.context);
+          this.releaseReads();
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  private refuseProposal(): ProposeResult | undefined {
+    if (this.role !== 'leader') return this.refuse('notLeader');
+    if (this.transferee !== NONE) return this.refuse('transferring');
+    return undefined;
+  }
+
+  private refuse(reason: RefusalReason): ProposeResult {
+    return { ok: false, reason, leader: this.leader };
+  }
+
+  private appendAsLeader(entries: Entry[]): void {
+    this.appendToLog(entries);
+    const self = this.prs.get(this.id);
+    if (self) self.maybeUpdate(this.log.lastIndex);
+    this.maybeCommit();
+    this.broadcastAppend();
+  }
+
+  /** Appends to the log; configuration entries take effect here, when appended. */
+  private appendToLog(entries: readonly Entry[]): void {
+    const first = entries[0]!.index;
+    if (first <= this.log.lastIndex) {
+      const before = this.confHistory.length;
+      while (
+        this.confHistory.length > 1 &&
+        this.confHistory[this.confHistory.length - 1]!.index >= first
+      ) {
+        this.confHistory.pop();
+      }
+      if (this.confHistory.length !== before)
+        this.applyConf(this.confHistory[this.confHistory.length - 1]!.conf);
+    }
+    this.log.append(entries);
+    for (const e of entries) {
+      if (e.type === 'config') {
+        const conf = decodeConfState(e.data);
+        this.confHistory.push({ index: e.index, conf });
+        this.applyConf(conf);
+      }
+    }
+  }
+
+  private applyConf(conf: ConfState): void {
+    this.conf = conf;
+    for (const id of [...this.prs.keys()]) if (!isMember(conf, id)) this.prs.delete(id);
+    for (const id of [...conf.voters, ...conf.learners]) {
+      const learner = !isVoter(conf, id);
+      const pr = this.prs.get(id);
+      if (pr) pr.learner = learner;
+      else {
+        const fresh = new Progress(this.log.lastIndex + 1, this.cfg.maxInflightMsgs, learner);
+        if (id === this.id) fresh.match = this.log.lastIndex;
+        this.prs.set(id, fresh);
+      }
+    }
+    if (this.role === 'leader') {
+      if (this.transferee !== NONE && !isVoter(conf, this.transferee)) this.transferee = NONE;
+      // The quorum changed: both commit and pending reads may move.
+      if (this.maybeCommit()) this.broadcastAppend();
+      this.releaseReads();
+    }
+  }
+
+  private maybeCommit(): boolean {
+    const matches: number[] = [];
+    for (const id of this.conf.voters) {
+      if (id === this.id) matches.push(this.log.lastIndex);
+      else matches.push(this.prs.get(id)?.match ?? 0);
+    }
+    const index = quorumIndex(matches);
+    // §5.4.2: only entries of the current term are committed by counting replicas.
+    if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
+    this.log.commitTo(index);
+    this.afterCommit();
+    return true;
+  }
+
+  private afterCommit(): void {
+    if (this.readsBeforeCommit.length > 0) {
+      const waiting = this.readsBeforeCommit;
+      this.readsBeforeCommit = [];
+      for (const ctx of waiting) this.registerRead(ctx);
+    }
+    const lastConfIndex = this.confHistory[this.confHistory.length - 1]!.index;
+    if (!isVoter(this.conf, this.id) && lastConfIndex <= this.log.committed) {
+      // We removed (or demoted) ourselves and the change is committed: step down.
+      // Followers learn the commit index from the appends this commit triggers.
+      this.broadcastAppend();
+      this.becomeFollower(this.term, NONE);
+    }
+  }
+
+  private registerRead(context: number): void {
+    this.pendingReads.push({ context, index: this.log.committed });
+    this.latestReadContext = Math.max(this.latestReadContext, context);
+    this.ackedContext.set(this.id, this.latestReadContext);
+    if (!this.releaseReads()) this.broadcastHeartbeat();
+  }
+
+  /** Serves reads whose context a quorum has acknowledged; true when none is left. */
+  private releaseReads(): boolean {
+    const voters = this.conf.voters;
+    while (this.pendingReads.length > 0) {
+      const read = this.pendingReads[0]!;
+      let acks = 0;
+      for (const id of voters) if ((this.ackedContext.get(id) ?? 0) >= read.context) acks++;
+      if (acks < majority(voters.length)) return false;
+      this.readStates.push(read);
+      this.pendingReads.shift();
+    }
+    return true;
+  }
+
+  private broadcastAppend(): void {
+    for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id, true);
+  }
+
+  private broadcastHeartbeat(): void {
+    const context = this.pendingReads.length > 0 ? this.latestReadContext : 0;
+    for (const [id, pr] of this.prs) {
+      if (id === this.id) continue;
+      this.send({
+        type: 'heartbeat',
+        to: id,
+        term: this.term,
+        commit: Math.min(pr.match, this.log.committed),
+        context,
+      });
+    }
+  }
+
+  /** Sends the next append (or a snapshot) to `to`; false when nothing went out. */
+  private sendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const pr = this.prs.get(to);
+    if (!pr || pr.paused()) return false;
+    const log = this.log;
+    const prevIndex = pr.next - 1;
+    const prevTerm = log.term(prevIndex);
+    const entries =
+      prevTerm === undefined
+        ? undefined
+        : log.slice(pr.next, log.lastIndex + 1, this.cfg.maxMsgBytes);
+    if (prevTerm === undefined || entries === undefined) return this.sendSnapshot(to, pr);
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    this.send({
+      type: 'append',
+      to,
+      term: this.term,
+      prevIndex,
+      prevTerm,
+      entries,
+      commit: log.committed,
+    });
+    if (entries.length > 0 && pr.state === 'replicate') {
+      const last = entries[entries.length - 1]!.index;
+      pr.next = last + 1;
+      pr.inflights.add(last);
+    } else if (pr.state === 'probe') {
+      pr.probeSent = true;
+    }
+    return true;
+  }
+
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    if (!pr.recentActive) return false;
+    // The snapshot stands for our applied state: the entries after it are in memory.
+    const index = this.log.applied;
+    const term = this.log.term(index);
+    if (term === undefined) throw new RaftInvariantError(`no term for applied index ${index}`);
+    const meta: SnapshotMeta = { lastIndex: index, lastTerm: term, config: this.confAt(index) };
+    pr.becomeSnapshot(index);
+    this.send({ type: 'snapshot', to, term: this.term, meta });
+    return true;
+  }
+
+  // ---- helpers ------------------------------------------------------------------
+
+  private send(m: DistributiveOmit<Message, 'from'>): void {
+    (m as unknown as { from: NodeId }).from = this.id;
+    this.msgs.push(m as Message);
+  }
+
+  /** xorshift32: deterministic per (seed, id). */
+  private random(n: number): number {
+    let x = this.rng;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.rng = x >>> 0;
+    return this.rng % n;
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+const EMPTY = new Uint8Array(0);
+
+function hashId(id: string): number {
+  let h = 2166136261;
+  for (let k = 0; k < id.length; k++) h = Math.imul(h ^ id.charCodeAt(k), 16777619);
+  return h >>> 0;
+}
+
+function sameHard(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+function sameSoft(a: SoftState, b: SoftState): boolean {
+  return a.role === b.role && a.leader === b.leader && a.term === b.term;
+}
+
+/** The configuration after a single-server change, or undefined when it is invalid. */
+export function applyChange(conf: ConfState, change: ConfChange): ConfState | undefined {
+  const voters = conf.voters.filter((v) => v !== change.id);
+  const learners = conf.learners.filter((v) => v !== change.id);
+  const addresses: Record<NodeId, string> = { ...conf.addresses };
+  switch (change.type) {
+    case 'addLearner':
+      if (isMember(conf, change.id) || change.id === NONE) return undefined;
+      learners.push(change.id);
+      if (change.address !== undefined) addresses[change.id] = change.address;
+      break;
+    case 'promote':
+      if (!conf.learners.includes(change.id)) return undefined;
+      voters.push(change.id);
+      break;
+    case 'remove':
+      if (!isMember(conf, change.id)) return undefined;
+      if (voters.length === 0) return undefined;
+      delete addresses[change.id];
+      break;
+  }
+  return { voters, learners, addresses };
+}
