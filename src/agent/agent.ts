@@ -1,6 +1,6 @@
 // One node: loads its TLS material and ACL, opens the log, then the API server, then
-// its listeners; shuts them down in reverse. Until clustering lands, a node serves alone and answers GetServers
-// with itself as leader.
+// its listeners; shuts them down in reverse. Until clustering lands, a node serves
+// alone and answers GetServers with itself as leader.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
