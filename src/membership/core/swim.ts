@@ -103,6 +103,22 @@ export interface CoreStats {
   suspicionsRaised: number;
 }
 
+export function emptyStats(): CoreStats {
+  return {
+    packetsReceived: 0,
+    packetsSent: 0,
+    bytesReceived: 0,
+    bytesSent: 0,
+    packetsMalformed: 0,
+    packetsOversized: 0,
+    streamsMalformed: 0,
+    pingsMisdirected: 0,
+    addressConflicts: 0,
+    refutations: 0,
+    suspicionsRaised: 0,
+  };
+}
+
 export interface CoreOptions {
   name: string;
   address: string;
@@ -204,19 +220,7 @@ export class SwimCore {
   private leaveBroadcastId: number | undefined;
   private started = false;
   private output: Output = { packets: [], streams: [], events: [], joins: [] };
-  readonly stats: CoreStats = {
-    packetsReceived: 0,
-    packetsSent: 0,
-    bytesReceived: 0,
-    bytesSent: 0,
-    packetsMalformed: 0,
-    packetsOversized: 0,
-    streamsMalformed: 0,
-    pingsMisdirected: 0,
-    addressConflicts: 0,
-    refutations: 0,
-    suspicionsRaised: 0,
-  };
+  readonly stats: CoreStats = emptyStats();
   private readonly initial: { address: string; tags: Tags };
 
   constructor(options: CoreOptions) {
