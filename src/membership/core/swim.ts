@@ -686,7 +686,7 @@ export class SwimCore {
   private tickProbe(now: number): void {
     const probe = this.probe;
     if (probe) {
-      if (!probe.indirectSent && now >= probe.directDeadline) this.sendIndirectPings(probe, now);
+      if (!probe.indirectSent && now >= probe.directDeadline) this.sendIndirectPings(probe);
       if (now >= probe.deadline) this.probeFailed(probe, now);
       return;
     }
@@ -731,7 +731,7 @@ export class SwimCore {
     this.sendPacket(target.address, messages);
   }
 
-  private sendIndirectPings(probe: Probe, now: number): void {
+  private sendIndirectPings(probe: Probe): void {
     probe.indirectSent = true;
     const target = this.members.get(probe.target);
     if (!target) return;

@@ -70,7 +70,7 @@ export function presetConfig(preset: 'lan' | 'local'): ProtocolConfig {
 export function runScenario(seed: number, options: ScenarioOptions = {}): ScenarioResult {
   const rng = new Random(seed);
   const n = options.members ?? 5 + rng.int(46);
-  const loss = options.loss ?? ([0, 0.01, 0.05][rng.int(3)] as number);
+  const loss = options.loss ?? [0, 0.01, 0.05][rng.int(3)] ?? 0;
   const config = presetConfig(options.preset ?? 'lan');
   const limits = bounds(config, n);
   const cluster = new SimCluster(seed, config, {
