@@ -30,6 +30,10 @@ export class BroadcastQueue {
     return this.items.some((b) => b.id === id);
   }
 
+  hasNewsAbout(member: string): boolean {
+    return this.items.some((b) => b.member === member);
+  }
+
   size(): number {
     return this.items.length;
   }

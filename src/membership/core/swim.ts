@@ -592,6 +592,14 @@ export class SwimCore {
       if (suspicion.confirm(s.from)) this.broadcasts.enqueue(s.name, encodeMessage(s));
       return;
     }
+    if (m.status === 'left' && !this.broadcasts.hasNewsAbout(m.name)) {
+      // The accuser missed the leave and would end up reporting a failure: tell it again.
+      this.broadcasts.enqueue(
+        m.name,
+        encodeMessage({ type: 'dead', incarnation: m.incarnation, name: m.name, from: m.name }),
+      );
+      return;
+    }
     if (m.status !== 'alive') return;
     if (s.name === this.name) {
       this.refute(m, s.incarnation);

@@ -1,4 +1,9 @@
-import { membershipDefaults, suspicionTimeout, type ProtocolConfig } from '../core/config.js';
+import {
+  membershipDefaults,
+  pushPullScale,
+  suspicionTimeout,
+  type ProtocolConfig,
+} from '../core/config.js';
 import { Random } from '../core/random.js';
 import { SimCluster, type SimMember, type Violation } from './sim-cluster.js';
 
@@ -48,11 +53,15 @@ export interface ScenarioResult {
 export function bounds(config: ProtocolConfig, n: number) {
   const minSuspicion = suspicionTimeout(config.suspicionMult, n, config.probeIntervalMs);
   const maxSuspicion = config.suspicionMaxTimeoutMult * minSuspicion;
+  // Gossip reaches everyone with high probability in about a second; the member it
+  // misses learns at its next push-pull, which is what the bound relies on.
+  const pushPull = pushPullScale(config.pushPullIntervalMs, n);
+  const news = pushPull + 10 * config.probeIntervalMs;
   return {
-    joinMs: 10 * config.probeIntervalMs,
-    updateMs: 10 * config.probeIntervalMs,
-    leaveMs: 10 * config.probeIntervalMs,
-    failureMs: maxSuspicion + 10 * config.probeIntervalMs,
+    joinMs: news,
+    updateMs: news,
+    leaveMs: news,
+    failureMs: maxSuspicion + news,
     healMs: 3 * config.reconnectIntervalMs + maxSuspicion,
   };
 }
@@ -164,6 +173,16 @@ export function runScenario(seed: number, options: ScenarioOptions = {}): Scenar
   );
   if (cluster.runUntil(() => leaver.state === 'stopped', limits.leaveMs) === undefined) {
     cluster.violate(`${leaver.name}: never finished leaving`);
+  }
+  for (const m of cluster.members.values()) {
+    if (
+      m.events.some(
+        (e) =>
+          e.at >= leaveStart && e.event.member.name === leaver.name && e.event.type === 'failed',
+      )
+    ) {
+      cluster.violate(`${m.name}: reported ${leaver.name} failed although it left`);
+    }
   }
 
   if (!options.skipPartition) {
