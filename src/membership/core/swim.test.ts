@@ -73,8 +73,18 @@ describe('SwimCore state rules', () => {
   it('tells a leave from a failure, and records a leave after a failure', () => {
     const core = started();
     deliver(core, 1, alive('b', 1), alive('c', 1));
+    assert.deepEqual(deliver(core, 2, { type: 'dead', incarnation: 1, name: 'b', from: 'c' }), []);
+    assert.equal(
+      core.memberViews().find((m) => m.name === 'b')?.status,
+      'suspect',
+      "another member's verdict is a suspicion here until our own timer runs out",
+    );
+    core.tick(core.nextDeadline());
+    while (core.memberViews().find((m) => m.name === 'b')?.status === 'suspect') {
+      core.tick(core.nextDeadline());
+    }
     assert.deepEqual(
-      summary(deliver(core, 2, { type: 'dead', incarnation: 1, name: 'b', from: 'c' })),
+      summary(core.takeOutput().events).filter((e) => e.endsWith(' b')),
       ['failed b'],
     );
     assert.deepEqual(

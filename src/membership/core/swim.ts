@@ -624,6 +624,16 @@ export class SwimCore {
     // so that everybody ends with the same verdict (as Serf does with leave intents).
     const failedThenLeft = m.status === 'dead' && isLeave;
     if ((m.status === 'dead' || m.status === 'left') && !failedThenLeft) return;
+    if (!isLeave && d.name !== this.name && d.from !== this.name) {
+      // Another member's verdict only confirms our own suspicion: our timer decides, and
+      // the member keeps its chance to refute. Stale verdicts reach us from members that
+      // were cut off when a partition heals; taken as final they would flap live members.
+      this.suspectNode(
+        { type: 'suspect', incarnation: d.incarnation, name: d.name, from: d.from },
+        now,
+      );
+      return;
+    }
     this.suspicions.delete(d.name);
     if (d.name === this.name && !this.leaving) {
       this.refute(m, d.incarnation);
