@@ -7,6 +7,7 @@
  */
 export class Suspicion {
   private confirmations = 0;
+  private lastChanceTaken = false;
   private readonly seen = new Set<string>();
   /** When the member is declared dead, in ms on the caller's clock. */
   deadline: number;
@@ -31,6 +32,16 @@ export class Suspicion {
     this.confirmations++;
     this.deadline =
       this.startedAt + timeoutAfter(this.confirmations, this.k, this.minMs, this.maxMs);
+    return true;
+  }
+
+  /**
+   * True once per suspicion, when it was not confirmed by k others (nor k = 0 with one):
+   * the caller then probes the member a last time before declaring it dead.
+   */
+  takeLastChance(): boolean {
+    if (this.lastChanceTaken || this.confirmations >= Math.max(1, this.k)) return false;
+    this.lastChanceTaken = true;
     return true;
   }
 

@@ -120,6 +120,49 @@ describe('SwimCore state rules', () => {
     assert.ok(sent.some((m) => m.type === 'alive' && m.name === 'a' && m.incarnation === 6));
   });
 
+  it('re-sends its refutation to a member still spreading the old accusation', () => {
+    const core = started();
+    deliver(core, 1, alive('b', 1));
+    deliver(core, 2, { type: 'suspect', incarnation: 1, name: 'a', from: 'b' });
+    runTimers(core, 2, 5000); // the refutation goes out and leaves the queue
+    assert.equal(core.pendingBroadcasts(), 0);
+    core.handlePacket(
+      'b:1',
+      encodePacket([
+        { type: 'suspect', incarnation: 1, name: 'a', from: 'b' },
+        { type: 'ping', seq: 9, target: 'a', sourceName: 'b', sourceAddress: 'b:1' },
+      ]),
+      5001,
+    );
+    const [ack] = core.takeOutput().packets.map((p) => decodePacket(p.data));
+    assert.deepEqual(ack?.[0], { type: 'ack', seq: 9 });
+    assert.ok(ack?.some((m) => m.type === 'alive' && m.name === 'a' && m.incarnation === 2));
+  });
+
+  it('pings a suspect once more before declaring it dead', () => {
+    const core = started();
+    deliver(core, 0, alive('b', 1), alive('c', 1));
+    deliver(core, 1, { type: 'suspect', incarnation: 1, name: 'b', from: 'c' });
+    const deadline = core.nextDeadline();
+    let now = 1;
+    let lastChance: PacketMessage[] | undefined;
+    while (!lastChance) {
+      now = core.nextDeadline();
+      core.tick(now);
+      for (const p of core.takeOutput().packets) {
+        const messages = decodePacket(p.data);
+        if (p.to === 'b:1' && messages[0]?.type === 'suspect') lastChance = messages;
+      }
+    }
+    assert.ok(now >= deadline);
+    assert.equal(core.memberViews().find((m) => m.name === 'b')?.status, 'suspect');
+    // b answers with its refutation on the ack: no failure.
+    const seq = lastChance.find((m) => m.type === 'ping')?.seq ?? -1;
+    core.handlePacket('b:1', encodePacket([{ type: 'ack', seq }, alive('b', 2)]), now + 1);
+    assert.deepEqual(core.takeOutput().events, []);
+    assert.equal(core.memberViews().find((m) => m.name === 'b')?.status, 'alive');
+  });
+
   it('ignores a known name from another address', () => {
     const core = started();
     deliver(core, 1, alive('b', 1));

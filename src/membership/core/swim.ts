@@ -269,8 +269,12 @@ export class SwimCore {
     }
     for (const [name, suspicion] of this.suspicions) {
       if (now < suspicion.deadline) continue;
-      this.suspicions.delete(name);
       const m = this.members.get(name);
+      if (m?.status === 'suspect' && suspicion.takeLastChance()) {
+        this.lastChanceProbe(m, suspicion, now);
+        continue;
+      }
+      this.suspicions.delete(name);
       if (m?.status === 'suspect') {
         this.deadNode({ type: 'dead', incarnation: m.incarnation, name, from: this.name }, now);
       }
@@ -586,7 +590,11 @@ export class SwimCore {
 
   private suspectNode(s: SuspectMessage, now: number): void {
     const m = this.members.get(s.name);
-    if (!m || s.incarnation < m.incarnation) return;
+    if (!m) return;
+    if (s.incarnation < m.incarnation) {
+      if (s.name === this.name) this.reassert(m);
+      return;
+    }
     const suspicion = this.suspicions.get(s.name);
     if (suspicion) {
       if (suspicion.confirm(s.from)) this.broadcasts.enqueue(s.name, encodeMessage(s));
@@ -618,7 +626,11 @@ export class SwimCore {
 
   private deadNode(d: DeadMessage, now: number): void {
     const m = this.members.get(d.name);
-    if (!m || d.incarnation < m.incarnation) return;
+    if (!m) return;
+    if (d.incarnation < m.incarnation) {
+      if (d.name === this.name) this.reassert(m);
+      return;
+    }
     const isLeave = d.from === d.name;
     // A member first declared failed that then announces its leave is recorded as left,
     // so that everybody ends with the same verdict (as Serf does with leave intents).
@@ -663,6 +675,44 @@ export class SwimCore {
         tags: self.tags,
       }),
     );
+  }
+
+  /**
+   * Someone still spreads an accusation we already refuted: it missed the refutation,
+   * so gossip our current incarnation again (once, while none is queued).
+   */
+  private reassert(self: MemberState): void {
+    if (this.leaving || this.broadcasts.hasNewsAbout(this.name)) return;
+    this.broadcasts.enqueue(
+      this.name,
+      encodeMessage({
+        type: 'alive',
+        incarnation: self.incarnation,
+        name: this.name,
+        address: self.address,
+        tags: self.tags,
+      }),
+    );
+  }
+
+  /**
+   * Before declaring a member dead on a suspicion that too few others confirmed, ping it
+   * once more with the accusation attached: a live member that missed it refutes in the
+   * ack, and one whose refutation we missed re-sends it.
+   */
+  private lastChanceProbe(m: MemberState, suspicion: Suspicion, now: number): void {
+    suspicion.deadline = now + this.config.probeIntervalMs;
+    // The accusation goes first, so that the refutation it triggers rides on the ack.
+    this.sendPacket(m.address, [
+      { type: 'suspect', incarnation: m.incarnation, name: m.name, from: this.name },
+      {
+        type: 'ping',
+        seq: this.nextSeq(),
+        target: m.name,
+        sourceName: this.name,
+        sourceAddress: this.self().address,
+      },
+    ]);
   }
 
   private mergeRemoteState(remote: readonly PushPullMember[], now: number): void {
@@ -718,17 +768,10 @@ export class SwimCore {
       return;
     }
     const seq = this.nextSeq();
-    const messages: PacketMessage[] = [
-      {
-        type: 'ping',
-        seq,
-        target: target.name,
-        sourceName: this.name,
-        sourceAddress: this.self().address,
-      },
-    ];
+    const messages: PacketMessage[] = [];
     if (target.status === 'suspect') {
-      // Tell a suspect directly, so that it can refute even if gossip misses it.
+      // Tell a suspect directly, so that it can refute even if gossip misses it; first,
+      // so that the refutation rides on the ack.
       messages.push({
         type: 'suspect',
         incarnation: target.incarnation,
@@ -736,6 +779,13 @@ export class SwimCore {
         from: this.name,
       });
     }
+    messages.push({
+      type: 'ping',
+      seq,
+      target: target.name,
+      sourceName: this.name,
+      sourceAddress: this.self().address,
+    });
     this.probe = {
       seq,
       target: target.name,

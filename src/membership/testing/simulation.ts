@@ -244,8 +244,8 @@ function traffic(cluster: SimCluster): { packets: number; streams: number } {
 }
 
 /**
- * True when every running member sees every running member alive with its current
- * tags, every crashed member dead (or forgotten) and every member that left as left.
+ * True when every running member sees every running member live (alive, or suspected
+ * but not failed) with its current tags, every crashed member dead (or forgotten) and every member that left as left.
  */
 export function converged(cluster: SimCluster): boolean {
   const all = [...cluster.members.values()];
@@ -256,7 +256,8 @@ export function converged(cluster: SimCluster): boolean {
       if (x === m || (x.state === 'running' && x.leaving)) continue;
       const v = views.get(x.name);
       if (x.state === 'running') {
-        if (v?.status !== 'alive') return false;
+        // A suspicion in flight is not a verdict: the member is still counted as live.
+        if (v?.status !== 'alive' && v?.status !== 'suspect') return false;
         if (!sameTags(v.tags, x.core.localMember().tags)) return false;
       } else if (x.state === 'crashed') {
         if (v !== undefined && v.status !== 'dead') return false;
