@@ -36,11 +36,11 @@ export class Suspicion {
   }
 
   /**
-   * True once per suspicion, when it was not confirmed by k others (nor k = 0 with one):
-   * the caller then probes the member a last time before declaring it dead.
+   * True the first time the timer runs out: the caller then probes the member a last time
+   * before declaring it dead, in case only we missed its refutation.
    */
   takeLastChance(): boolean {
-    if (this.lastChanceTaken || this.confirmations >= Math.max(1, this.k)) return false;
+    if (this.lastChanceTaken) return false;
     this.lastChanceTaken = true;
     return true;
   }

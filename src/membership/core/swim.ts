@@ -696,12 +696,12 @@ export class SwimCore {
   }
 
   /**
-   * Before declaring a member dead on a suspicion that too few others confirmed, ping it
-   * once more with the accusation attached: a live member that missed it refutes in the
-   * ack, and one whose refutation we missed re-sends it.
+   * Before declaring a member dead, ping it once more with the accusation attached: a
+   * live member that missed the accusation refutes in the ack, and one whose refutation
+   * we missed sends it again. Costs one probe timeout per real failure.
    */
   private lastChanceProbe(m: MemberState, suspicion: Suspicion, now: number): void {
-    suspicion.deadline = now + this.config.probeIntervalMs;
+    suspicion.deadline = now + this.config.probeTimeoutMs;
     // The accusation goes first, so that the refutation it triggers rides on the ack.
     this.sendPacket(m.address, [
       { type: 'suspect', incarnation: m.incarnation, name: m.name, from: this.name },

@@ -60,6 +60,8 @@ export class SimCluster {
    */
   falsePositivesAfterPartition = 0;
   private partitioned = false;
+  /** Highest incarnation held by earlier processes of a restarted member. */
+  private readonly retiredIncarnations = new Map<string, number>();
 
   constructor(
     private readonly seed: number,
@@ -73,14 +75,25 @@ export class SimCluster {
     return this.clock.now;
   }
 
+  /**
+   * Adds a member, or restarts one that crashed or left: a fresh process with the same
+   * name and address, starting again at incarnation 1.
+   */
   add(name: string, tags: Tags = {}): SimMember {
+    const previous = this.members.get(name);
+    if (previous) {
+      if (previous.state === 'running') throw new Error(`${name} is still running`);
+      // Others may rightly hold the old process's higher incarnation until it refutes.
+      const old = previous.core.localMember().incarnation;
+      this.retiredIncarnations.set(name, Math.max(old, this.retiredIncarnations.get(name) ?? 0));
+    }
     const address = `${name}:8401`;
     const core = new SwimCore({
       name,
       address,
       tags,
       config: this.config,
-      seed: (this.seed * 7919 + this.members.size * 104729) >>> 0,
+      seed: (this.seed * 7919 + this.members.size * 104729 + (previous ? 31 : 0)) >>> 0,
     });
     const m: SimMember = {
       name,
@@ -272,8 +285,10 @@ export class SimCluster {
    * anything but alive (or left, after leaving).
    */
   checkState(): void {
-    const own = new Map<string, number>();
-    for (const m of this.members.values()) own.set(m.name, m.core.localMember().incarnation);
+    const own = new Map(this.retiredIncarnations);
+    for (const m of this.members.values()) {
+      own.set(m.name, Math.max(own.get(m.name) ?? 0, m.core.localMember().incarnation));
+    }
     for (const m of this.running()) {
       for (const v of m.core.memberViews()) {
         const truth = own.get(v.name);

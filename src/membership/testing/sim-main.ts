@@ -67,7 +67,7 @@ function describe(r: ScenarioResult): string {
     ms === undefined ? 'missed' : `${(ms / 1000).toFixed(2)}s`;
   return (
     `n=${r.members} loss=${r.loss * 100}% join ${s(r.joinMs)} update ${s(r.updateMs)} ` +
-    `failure ${s(r.failureMs)} leave ${s(r.leaveMs)} partition ${s(r.partitionFailMs)} ` +
+    `failure ${s(r.failureMs)} restart ${s(r.restartMs)} leave ${s(r.leaveMs)} partition ${s(r.partitionFailMs)} ` +
     `heal ${s(r.healMs)} gossip ${r.packetBytesPerSecond.toFixed(0)} B/s + push-pull ` +
     `${r.streamBytesPerSecond.toFixed(0)} B/s per member, ${r.falsePositives} false positives ` +
     `(${r.falsePositivesAfterPartition} after the partition), ` +
@@ -97,6 +97,7 @@ function figures(runs: number, base: ScenarioOptions): number {
     console.log(`  join seen by all     ${median(results.map((r) => r.joinMs))}`);
     console.log(`  tag update seen      ${median(results.map((r) => r.updateMs))}`);
     console.log(`  failure seen by all  ${median(results.map((r) => r.failureMs))}`);
+    console.log(`  restart seen by all  ${median(results.map((r) => r.restartMs))}`);
     console.log(`  leave seen by all    ${median(results.map((r) => r.leaveMs))}`);
     console.log(`  partition failed    ${median(results.map((r) => r.partitionFailMs))}`);
     console.log(`  healed               ${median(results.map((r) => r.healMs))}`);

@@ -36,6 +36,8 @@ export interface ScenarioResult {
   updateMs?: number;
   /** A member crashes: until every member has its failed event. */
   failureMs?: number;
+  /** The crashed member restarts and joins again: until every member has its join event. */
+  restartMs?: number;
   /** A member leaves: until every member has its leave event. */
   leaveMs?: number;
   /** A minority is cut off: until the majority has a failed event for each of them. */
@@ -184,6 +186,14 @@ export function runScenario(seed: number, options: ScenarioOptions = {}): Scenar
       cluster.violate(`${m.name}: reported ${leaver.name} failed although it left`);
     }
   }
+
+  // The crashed member comes back: a new process under the same name and address.
+  const restartStart = cluster.now;
+  cluster.add(crashed.name, { id: crashed.name.slice(1) });
+  cluster.join(crashed.name, [seedName]);
+  result.restartMs = timed(cluster, 'restart', limits.joinMs, restartStart, () =>
+    everyoneSaw(cluster, crashed.name, 'join'),
+  );
 
   if (!options.skipPartition) {
     const running = cluster.running().filter((m) => m.name !== seedName);
