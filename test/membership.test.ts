@@ -71,16 +71,20 @@ const last = (c: Child, name: string): MemberEvent | undefined =>
   c.events.filter((e) => e.member.name === name).at(-1);
 
 describe('membership across 5 processes', () => {
-  it('joins through one seed, reports failed, leave and tag updates', async () => {
+  it('joins through one seed, reports failed, leave and tag updates', async (t) => {
     const key = randomBytes(32).toString('base64');
+    const took = (what: string, since: number): void =>
+      t.diagnostic(`${what}: ${(performance.now() - since).toFixed(0)} ms`);
     const all = await Promise.all(['p0', 'p1', 'p2', 'p3', 'p4'].map((n) => launch(n, key)));
     const [seed, p1, p2, p3, p4] = all as [Child, Child, Child, Child, Child];
+    let since = performance.now();
     for (const c of all.slice(1)) send(c, { join: [seed.address] });
     await Promise.all(
       all.map((c) =>
         waitFor(c, 'all joins', () => all.every((o) => last(c, o.name)?.type === 'join'), 15_000),
       ),
     );
+    took('all joins seen by all', since);
     for (const c of all) {
       assert.deepEqual(last(c, c.name), {
         type: 'join',
@@ -89,20 +93,25 @@ describe('membership across 5 processes', () => {
       });
     }
 
+    since = performance.now();
     p4.proc.kill('SIGKILL');
     const rest = [seed, p1, p2, p3];
     await Promise.all(
       rest.map((c) => waitFor(c, 'p4 failed', () => last(c, 'p4')?.type === 'failed', 15_000)),
     );
 
+    took('kill seen as failed by all', since);
+    since = performance.now();
     send(p3, { leave: true });
     const remaining = [seed, p1, p2];
     await Promise.all(
       remaining.map((c) => waitFor(c, 'p3 leave', () => last(c, 'p3')?.type === 'leave', 10_000)),
     );
+    took('leave seen by all', since);
     await waitFor(p3, 'p3 exit', () => p3.proc.exitCode !== null, 10_000);
     assert.equal(p3.proc.exitCode, 0);
 
+    since = performance.now();
     send(p2, { tags: { rpc_addr: '127.0.0.1:8400' } });
     await Promise.all(
       [seed, p1].map((c) =>
@@ -116,6 +125,7 @@ describe('membership across 5 processes', () => {
         ),
       ),
     );
+    took('tag update seen by all', since);
     // Nobody declared a running member failed, and the leaver was never reported failed.
     for (const c of remaining) {
       const wrong = c.events.filter((e) => e.type === 'failed' && e.member.name !== 'p4');

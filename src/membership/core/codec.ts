@@ -84,7 +84,7 @@ export interface PushPullMember {
   status: MemberStatus;
 }
 export interface PushPullMessage {
-  /** Set by a member that is joining, so that the answer is not delayed. */
+  /** Set by a member that is joining; informational, receivers treat both alike. */
   join: boolean;
   members: PushPullMember[];
 }
