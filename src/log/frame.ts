@@ -1,7 +1,7 @@
 // The store's record framing: [crc32 u32 LE][length u32 LE][payload]. The CRC covers
 // the length field and the payload (bytes 4 .. 8+length), so a torn length is caught
-// as surely as a torn payload. zlib.crc32 is native (Node >= 20.15).
-import { crc32 } from 'node:zlib';
+// as surely as a torn payload.
+import { crc32 } from './crc.js';
 import { FRAME_HEADER_BYTES } from './options.js';
 
 export function frameSize(payloadBytes: number): number {
@@ -13,7 +13,7 @@ export function writeFrame(out: Buffer, at: number, payload: Uint8Array): number
   out.writeUInt32LE(payload.length, at + 4);
   out.set(payload, at + FRAME_HEADER_BYTES);
   const end = at + FRAME_HEADER_BYTES + payload.length;
-  out.writeUInt32LE(crc32(out.subarray(at + 4, end)), at);
+  out.writeUInt32LE(crc32(out, at + 4, end), at);
   return end;
 }
 
@@ -24,7 +24,7 @@ export function frameProblem(buf: Buffer, at: number, maxPayload: number): strin
   if (length > maxPayload) return `length ${length} exceeds the maximum record size`;
   const end = at + FRAME_HEADER_BYTES + length;
   if (end > buf.length) return `frame of ${length} bytes runs past the end of the data`;
-  if (crc32(buf.subarray(at + 4, end)) !== buf.readUInt32LE(at)) return 'checksum mismatch';
+  if (crc32(buf, at + 4, end) !== buf.readUInt32LE(at)) return 'checksum mismatch';
   return undefined;
 }
 
