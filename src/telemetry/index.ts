@@ -28,6 +28,8 @@ export {
   RequestTelemetry,
   requestLogLevel,
   type HttpStart,
+  type RequestLogger,
+  type RequestLogLevel,
   type Outcome,
   type RequestResult,
   type RequestTelemetryDeps,

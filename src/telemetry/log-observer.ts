@@ -1,28 +1,21 @@
 import type { Metrics } from './metrics.js';
 
 /**
- * What the storage engine reports about its writes (`LogOptions.observer`). The engine
- * calls it synchronously and does not await it: an implementation must be cheap and
- * must not throw.
+ * The storage engine's write hooks (`LogOptions.observer` in src/log, which has the same
+ * shape; telemetry does not import the engine). The engine calls them synchronously and
+ * does not await them: they must be cheap and must not throw.
  */
 export interface LogObserver {
-  /**
-   * Once per group-committed write, after it reached the file.
-   * @param records records in this write (all appends grouped into it)
-   * @param bytes bytes written to the store file, framing included
-   */
-  onAppendBatch(records: number, bytes: number): void;
-  /**
-   * Once per fsync of a segment file, whatever triggered it (a write under the
-   * `always` policy, the `interval` timer, a segment roll, close).
-   */
-  onFsync(seconds: number): void;
+  /** A group-committed write reached the file: `records` (possibly from several appends), `bytes` with framing. */
+  appended(records: number, bytes: number): void;
+  /** An fsync of a segment finished (a write under `always`, the `interval` timer, a roll). */
+  synced(seconds: number): void;
 }
 
 /** The observer that feeds a node's storage histograms. */
 export function logObserver(metrics: Metrics): LogObserver {
   return {
-    onAppendBatch: (records, bytes) => metrics.appendBatch(records, bytes),
-    onFsync: (seconds) => metrics.fsynced(seconds),
+    appended: (records, bytes) => metrics.appendBatch(records, bytes),
+    synced: (seconds) => metrics.fsynced(seconds),
   };
 }

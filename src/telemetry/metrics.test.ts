@@ -64,9 +64,9 @@ describe('Metrics', () => {
   it('feeds the batch and fsync histograms through the log observer', async () => {
     const metrics = new Metrics({ processMetrics: false });
     const observer = logObserver(metrics);
-    observer.onAppendBatch(1, 50);
-    observer.onAppendBatch(300, 40_000);
-    observer.onFsync(0.002);
+    observer.appended(1, 50);
+    observer.appended(300, 40_000);
+    observer.synced(0.002);
     const s = await scrape(metrics);
     assert.equal(sampleValue(s, 'commitlog_log_append_batch_records_count'), 2);
     assert.equal(sampleValue(s, 'commitlog_log_append_batch_records_sum'), 301);

@@ -133,9 +133,11 @@ describe('RequestTelemetry', () => {
     requests
       .rpc({ method: 'log.v1.Log/ConsumeStream', streaming: true })
       .end({ code: 'CANCELLED', outcome: 'ok' });
-    requests
-      .rpc({ method: 'log.v1.Log/Consume' })
-      .end({ code: 'OUT_OF_RANGE', outcome: 'client_error' });
+    requests.rpc({ method: 'log.v1.Log/Consume' }).end({
+      code: 'OUT_OF_RANGE',
+      outcome: 'client_error',
+      error: new RangeError("The requested offset is outside the log's range: 9"),
+    });
     const failure = new Error('segment unreadable');
     requests
       .rpc({ method: 'log.v1.Log/Consume' })
@@ -149,7 +151,13 @@ describe('RequestTelemetry', () => {
       ],
     );
     assert.equal(lines[0]?.streaming, true);
+    assert.equal(lines[1]?.error, "The requested offset is outside the log's range: 9");
+    assert.equal(lines[1]?.err, undefined);
     assert.equal((lines[2]?.err as { message?: string }).message, 'segment unreadable');
+    requests
+      .rpc({ method: 'log.v1.Log/ConsumeStream', streaming: true })
+      .end({ code: 'UNAVAILABLE', outcome: 'server_error', level: 'warn' });
+    assert.equal(lines[3]?.level, 'warn');
   });
 
   it('states the level policy', () => {

@@ -19,7 +19,6 @@ import {
   ATTR_RPC_SYSTEM_NAME,
   RPC_SYSTEM_NAME_VALUE_GRPC,
 } from '@opentelemetry/semantic-conventions';
-import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { NOOP_SPAN, type TraceCarrier, type Tracing } from './tracing.js';
 
@@ -58,23 +57,37 @@ export interface RequestResult {
   outcome: Outcome;
   /** The authenticated caller (certificate CN), when known. */
   subject?: string;
-  /** The failure behind a server error, logged with its stack. */
+  /** The failure: logged with its stack for a server error, as its message otherwise. */
   error?: unknown;
+  /** Overrides `requestLogLevel` (e.g. `warn` for calls cut by a shutdown). */
+  level?: RequestLogLevel;
 }
+
+export type RequestLogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 /**
  * The request log level policy: a busy node logs successful unary calls at `debug`
  * only; stream ends and client errors at `info`; server errors at `error`.
  */
-export function requestLogLevel(outcome: Outcome, streaming: boolean): 'debug' | 'info' | 'error' {
+export function requestLogLevel(outcome: Outcome, streaming: boolean): RequestLogLevel {
   if (outcome === 'server_error') return 'error';
   if (outcome === 'client_error' || streaming) return 'info';
   return 'debug';
 }
 
+/** The part of a logger that request lines need; a pino `Logger` is one. */
+export interface RequestLogger {
+  /** Lets the line be skipped before it is built; absent means every level is enabled. */
+  isLevelEnabled?(level: string): boolean;
+  debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
 export interface RequestTelemetryDeps {
   /** Request lines go to this logger (give it `{ component: 'server' }` or similar). */
-  logger: Logger;
+  logger: RequestLogger;
   /** Absent when metrics are off. */
   metrics?: Metrics;
   /** Absent or disabled when tracing is off. */
@@ -169,8 +182,8 @@ export class RequestScope {
       else metrics.httpHandled(this.method, this.route ?? '', result.code, seconds);
     }
     if (this.tracing) this.endSpan(result);
-    const level = requestLogLevel(result.outcome, this.streaming);
-    if (!logger.isLevelEnabled(level)) return;
+    const level = result.level ?? requestLogLevel(result.outcome, this.streaming);
+    if (logger.isLevelEnabled?.(level) === false) return;
     const line: Record<string, unknown> = {
       protocol: this.kind,
       method: this.method,
@@ -181,7 +194,11 @@ export class RequestScope {
     if (this.peer !== undefined) line.peer = this.peer;
     if (result.subject !== undefined) line.subject = result.subject;
     if (this.streaming) line.streaming = true;
-    if (result.outcome === 'server_error' && result.error !== undefined) line.err = result.error;
+    if (result.error !== undefined) {
+      // A client's mistake needs its reason, not a stack trace.
+      if (result.outcome === 'server_error') line.err = result.error;
+      else line.error = errorMessage(result.error);
+    }
     if (this.tracing) line.traceId = this.span.spanContext().traceId;
     const what = this.kind === 'grpc' ? this.method : `${this.method} ${this.route ?? ''}`;
     logger[level](line, `${what} ${result.code}`);
