@@ -131,6 +131,7 @@ describe('Metrics', () => {
     const a = new Metrics({ defaultLabels: { node: 'a' } });
     const b = new Metrics();
     a.produced(1, 1);
+    a.rpcHandled('log.v1.Log/Consume', 'OK', 0.001);
     const sa = await scrape(a);
     const sb = await scrape(b);
     assert.ok(sa.some((x) => x.name === 'process_cpu_user_seconds_total'));
@@ -138,6 +139,11 @@ describe('Metrics', () => {
     assert.ok(sb.some((x) => x.name === 'process_resident_memory_bytes'));
     assert.equal(sampleValue(sa, 'commitlog_produced_records_total', { node: 'a' }), 1);
     assert.equal(sampleValue(sb, 'commitlog_produced_records_total'), 0);
+    assert.equal(
+      sampleValue(sa, 'commitlog_rpc_duration_seconds_bucket', { node: 'a', le: '0.001' }),
+      1,
+    );
+    assert.equal(sampleValue(sb, 'commitlog_rpc_requests_total'), 0);
     assert.match((await a.exposition()).contentType, /^text\/plain; version=0\.0\.4/);
   });
 

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { RequestInstruments } from './request-metrics.js';
 
 /** Every commitlog metric name starts with this; Node's process metrics keep their standard names. */
 export const METRIC_PREFIX = 'commitlog_';
@@ -42,31 +43,27 @@ const BATCH_BYTE_BUCKETS = Array.from({ length: 10 }, (_, i) => 64 * 4 ** i);
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly rpcRequests = new Counter({
-    name: `${METRIC_PREFIX}rpc_requests_total`,
-    help: 'gRPC calls handled, by full method name and status code',
-    labelNames: ['method', 'code'] as const,
-    registers: [this.registry],
-  });
-  readonly rpcDuration = new Histogram({
-    name: `${METRIC_PREFIX}rpc_duration_seconds`,
-    help: 'Time from receiving a gRPC call to sending its status (whole stream for streaming calls)',
-    labelNames: ['method', 'code'] as const,
+  private readonly rpc = new RequestInstruments(this.registry, {
+    counter: {
+      name: `${METRIC_PREFIX}rpc_requests_total`,
+      help: 'gRPC calls handled, by full method name and status code',
+    },
+    histogram: {
+      name: `${METRIC_PREFIX}rpc_duration_seconds`,
+      help: 'Time from receiving a gRPC call to sending its status (whole stream for streaming calls)',
+    },
     buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
   });
-  readonly httpRequests = new Counter({
-    name: `${METRIC_PREFIX}http_requests_total`,
-    help: 'HTTP requests handled, by method, route template and status code',
-    labelNames: ['method', 'route', 'code'] as const,
-    registers: [this.registry],
-  });
-  readonly httpDuration = new Histogram({
-    name: `${METRIC_PREFIX}http_request_duration_seconds`,
-    help: 'Time from receiving an HTTP request to finishing its response',
-    labelNames: ['method', 'route', 'code'] as const,
+  private readonly http = new RequestInstruments(this.registry, {
+    counter: {
+      name: `${METRIC_PREFIX}http_requests_total`,
+      help: 'HTTP requests handled, by method, route template and status code',
+    },
+    histogram: {
+      name: `${METRIC_PREFIX}http_request_duration_seconds`,
+      help: 'Time from receiving an HTTP request to finishing its response',
+    },
     buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
   });
   readonly producedRecords = new Counter({
     name: `${METRIC_PREFIX}produced_records_total`,
@@ -153,16 +150,16 @@ export class Metrics {
 
   /** One finished gRPC call. `method` is `log.v1.Log/Produce`, `code` the status name (`OK`). */
   rpcHandled(method: string, code: string, seconds: number): void {
-    const labels = { method, code };
-    this.rpcRequests.inc(labels);
-    this.rpcDuration.observe(labels, seconds);
+    this.rpc.record(method, code, seconds, () => ({ method, code }));
   }
 
   /** One finished HTTP request. `route` is the template (`/v1/records/{offset}`), never the raw path. */
   httpHandled(method: string, route: string, code: number | string, seconds: number): void {
-    const labels = { method, route, code: String(code) };
-    this.httpRequests.inc(labels);
-    this.httpDuration.observe(labels, seconds);
+    this.http.record(`${method} ${route}`, String(code), seconds, () => ({
+      method,
+      route,
+      code: String(code),
+    }));
   }
 
   produced(records: number, bytes: number): void {

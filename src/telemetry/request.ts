@@ -115,11 +115,12 @@ export class RequestScope {
   /** Built by `RequestTelemetry`. */
   constructor(
     private readonly deps: RequestTelemetryDeps,
-    start: (RpcStart & { kind: 'grpc' }) | (HttpStart & { kind: 'http' }),
+    kind: 'grpc' | 'http',
+    start: RpcStart | HttpStart,
   ) {
-    this.kind = start.kind;
+    this.kind = kind;
     this.method = start.method;
-    this.route = start.kind === 'http' ? start.route : undefined;
+    this.route = 'route' in start ? start.route : undefined;
     this.peer = start.peer;
     this.streaming = start.streaming ?? false;
     const tracing = deps.tracing;
@@ -128,14 +129,14 @@ export class RequestScope {
       this.context = ROOT_CONTEXT;
       return;
     }
-    const carrier = start.kind === 'grpc' ? start.metadata : start.headers;
+    const carrier = 'route' in start ? start.headers : start.metadata;
     const parent = carrier ? tracing.extract(carrier) : ROOT_CONTEXT;
     const attributes: Attributes =
-      start.kind === 'grpc'
-        ? { [ATTR_RPC_SYSTEM_NAME]: RPC_SYSTEM_NAME_VALUE_GRPC, [ATTR_RPC_METHOD]: start.method }
-        : { [ATTR_HTTP_REQUEST_METHOD]: start.method, [ATTR_HTTP_ROUTE]: start.route };
+      'route' in start
+        ? { [ATTR_HTTP_REQUEST_METHOD]: start.method, [ATTR_HTTP_ROUTE]: start.route }
+        : { [ATTR_RPC_SYSTEM_NAME]: RPC_SYSTEM_NAME_VALUE_GRPC, [ATTR_RPC_METHOD]: start.method };
     if (start.peer !== undefined) attributes[ATTR_NETWORK_PEER_ADDRESS] = start.peer;
-    const name = start.kind === 'grpc' ? start.method : `${start.method} ${start.route}`;
+    const name = 'route' in start ? `${start.method} ${start.route}` : start.method;
     this.span = tracing.startSpan(name, { parent, kind: SpanKind.SERVER, attributes });
     this.context = tracing.withSpan(parent, this.span);
   }
@@ -228,10 +229,10 @@ export class RequestTelemetry {
   constructor(private readonly deps: RequestTelemetryDeps) {}
 
   rpc(start: RpcStart): RequestScope {
-    return new RequestScope(this.deps, { ...start, kind: 'grpc' });
+    return new RequestScope(this.deps, 'grpc', start);
   }
 
   http(start: HttpStart): RequestScope {
-    return new RequestScope(this.deps, { ...start, kind: 'http' });
+    return new RequestScope(this.deps, 'http', start);
   }
 }
