@@ -228,6 +228,11 @@ function errorMessage(err: unknown): string | undefined {
 export class RequestTelemetry {
   constructor(private readonly deps: RequestTelemetryDeps) {}
 
+  /** Whether spans are recorded: skip building trace carriers when not. */
+  get tracing(): boolean {
+    return this.deps.tracing?.enabled === true;
+  }
+
   rpc(start: RpcStart): RequestScope {
     return new RequestScope(this.deps, 'grpc', start);
   }
