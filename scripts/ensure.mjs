@@ -14,9 +14,12 @@ function run(cmd, args) {
   execFileSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
+// `npm install` rather than `npm ci`: it installs exactly the locked versions too, but
+// tolerates optional platform packages (such as buf's binaries for other systems) that
+// a registry mirror does not carry, where `npm ci` refuses the whole install.
 if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs) {
-  console.error('commitlog: installing dependencies (npm ci)…');
-  run(npm, ['ci', '--no-audit', '--no-fund']);
+  console.error('commitlog: installing dependencies (npm install)…');
+  run(npm, ['install', '--no-audit', '--no-fund']);
 }
 run(process.execPath, [
   join(root, 'node_modules', 'typescript', 'bin', 'tsc'),

@@ -1,0 +1,270 @@
+// Opening a log directory after a clean stop or a crash: find the segments, check
+// each against its checksums, cut a torn tail off the last one, rebuild indexes that
+// disagree with their stores, and refuse (naming the file) anything that is damage
+// rather than an interrupted write.
+import { mkdir, open, readFile, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { CorruptSegmentError, InvalidLogDirectoryError } from './errors.js';
+import { frameProblem } from './frame.js';
+import { FRAME_HEADER_BYTES, INDEX_ENTRY_BYTES, type ResolvedLogOptions } from './options.js';
+import { INDEX_SUFFIX, STORE_SUFFIX, Segment, ignoreMissing, segmentName } from './segment.js';
+import { syncDirectory } from './fs-util.js';
+
+/** What opening the log found and repaired. */
+export interface RecoveryReport {
+  segments: number;
+  /** A torn or (with `repairTruncate`) damaged tail that was cut off the last segment. */
+  truncated?: { file: string; position: number; bytes: number; reason: string };
+  /** Index files that disagreed with their stores and were rebuilt (or dropped). */
+  indexesRebuilt: string[];
+  /** Leftover temporary files removed. */
+  removedFiles: string[];
+}
+
+interface ScanResult {
+  positions: Float64Array;
+  count: number;
+  validBytes: number;
+  problem?: string;
+}
+
+const NAME_RE = /^(\d{20})\.(store|index)$/;
+
+export async function openSegments(
+  dir: string,
+  options: ResolvedLogOptions,
+): Promise<{ segments: Segment[]; report: RecoveryReport }> {
+  await mkdir(dir, { recursive: true });
+  const report: RecoveryReport = { segments: 0, indexesRebuilt: [], removedFiles: [] };
+  const found = new Map<bigint, { store: boolean; index: boolean }>();
+  for (const name of await readdir(dir)) {
+    if (name.endsWith(`${INDEX_SUFFIX}.tmp`)) {
+      await unlink(join(dir, name)).catch(ignoreMissing);
+      report.removedFiles.push(join(dir, name));
+      continue;
+    }
+    const match = NAME_RE.exec(name);
+    if (match === null) {
+      if (name.endsWith(STORE_SUFFIX) || name.endsWith(INDEX_SUFFIX)) {
+        throw new InvalidLogDirectoryError(
+          join(dir, name),
+          'not a segment file name (expected 20 digits)',
+        );
+      }
+      continue; // not ours (e.g. lost+found, a README)
+    }
+    const base = BigInt(match[1] as string);
+    const entry = found.get(base) ?? { store: false, index: false };
+    if (match[2] === 'store') entry.store = true;
+    else entry.index = true;
+    found.set(base, entry);
+  }
+  const bases = [...found.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const segments: Segment[] = [];
+  try {
+    for (const [i, base] of bases.entries()) {
+      const files = found.get(base) as { store: boolean; index: boolean };
+      const storePath = join(dir, segmentName(base) + STORE_SUFFIX);
+      if (!files.store) {
+        throw new InvalidLogDirectoryError(
+          join(dir, segmentName(base) + INDEX_SUFFIX),
+          'index file without its store file',
+        );
+      }
+      const last = i === bases.length - 1;
+      const segment = last
+        ? await openLast(dir, base, files.index, options, report)
+        : await openSealed(dir, base, files.index, options, report);
+      const previous = segments.at(-1);
+      segments.push(segment);
+      if (previous !== undefined && previous.nextOffset !== base) {
+        throw new InvalidLogDirectoryError(
+          storePath,
+          `segment starts at offset ${base} but the previous segment ends before offset ${previous.nextOffset}`,
+        );
+      }
+    }
+    if (segments.length === 0) {
+      segments.push(await Segment.create(dir, options.initialOffset));
+      await syncDirectory(dir);
+    }
+  } catch (err) {
+    await Promise.all(segments.map((s) => s.release()));
+    throw err;
+  }
+  report.segments = segments.length;
+  return { segments, report };
+}
+
+async function openSealed(
+  dir: string,
+  base: bigint,
+  hasIndex: boolean,
+  options: ResolvedLogOptions,
+  report: RecoveryReport,
+): Promise<Segment> {
+  const storePath = join(dir, segmentName(base) + STORE_SUFFIX);
+  const handle = await open(storePath, 'r+');
+  try {
+    const size = (await handle.stat()).size;
+    const indexPath = join(dir, segmentName(base) + INDEX_SUFFIX);
+    if (hasIndex) {
+      const index = await loadIndex(indexPath, size);
+      if (index !== undefined && (await lastFrameFits(handle, index, size, options))) {
+        return new Segment(dir, base, handle, index.positions, index.count, size);
+      }
+    }
+    // No usable index: every frame must check out, since a sealed segment was fsynced whole.
+    const scan = scanFrames(await readFile(storePath), options.maxRecordBytes);
+    if (scan.problem !== undefined) {
+      throw new CorruptSegmentError(storePath, scan.validBytes, scan.problem);
+    }
+    const segment = new Segment(dir, base, handle, scan.positions, scan.count, size);
+    await segment.writeIndex();
+    await syncDirectory(dir);
+    report.indexesRebuilt.push(indexPath);
+    return segment;
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+async function openLast(
+  dir: string,
+  base: bigint,
+  hasIndex: boolean,
+  options: ResolvedLogOptions,
+  report: RecoveryReport,
+): Promise<Segment> {
+  const storePath = join(dir, segmentName(base) + STORE_SUFFIX);
+  const indexPath = join(dir, segmentName(base) + INDEX_SUFFIX);
+  const handle = await open(storePath, 'r+');
+  try {
+    const data = await readFile(storePath);
+    const scan = scanFrames(data, options.maxRecordBytes);
+    if (scan.problem !== undefined) {
+      const damage = scan.validBytes;
+      const later = findFrameAfter(data, damage, options.maxRecordBytes);
+      if (later !== undefined && !options.repairTruncate) {
+        throw new CorruptSegmentError(
+          storePath,
+          damage,
+          `${scan.problem}, followed by intact records (at byte ${later}); this is damage, not a torn write. ` +
+            `Restore the file, or open with repairTruncate to cut the log at offset ${base + BigInt(scan.count)}`,
+        );
+      }
+      await handle.truncate(damage);
+      await handle.datasync();
+      report.truncated = {
+        file: storePath,
+        position: damage,
+        bytes: data.length - damage,
+        reason:
+          later === undefined
+            ? `torn tail: ${scan.problem}`
+            : `damaged records cut (repairTruncate): ${scan.problem}`,
+      };
+    }
+    if (hasIndex) {
+      const indexed = await loadIndex(indexPath, scan.validBytes);
+      if (indexed === undefined || !samePositions(indexed, scan)) {
+        report.indexesRebuilt.push(indexPath);
+      }
+      // The active segment's index is written when it is sealed or the log closes.
+      await unlink(indexPath).catch(ignoreMissing);
+    }
+    return new Segment(dir, base, handle, scan.positions, scan.count, scan.validBytes);
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+/** Walks frames from the start; stops at the first one that does not check out. */
+export function scanFrames(data: Buffer, maxPayload: number): ScanResult {
+  let positions = new Float64Array(1024);
+  let count = 0;
+  let at = 0;
+  while (at < data.length) {
+    const problem = frameProblem(data, at, maxPayload);
+    if (problem !== undefined) return { positions, count, validBytes: at, problem };
+    if (count === positions.length) {
+      const grown = new Float64Array(positions.length * 2);
+      grown.set(positions);
+      positions = grown;
+    }
+    positions[count++] = at;
+    at += FRAME_HEADER_BYTES + data.readUInt32LE(at + 4);
+  }
+  return { positions, count, validBytes: at };
+}
+
+/**
+ * Looks for an intact frame after damaged bytes at `from`. The damaged record held at
+ * most `maxPayload` bytes, so the record after it (if any) starts within that reach.
+ */
+export function findFrameAfter(data: Buffer, from: number, maxPayload: number): number | undefined {
+  if (data.length - from >= FRAME_HEADER_BYTES) {
+    const claimed = from + FRAME_HEADER_BYTES + data.readUInt32LE(from + 4);
+    if (claimed < data.length && frameProblem(data, claimed, maxPayload) === undefined)
+      return claimed;
+  }
+  const reach = Math.min(data.length - FRAME_HEADER_BYTES, from + FRAME_HEADER_BYTES + maxPayload);
+  for (let at = from + 1; at <= reach; at++) {
+    if (frameProblem(data, at, maxPayload) === undefined) return at;
+  }
+  return undefined;
+}
+
+interface LoadedIndex {
+  positions: Float64Array;
+  count: number;
+}
+
+/** Reads an index file; undefined when it is damaged or cannot describe a store of `storeSize`. */
+async function loadIndex(path: string, storeSize: number): Promise<LoadedIndex | undefined> {
+  const body = await readFile(path).catch((err: unknown) => {
+    ignoreMissing(err);
+    return undefined;
+  });
+  if (body === undefined || body.length < 4 || (body.length - 4) % INDEX_ENTRY_BYTES !== 0)
+    return undefined;
+  if (crc32(body.subarray(0, body.length - 4)) !== body.readUInt32LE(body.length - 4))
+    return undefined;
+  const count = (body.length - 4) / INDEX_ENTRY_BYTES;
+  if (count === 0 && storeSize !== 0) return undefined;
+  const positions = new Float64Array(Math.max(count, 1024));
+  let previous = -1;
+  for (let i = 0; i < count; i++) {
+    const position = Number(body.readBigUInt64LE(i * INDEX_ENTRY_BYTES));
+    if (position <= previous || position >= storeSize || (i === 0 && position !== 0))
+      return undefined;
+    positions[i] = position;
+    previous = position;
+  }
+  return { positions, count };
+}
+
+/** The sealed segment's last frame must check out and end exactly at the end of the store. */
+async function lastFrameFits(
+  handle: FileHandle,
+  index: LoadedIndex,
+  size: number,
+  options: ResolvedLogOptions,
+): Promise<boolean> {
+  if (index.count === 0) return size === 0;
+  const last = index.positions[index.count - 1] as number;
+  const buf = Buffer.allocUnsafe(size - last);
+  const { bytesRead } = await handle.read(buf, 0, buf.length, last);
+  if (bytesRead !== buf.length || frameProblem(buf, 0, options.maxRecordBytes) !== undefined)
+    return false;
+  return FRAME_HEADER_BYTES + buf.readUInt32LE(4) === buf.length;
+}
+
+function samePositions(index: LoadedIndex, scan: ScanResult): boolean {
+  if (index.count !== scan.count) return false;
+  for (let i = 0; i < scan.count; i++) if (index.positions[i] !== scan.positions[i]) return false;
+  return true;
+}
