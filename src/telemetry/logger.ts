@@ -48,13 +48,18 @@ export function parseLogFormat(text: string): LogFormat {
 function prettyStream(
   destination: Writable | DestinationStream,
   colorize: boolean,
-): DestinationStream {
+): DestinationStream & { flush(done: (err?: Error) => void): void } {
   const format = prettyFactory({
     colorize,
     translateTime: 'SYS:HH:MM:ss.l',
     ignore: 'pid,hostname',
   });
-  return { write: (line: string) => void destination.write(format(line)) };
+  const flushable = destination as { flush?: (done: (err?: Error) => void) => void };
+  return {
+    write: (line: string) => void destination.write(format(line)),
+    // logger.flush() reaches the destination through this (SonicBoom buffers stdout).
+    flush: (done) => (flushable.flush ? flushable.flush(done) : done()),
+  };
 }
 
 function isTerminal(stream: Writable | DestinationStream): boolean {
