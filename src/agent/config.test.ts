@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { ConfigError, defaultConfig, envName, resolveConfig } from './config.js';
+
+describe('agent configuration', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'commitlog-config-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function file(name: string, text: string): Promise<string> {
+    const path = join(dir, name);
+    await writeFile(path, text);
+    return path;
+  }
+
+  it('has the book-compatible single-node defaults', async () => {
+    const config = await resolveConfig({});
+    assert.equal(config.dataDir, './data');
+    assert.equal(config.bindAddr, '127.0.0.1:8401');
+    assert.equal(config.rpcPort, 8400);
+    assert.equal(config.httpPort, 8080);
+    assert.equal(config.fsync, 'always');
+    assert.equal(config.bootstrap, true, 'bootstrap is implied without join addresses');
+    assert.equal(envName('segment-max-bytes'), 'COMMITLOG_SEGMENT_MAX_BYTES');
+  });
+
+  it('takes flags over environment over config file over defaults', async () => {
+    const yaml = await file(
+      'a.yaml',
+      'data-dir: /from/file\nrpc-port: 1001\nhttp-port: 2001\nfsync: never\n',
+    );
+    const config = await resolveConfig({
+      flags: { 'config-file': yaml, 'rpc-port': '1003' },
+      env: { COMMITLOG_RPC_PORT: '1002', COMMITLOG_HTTP_PORT: '2002' },
+    });
+    assert.equal(config.rpcPort, 1003, 'flag wins');
+    assert.equal(config.httpPort, 2002, 'environment beats the file');
+    assert.equal(config.dataDir, '/from/file', 'file beats the default');
+    assert.equal(config.fsync, 'never');
+    assert.equal(config.nodeName, defaultConfig().nodeName);
+  });
+
+  it('reads JSON config files and lists for start-join-addrs', async () => {
+    const json = await file(
+      'a.json',
+      JSON.stringify({
+        'start-join-addrs': ['127.0.0.1:9401', '127.0.0.1:9402'],
+        bootstrap: false,
+      }),
+    );
+    const config = await resolveConfig({ flags: { 'config-file': json } });
+    assert.deepEqual(config.startJoinAddrs, ['127.0.0.1:9401', '127.0.0.1:9402']);
+    assert.equal(config.bootstrap, false);
+    const fromEnv = await resolveConfig({ env: { COMMITLOG_START_JOIN_ADDRS: 'a:1, b:2' } });
+    assert.deepEqual(fromEnv.startJoinAddrs, ['a:1', 'b:2']);
+  });
+
+  it('names the key and its source for every bad value', async () => {
+    const cases: [Parameters<typeof resolveConfig>[0], string, RegExp][] = [
+      [{ flags: { 'rpc-port': '70000' } }, 'rpc-port', /from 0 to 65535.*flag --rpc-port/],
+      [
+        { env: { COMMITLOG_HTTP_PORT: '' } },
+        'http-port',
+        /environment variable COMMITLOG_HTTP_PORT/,
+      ],
+      [{ flags: { fsync: 'sometimes' } }, 'fsync', /always, never or interval:<ms>/],
+      [{ flags: { 'log-level': 'loud' } }, 'log-level', /one of debug, info/],
+      [{ flags: { 'bind-addr': 'nohost' } }, 'bind-addr', /host:port/],
+      [{ flags: { insecure: 'yes' } }, 'insecure', /true or false/],
+      [{ flags: { 'segment-max-bytes': '12' } }, 'segment-max-bytes', /from 1024/],
+      [{ flags: { 'start-join-addrs': 'a:1,b' } }, 'start-join-addrs[1]', /host:port/],
+    ];
+    for (const [sources, key, message] of cases) {
+      await assert.rejects(resolveConfig(sources), (err: unknown) => {
+        assert.ok(err instanceof ConfigError, String(err));
+        assert.equal(err.key, key);
+        assert.match(err.message, message);
+        return true;
+      });
+    }
+  });
+
+  it('refuses unknown keys, non-mapping files and unreadable files', async () => {
+    const typo = await file('typo.yaml', 'data_dir: /x\n');
+    await assert.rejects(
+      resolveConfig({ flags: { 'config-file': typo } }),
+      /data_dir: unknown key in config file/,
+    );
+    const list = await file('list.yaml', '- a\n- b\n');
+    await assert.rejects(
+      resolveConfig({ flags: { 'config-file': list } }),
+      /config-file: .* must hold a mapping/,
+    );
+    const nested = await file('nested.yaml', 'data-dir:\n  path: /x\n');
+    await assert.rejects(
+      resolveConfig({ flags: { 'config-file': nested } }),
+      /data-dir: has an unsupported value/,
+    );
+    await assert.rejects(
+      resolveConfig({ flags: { 'config-file': join(dir, 'missing.yaml') } }),
+      /config-file: cannot read/,
+    );
+  });
+
+  it('refuses a non-loopback bind without --insecure, and TLS flags until TLS exists', async () => {
+    await assert.rejects(
+      resolveConfig({ flags: { 'bind-addr': '0.0.0.0:8401' } }),
+      /bind-addr: .*needs --insecure/,
+    );
+    const open = await resolveConfig({ flags: { 'bind-addr': '0.0.0.0:8401', insecure: true } });
+    assert.equal(open.insecure, true);
+    await assert.rejects(
+      resolveConfig({ flags: { 'server-tls-cert-file': 'server.pem' } }),
+      /server-tls-cert-file: TLS and ACLs are not available/,
+    );
+  });
+});

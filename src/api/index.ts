@@ -1,0 +1,80 @@
+// The wire API: messages and the grpc-js service generated from proto/log/v1/log.proto,
+// plus the google.rpc status-details codec shared by server and client.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { Any } from './gen/google/protobuf/any.js';
+import { LocalizedMessage } from './gen/google/rpc/error_details.js';
+import { Status } from './gen/google/rpc/status.js';
+
+export {
+  ConsumeBatchRequest,
+  ConsumeBatchResponse,
+  ConsumeRequest,
+  ConsumeResponse,
+  GetServersRequest,
+  GetServersResponse,
+  LogClient,
+  LogService,
+  ProduceBatchRequest,
+  ProduceBatchResponse,
+  ProduceRequest,
+  ProduceResponse,
+  // The generated name shadows TypeScript's Record<K, V>.
+  Record as LogRecord,
+  Server as ServerInfo,
+} from './gen/log/v1/log.js';
+export type { LogServer } from './gen/log/v1/log.js';
+
+/** Package-qualified service name, as used by health checks and reflection. */
+export const LOG_SERVICE_NAME = 'log.v1.Log';
+
+const LOCALIZED_MESSAGE_TYPE = 'type.googleapis.com/google.rpc.LocalizedMessage';
+
+/** Where the .proto files live (proto/ at the package root, shipped with the package). */
+export function protoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'proto', 'log', 'v1', 'log.proto'))) return join(dir, 'proto');
+    const parent = dirname(dir);
+    if (parent === dir)
+      throw new Error('proto/log/v1/log.proto not found above ' + import.meta.url);
+    dir = parent;
+  }
+}
+
+/** A human-readable message for the client, as google.rpc.LocalizedMessage carries it. */
+export interface StatusMessage {
+  locale: string;
+  message: string;
+}
+
+/**
+ * Encodes the value of the `grpc-status-details-bin` trailer: a google.rpc.Status
+ * whose details hold one LocalizedMessage (what the book's ErrOffsetOutOfRange sends).
+ */
+export function encodeStatusDetails(
+  code: number,
+  message: string,
+  localized: StatusMessage,
+): Buffer {
+  const detail = Any.fromPartial({
+    typeUrl: LOCALIZED_MESSAGE_TYPE,
+    value: Buffer.from(LocalizedMessage.encode(localized).finish()),
+  });
+  return Buffer.from(Status.encode({ code, message, details: [detail] }).finish());
+}
+
+/** Decodes `grpc-status-details-bin`; returns its LocalizedMessage details. */
+export function decodeStatusDetails(bytes: Uint8Array): {
+  code: number;
+  message: string;
+  localized: StatusMessage[];
+} {
+  const status = Status.decode(bytes);
+  const localized = status.details
+    .filter((d) => d.typeUrl === LOCALIZED_MESSAGE_TYPE)
+    .map((d) => LocalizedMessage.decode(d.value));
+  return { code: status.code, message: status.message, localized };
+}

@@ -1,0 +1,222 @@
+// A small typed client for log.v1.Log: what the CLI and applications call. Offsets
+// are bigint; failures are CommitLogError (OffsetOutOfRangeError past the end).
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+
+import * as grpc from '@grpc/grpc-js';
+
+import {
+  type ConsumeResponse,
+  decodeStatusDetails,
+  type GetServersResponse,
+  LogClient as GeneratedLogClient,
+  type LogRecord,
+  type ProduceBatchResponse,
+  type ProduceResponse,
+  type ServerInfo,
+} from '../api/index.js';
+
+/** A record as read back: its offset and value. */
+export interface ConsumedRecord {
+  offset: bigint;
+  value: Buffer;
+}
+
+/** A call that failed; `code` is the gRPC status code. */
+export class CommitLogError extends Error {
+  override name = 'CommitLogError';
+  constructor(
+    message: string,
+    readonly code: grpc.status,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** The offset is past either end of the log (gRPC OUT_OF_RANGE). */
+export class OffsetOutOfRangeError extends CommitLogError {
+  override name = 'OffsetOutOfRangeError';
+}
+
+function isServiceError(err: unknown): err is grpc.ServiceError {
+  return err instanceof Error && 'code' in err && typeof err.code === 'number';
+}
+
+/** Turns a grpc-js error into a CommitLogError, preferring the server's localized message. */
+export function toClientError(err: unknown): unknown {
+  if (!isServiceError(err)) return err;
+  let message = err.details || err.message;
+  const details = err.metadata?.get('grpc-status-details-bin')[0];
+  if (details instanceof Buffer) {
+    const localized = decodeStatusDetails(details).localized[0];
+    if (localized) message = localized.message;
+  }
+  const Class = err.code === grpc.status.OUT_OF_RANGE ? OffsetOutOfRangeError : CommitLogError;
+  return new Class(message, err.code, { cause: err });
+}
+
+/** TLS files for a connection; none given means plaintext. */
+export interface TlsFiles {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+/** Channel credentials from PEM files: TLS when any is given (mutual with cert and key). */
+export async function channelCredentials(files: TlsFiles): Promise<grpc.ChannelCredentials> {
+  if (!files.caFile && !files.certFile && !files.keyFile) return grpc.credentials.createInsecure();
+  const load = (file?: string) => (file ? readFile(file) : Promise.resolve(null));
+  const [ca, key, cert] = await Promise.all([
+    load(files.caFile),
+    load(files.keyFile),
+    load(files.certFile),
+  ]);
+  return grpc.credentials.createSsl(ca, key, cert);
+}
+
+export interface ClientOptions {
+  /** Default: plaintext (TLS material arrives with the auth issue). */
+  credentials?: grpc.ChannelCredentials;
+  channelOptions?: grpc.ChannelOptions;
+}
+
+function settle<T>(resolve: (v: T) => void, reject: (e: unknown) => void) {
+  return (err: grpc.ServiceError | null, res: T) =>
+    err ? reject(toClientError(err)) : resolve(res);
+}
+
+function toConsumed(r: LogRecord | undefined): ConsumedRecord {
+  return { offset: r?.offset ?? 0n, value: r?.value ?? Buffer.alloc(0) };
+}
+
+function newRecord(value: Uint8Array): LogRecord {
+  return { value: Buffer.from(value), offset: 0n, term: 0n, type: 0 };
+}
+
+export class CommitLogClient {
+  private readonly raw: GeneratedLogClient;
+
+  /** `address` is host:port of any node's RPC port. */
+  constructor(address: string, opts: ClientOptions = {}) {
+    this.raw = new GeneratedLogClient(
+      address,
+      opts.credentials ?? grpc.credentials.createInsecure(),
+      opts.channelOptions,
+    );
+  }
+
+  /** Appends one record; resolves with its offset. */
+  async produce(value: Uint8Array): Promise<bigint> {
+    const res = await new Promise<ProduceResponse>((resolve, reject) => {
+      this.raw.produce({ record: newRecord(value) }, settle(resolve, reject));
+    });
+    return res.offset;
+  }
+
+  /** Appends many records in one call; offsets are dense from `firstOffset`. */
+  async produceBatch(
+    values: readonly Uint8Array[],
+  ): Promise<{ firstOffset: bigint; count: number }> {
+    return new Promise<ProduceBatchResponse>((resolve, reject) => {
+      this.raw.produceBatch({ records: values.map(newRecord) }, settle(resolve, reject));
+    });
+  }
+
+  async consume(offset: bigint): Promise<ConsumedRecord> {
+    const res = await new Promise<ConsumeResponse>((resolve, reject) => {
+      this.raw.consume({ offset }, settle(resolve, reject));
+    });
+    return toConsumed(res.record);
+  }
+
+  async getServers(): Promise<ServerInfo[]> {
+    const res = await new Promise<GetServersResponse>((resolve, reject) => {
+      this.raw.getServers({}, settle(resolve, reject));
+    });
+    return res.servers;
+  }
+
+  /** Records from `offset` on, then new ones as they arrive, until `signal` aborts. */
+  async *consumeStream(
+    offset: bigint,
+    opts: { signal?: AbortSignal } = {},
+  ): AsyncGenerator<ConsumedRecord> {
+    const call = this.raw.consumeStream({ offset });
+    const onAbort = () => call.cancel();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const res of call as AsyncIterable<{ record?: LogRecord }>) {
+        yield toConsumed(res.record);
+      }
+    } catch (err) {
+      if (opts.signal?.aborted) return;
+      throw toClientError(err);
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      call.cancel();
+    }
+  }
+
+  /** Like consumeStream, many records per message. */
+  async *consumeBatches(
+    offset: bigint,
+    opts: { signal?: AbortSignal; maxRecords?: number; maxBytes?: number } = {},
+  ): AsyncGenerator<ConsumedRecord[]> {
+    const call = this.raw.consumeBatchStream({
+      offset,
+      maxRecords: opts.maxRecords ?? 0,
+      maxBytes: opts.maxBytes ?? 0,
+    });
+    const onAbort = () => call.cancel();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const res of call as AsyncIterable<{ records: LogRecord[] }>) {
+        yield res.records.map(toConsumed);
+      }
+    } catch (err) {
+      if (opts.signal?.aborted) return;
+      throw toClientError(err);
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      call.cancel();
+    }
+  }
+
+  /**
+   * Appends every value over one ProduceStream and yields their offsets in order.
+   * Values are sent as fast as flow control allows; the server pipelines them.
+   */
+  async *produceStream(
+    values: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  ): AsyncGenerator<bigint> {
+    const call = this.raw.produceStream();
+    let sendError: Error | undefined;
+    const send = async () => {
+      for await (const value of values) {
+        if (!call.write({ record: newRecord(value) })) await once(call, 'drain');
+      }
+      call.end();
+    };
+    send().catch((err: unknown) => {
+      sendError = err instanceof Error ? err : new Error(String(err));
+      call.cancel();
+    });
+    try {
+      for await (const res of call as AsyncIterable<{ offset: bigint }>) yield res.offset;
+    } catch (err) {
+      throw sendError ?? toClientError(err);
+    } finally {
+      call.cancel();
+    }
+    if (sendError !== undefined) throw sendError;
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,8 @@
+export {
+  channelCredentials,
+  CommitLogClient,
+  CommitLogError,
+  OffsetOutOfRangeError,
+  toClientError,
+} from './client.js';
+export type { ClientOptions, ConsumedRecord, TlsFiles } from './client.js';

@@ -1,0 +1,168 @@
+// The node's API surface: one grpc-js server (log.v1.Log, grpc.health.v1.Health,
+// server reflection) and one HTTP server (the JSON gateway). Everything it needs
+// comes in through the constructor: no globals, so later interceptors (auth,
+// telemetry) and several servers per process (tests) need no changes here.
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+
+import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+
+import { LOG_SERVICE_NAME, LogService, protoRoot } from '../api/index.js';
+import type { CommitLog, ServerLister, ServerLogger } from './commit-log.js';
+import { silentLogger } from './commit-log.js';
+import { createHttpHandler } from './http-gateway.js';
+import { createLogService, StreamRegistry } from './log-service.js';
+
+export interface ApiServerOptions {
+  log: CommitLog;
+  servers: ServerLister;
+  logger?: ServerLogger;
+  /** Run on every gRPC call, health and reflection included (authn, authz, telemetry). */
+  interceptors?: grpc.ServerInterceptor[];
+  /** Default: insecure (the agent refuses non-loopback binds without TLS or --insecure). */
+  credentials?: grpc.ServerCredentials;
+  /** Largest record value accepted (default 1 MiB, the log's default). */
+  maxRecordBytes?: number;
+  /** ProduceStream appends in flight before the server stops reading (default 1024). */
+  maxInFlight?: number;
+  /** ConsumeBatchStream caps per message (defaults 1000 records, 1 MiB). */
+  maxBatchRecords?: number;
+  maxBatchBytes?: number;
+}
+
+/** A listener could not be opened (address in use, no such interface, …). */
+export class ListenError extends Error {
+  override name = 'ListenError';
+  constructor(
+    readonly api: 'gRPC' | 'HTTP',
+    readonly address: string,
+    cause: Error,
+  ) {
+    super(`cannot listen for ${api} on ${address}: ${cause.message}`, { cause });
+  }
+}
+
+/** An address that a listener is bound to. */
+export interface BoundAddress {
+  host: string;
+  port: number;
+}
+
+export class ApiServer {
+  readonly grpcServer: grpc.Server;
+  readonly httpServer: HttpServer;
+  private readonly health: HealthImplementation;
+  private readonly streams = new StreamRegistry();
+  private readonly shutdown = new AbortController();
+  private readonly logger: ServerLogger;
+  private readonly credentials: grpc.ServerCredentials;
+  private ready = true;
+  private closing: Promise<void> | undefined;
+
+  constructor(opts: ApiServerOptions) {
+    this.logger = opts.logger ?? silentLogger;
+    const maxRecordBytes = opts.maxRecordBytes ?? 1024 * 1024;
+    const maxBatchBytes = opts.maxBatchBytes ?? 1024 * 1024;
+    this.grpcServer = new grpc.Server({
+      interceptors: opts.interceptors ?? [],
+      // A ProduceBatch may carry several maximum-size records; room for framing too.
+      'grpc.max_receive_message_length': Math.max(4 * 1024 * 1024, maxRecordBytes + 64 * 1024),
+      'grpc.max_send_message_length': Math.max(4 * 1024 * 1024, maxBatchBytes + maxRecordBytes),
+    });
+    this.grpcServer.addService(
+      LogService,
+      createLogService(
+        {
+          log: opts.log,
+          servers: opts.servers,
+          logger: this.logger,
+          maxRecordBytes,
+          maxInFlight: opts.maxInFlight ?? 1024,
+          maxBatchRecords: opts.maxBatchRecords ?? 1000,
+          maxBatchBytes,
+        },
+        this.streams,
+      ),
+    );
+    this.health = new HealthImplementation({ '': 'SERVING', [LOG_SERVICE_NAME]: 'SERVING' });
+    this.health.addToServer(this.grpcServer);
+    const root = protoRoot();
+    const definition = loadSync(join(root, 'log', 'v1', 'log.proto'), {
+      includeDirs: [root],
+      longs: String,
+      keepCase: true,
+    });
+    new ReflectionService(definition).addToServer(this.grpcServer);
+    this.credentials = opts.credentials ?? grpc.ServerCredentials.createInsecure();
+    this.httpServer = createServer(
+      createHttpHandler({
+        log: opts.log,
+        logger: this.logger,
+        maxRecordBytes,
+        isReady: () => this.ready,
+        shutdownSignal: this.shutdown.signal,
+      }),
+    );
+  }
+
+  /** Binds gRPC to `host:port` (port 0: any free port) and answers what was bound. */
+  async listenGrpc(host: string, port: number): Promise<BoundAddress> {
+    const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    const bound = await new Promise<number>((resolve, reject) => {
+      this.grpcServer.bindAsync(target, this.credentials, (err, p) =>
+        err ? reject(new ListenError('gRPC', target, err)) : resolve(p),
+      );
+    });
+    return { host, port: bound };
+  }
+
+  /** Binds the HTTP API to `host:port` (port 0: any free port). */
+  async listenHttp(host: string, port: number): Promise<BoundAddress> {
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error) => reject(new ListenError('HTTP', `${host}:${port}`, err));
+      this.httpServer.once('error', fail);
+      this.httpServer.listen(port, host, () => {
+        this.httpServer.off('error', fail);
+        resolve();
+      });
+    });
+    const address = this.httpServer.address() as AddressInfo;
+    return { host, port: address.port };
+  }
+
+  /**
+   * Stops accepting, ends live streams with UNAVAILABLE, lets unary calls finish for
+   * up to `graceMs`, then cuts what is left. Idempotent.
+   */
+  close(graceMs = 5000): Promise<void> {
+    this.closing ??= this.doClose(graceMs);
+    return this.closing;
+  }
+
+  private async doClose(graceMs: number): Promise<void> {
+    this.ready = false;
+    this.health.setStatus('', 'NOT_SERVING');
+    this.health.setStatus(LOG_SERVICE_NAME, 'NOT_SERVING');
+    this.shutdown.abort();
+    this.streams.closeAll();
+    const deadline = AbortSignal.timeout(graceMs);
+    const http = this.httpServer.listening
+      ? new Promise<void>((resolve) => this.httpServer.close(() => resolve()))
+      : Promise.resolve();
+    this.httpServer.closeIdleConnections();
+    const grpcDone = new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));
+    const timedOut = new Promise<'timeout'>((resolve) =>
+      deadline.addEventListener('abort', () => resolve('timeout'), { once: true }),
+    );
+    if ((await Promise.race([Promise.all([http, grpcDone]), timedOut])) === 'timeout') {
+      this.logger.warn({ graceMs }, 'calls still running after the grace period; cutting them');
+      this.httpServer.closeAllConnections();
+      this.grpcServer.forceShutdown();
+      await Promise.all([http, grpcDone]);
+    }
+  }
+}

@@ -1,0 +1,249 @@
+// End to end: `commitlog agent` as a real process, driven by `commitlog produce`,
+// `consume` and `servers`; then stopped with SIGTERM, restarted, and read again.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { buildProgram } from '../src/cli/index.js';
+import { tempDir, within } from './support/node.js';
+
+const BIN = new URL('../../bin/commitlog.js', import.meta.url).pathname;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const children = new Set<ChildProcess>();
+
+/** Runs the CLI to completion (10 s at most), feeding `input` on stdin. */
+async function cli(args: string[], input?: string): Promise<Result> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdin.end(input);
+  const [code] = (await within(10_000, `commitlog ${args.join(' ')}`, once(child, 'exit'))) as [
+    number | null,
+  ];
+  children.delete(child);
+  return { code, stdout, stderr };
+}
+
+interface RunningAgent {
+  child: ChildProcess;
+  rpcAddr: string;
+  httpAddr: string;
+  stderr: () => string;
+}
+
+/** Starts `commitlog agent` on free ports and waits for the line saying where it listens. */
+async function startAgent(dataDir: string): Promise<RunningAgent> {
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'agent',
+      '--data-dir',
+      dataDir,
+      '--rpc-port',
+      '0',
+      '--http-port',
+      '0',
+      '--node-name',
+      'e2e',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const listening = new Promise<{ rpcAddr: string; httpAddr: string }>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+      const m = /gRPC on (\S+), HTTP on http:\/\/(\S+),/.exec(stdout);
+      if (m?.[1] && m[2]) resolve({ rpcAddr: m[1], httpAddr: m[2] });
+    });
+    child.on('exit', (code) => reject(new Error(`agent exited with ${code}: ${stderr}`)));
+  });
+  const { rpcAddr, httpAddr } = await within(10_000, 'agent prints its addresses', listening);
+  return { child, rpcAddr, httpAddr, stderr: () => stderr };
+}
+
+async function stopAgent(agent: RunningAgent): Promise<number | null> {
+  const exited = once(agent.child, 'exit') as Promise<[number | null]>;
+  agent.child.kill('SIGTERM');
+  const [code] = await within(8000, 'agent exits after SIGTERM', exited);
+  children.delete(agent.child);
+  return code;
+}
+
+after(() => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+describe('commitlog CLI end to end', () => {
+  let dir: string;
+  let agent: RunningAgent;
+
+  before(async () => {
+    dir = await tempDir('cli');
+    agent = await startAgent(dir);
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('produces from arguments and from stdin lines, printing offsets', async () => {
+    const args = await cli(['produce', '--addr', agent.rpcAddr, 'hello', 'world']);
+    assert.equal(args.code, 0, args.stderr);
+    assert.equal(args.stdout, '0\n1\n');
+    const stdin = await cli(['produce', '--addr', agent.rpcAddr], 'line a\nline b\n');
+    assert.equal(stdin.code, 0, stdin.stderr);
+    assert.equal(stdin.stdout, '2\n3\n');
+  });
+
+  it('consumes to the end, from an offset, a count, and as JSON', async () => {
+    const all = await cli(['consume', '--addr', agent.rpcAddr]);
+    assert.equal(all.code, 0, all.stderr);
+    assert.equal(all.stdout, 'hello\nworld\nline a\nline b\n');
+    const some = await cli([
+      'consume',
+      '--addr',
+      agent.rpcAddr,
+      '--offset',
+      '1',
+      '--count',
+      '2',
+      '--json',
+    ]);
+    assert.equal(some.code, 0, some.stderr);
+    assert.deepEqual(
+      some.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as unknown),
+      [
+        { offset: 1, value: Buffer.from('world').toString('base64') },
+        { offset: 2, value: Buffer.from('line a').toString('base64') },
+      ],
+    );
+  });
+
+  it('follows new records with --follow', async () => {
+    const following = cli([
+      'consume',
+      '--addr',
+      agent.rpcAddr,
+      '--offset',
+      '3',
+      '--follow',
+      '--count',
+      '2',
+    ]);
+    const produced = await cli(['produce', '--addr', agent.rpcAddr, 'later']);
+    assert.equal(produced.stdout, '4\n');
+    const res = await following;
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout, 'line b\nlater\n');
+  });
+
+  it('lists the node as leader with servers', async () => {
+    const res = await cli(['servers', '--addr', agent.rpcAddr]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout, `e2e\t${agent.rpcAddr}\tleader\n`);
+  });
+
+  it('exits 0 on SIGTERM and serves the same records after a restart', async () => {
+    assert.equal(await stopAgent(agent), 0, agent.stderr());
+    agent = await startAgent(dir);
+    const res = await cli(['consume', '--addr', agent.rpcAddr]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout, 'hello\nworld\nline a\nline b\nlater\n');
+    const next = await cli(['produce', '--addr', agent.rpcAddr, 'after restart']);
+    assert.equal(next.stdout, '5\n');
+    assert.equal(await stopAgent(agent), 0, agent.stderr());
+  });
+});
+
+describe('commitlog agent configuration errors', () => {
+  it('refuses an unknown config-file key, naming it (exit 2)', async () => {
+    const dir = await tempDir('cli-config');
+    try {
+      const file = join(dir, 'agent.yaml');
+      await writeFile(file, 'data-dir: ./x\nrpc_port: 9000\n');
+      const res = await cli(['agent', '--config-file', file]);
+      assert.equal(res.code, 2);
+      assert.match(res.stderr, /rpc_port: unknown key in config file/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a bad flag value, naming the key (exit 2)', async () => {
+    const res = await cli(['agent', '--rpc-port', 'eighty']);
+    assert.equal(res.code, 2);
+    assert.match(
+      res.stderr,
+      /rpc-port: must be an integer from 0 to 65535, got "eighty" \(from flag --rpc-port\)/,
+    );
+  });
+});
+
+describe('commitlog --help', () => {
+  const expected: [string[], string[]][] = [
+    [[], ['agent', 'produce', 'consume', 'servers']],
+    [
+      ['agent'],
+      [
+        '--config-file',
+        '--data-dir',
+        '--node-name',
+        '--bind-addr',
+        '--rpc-port',
+        '--http-port',
+        '--start-join-addrs',
+        '--bootstrap',
+        '--acl-model-file',
+        '--acl-policy-file',
+        '--server-tls-cert-file',
+        '--server-tls-key-file',
+        '--server-tls-ca-file',
+        '--peer-tls-cert-file',
+        '--peer-tls-key-file',
+        '--peer-tls-ca-file',
+        '--fsync',
+        '--segment-max-bytes',
+        '--log-level',
+        '--insecure',
+        'COMMITLOG_DATA_DIR',
+      ],
+    ],
+    [['produce'], ['--addr', '--ca-file', '--cert-file', '--key-file', 'stdin']],
+    [['consume'], ['--addr', '--offset', '--count', '--follow', '--json', '--ca-file']],
+    [['servers'], ['--addr', '--ca-file', '--cert-file', '--key-file']],
+  ];
+  for (const [command, words] of expected) {
+    it(`commitlog ${command.join(' ')} --help lists ${words.length} options`, async () => {
+      // The agent's help runs as a process once; the others are read in-process (faster).
+      let text: string;
+      if (command[0] === 'agent') {
+        const res = await cli([...command, '--help']);
+        assert.equal(res.code, 0, res.stderr);
+        text = res.stdout;
+      } else {
+        const program = buildProgram();
+        const sub = program.commands.find((c) => c.name() === command[0]) ?? program;
+        text = sub.helpInformation();
+      }
+      for (const word of words) assert.ok(text.includes(word), `${word} in:\n${text}`);
+    });
+  }
+});
