@@ -1,24 +1,49 @@
-// One node: opens the log, then the API server, then its listeners; shuts them down
-// in reverse. Until clustering lands, a node serves alone and answers GetServers
-// with itself as leader.
+// One node: builds its telemetry, opens the log, then the API server, then its
+// listeners; shuts them down in reverse. Until clustering lands, a node serves alone
+// and answers GetServers with itself as leader.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { Log, parseFsyncPolicy } from '../log/index.js';
-import { ApiServer, type ServerLogger, silentLogger } from '../server/index.js';
-import { type AgentConfig, bindHost } from './config.js';
+import { ApiServer } from '../server/index.js';
+import { type Logger, TraceFileError } from '../telemetry/index.js';
+import { type AgentConfig, bindHost, ConfigError } from './config.js';
+import { NodeTelemetry, type NodeTelemetryOptions } from './telemetry.js';
 
 export interface AgentOptions {
-  logger?: ServerLogger;
+  /** Where log lines go (default stdout). */
+  logDestination?: NodeTelemetryOptions['logDestination'];
   /** How long shutdown lets in-flight calls finish (default 5 s). */
   shutdownGraceMs?: number;
 }
+
+const VERSION = '0.1.0';
 
 /** The largest record value; the server refuses larger ones before they reach the log. */
 const MAX_RECORD_BYTES = 1024 * 1024;
 
 function joinHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function buildTelemetry(config: AgentConfig, options: AgentOptions): NodeTelemetry {
+  try {
+    return NodeTelemetry.create({
+      nodeName: config.nodeName,
+      logLevel: config.logLevel,
+      logFormat: config.logFormat,
+      metrics: config.metrics,
+      otlpEndpoint: config.otlpEndpoint,
+      traceFile: config.traceFile,
+      traceSampleRatio: config.traceSampleRatio,
+      version: VERSION,
+      logDestination: options.logDestination,
+    });
+  } catch (err) {
+    if (err instanceof TraceFileError)
+      throw new ConfigError('trace-file', err.message, { cause: err });
+    throw err;
+  }
 }
 
 export class Agent {
@@ -32,22 +57,44 @@ export class Agent {
     readonly httpAddr: string,
     private readonly log: Log,
     private readonly server: ApiServer,
+    private readonly telemetry: NodeTelemetry,
+    /** The node's logger for its own events (component `agent`). */
+    readonly logger: Logger,
     private readonly options: AgentOptions,
   ) {}
 
   /** Starts a node; on failure, closes whatever had started and rethrows. */
   static async start(config: AgentConfig, options: AgentOptions = {}): Promise<Agent> {
-    const logger = options.logger ?? silentLogger;
+    const telemetry = buildTelemetry(config, options);
+    const logger = telemetry.logger.child({ component: 'agent' });
     const host = bindHost(config);
     const dir = join(config.dataDir, 'log');
-    await mkdir(dir, { recursive: true });
-    const log = await Log.open(dir, {
-      fsync: parseFsyncPolicy(config.fsync),
-      maxStoreBytes: config.segmentMaxBytes,
-      maxRecordBytes: MAX_RECORD_BYTES,
-    });
+    let log: Log;
+    try {
+      await mkdir(dir, { recursive: true });
+      log = await Log.open(dir, {
+        fsync: parseFsyncPolicy(config.fsync),
+        maxStoreBytes: config.segmentMaxBytes,
+        maxRecordBytes: MAX_RECORD_BYTES,
+        observer: telemetry.logObserver(),
+      });
+    } catch (err) {
+      await telemetry.shutdown();
+      throw err;
+    }
+    telemetry.metrics?.watchLog(log);
     let server: ApiServer | undefined;
     try {
+      logger.info(
+        {
+          dataDir: config.dataDir,
+          fsync: config.fsync,
+          segmentMaxBytes: config.segmentMaxBytes,
+          lowestOffset: log.lowestOffset.toString(),
+          highestOffset: log.highestOffset.toString(),
+        },
+        `data directory ${config.dataDir}`,
+      );
       if (log.recovery.truncated || log.recovery.indexesRebuilt.length > 0) {
         logger.warn({ recovery: log.recovery }, 'log recovered from an unclean shutdown');
       }
@@ -59,16 +106,45 @@ export class Agent {
       }
       let rpcAddr = '';
       const self = { getServers: async () => [{ id: config.nodeName, rpcAddr, isLeader: true }] };
-      server = new ApiServer({ log, servers: self, logger, maxRecordBytes: MAX_RECORD_BYTES });
+      server = new ApiServer({
+        log,
+        servers: self,
+        logger: telemetry.logger.child({ component: 'server' }),
+        requests: telemetry.requests,
+        metrics: telemetry.metrics,
+        maxRecordBytes: MAX_RECORD_BYTES,
+      });
       const rpc = await server.listenGrpc(host, config.rpcPort);
       rpcAddr = joinHostPort(host, rpc.port);
+      logger.info({ rpcAddr }, `gRPC listening on ${rpcAddr}`);
       const http = await server.listenHttp(host, config.httpPort);
-      const agent = new Agent(config, rpcAddr, joinHostPort(host, http.port), log, server, options);
-      logger.info({ rpcAddr, httpAddr: agent.httpAddr, dataDir: config.dataDir }, 'node started');
+      const httpAddr = joinHostPort(host, http.port);
+      logger.info(
+        { httpAddr, metrics: config.metrics ? `http://${httpAddr}/metrics` : null },
+        `HTTP listening on http://${httpAddr}`,
+      );
+      if (telemetry.tracing.enabled) {
+        logger.info(
+          {
+            otlpEndpoint: config.otlpEndpoint ?? null,
+            traceFile: config.traceFile ?? null,
+            traceSampleRatio: config.traceSampleRatio,
+          },
+          'tracing on',
+        );
+      }
+      const agent = new Agent(config, rpcAddr, httpAddr, log, server, telemetry, logger, options);
+      // The one line a person looks for; its wording is relied on by scripts and tests.
+      logger.info(
+        { rpcAddr, httpAddr, dataDir: config.dataDir },
+        `commitlog agent ${config.nodeName}: gRPC on ${rpcAddr}, HTTP on http://${httpAddr}, data in ${config.dataDir}`,
+      );
       return agent;
     } catch (err) {
       await server?.close(0);
       await log.close();
+      telemetry.metrics?.watchLog(undefined);
+      await telemetry.shutdown();
       throw err;
     }
   }
@@ -79,7 +155,13 @@ export class Agent {
       try {
         await this.server.close(this.options.shutdownGraceMs ?? 5000);
       } finally {
-        await this.log.close();
+        try {
+          await this.log.close();
+        } finally {
+          this.telemetry.metrics?.watchLog(undefined);
+          this.logger.info({}, 'node stopped');
+          await this.telemetry.shutdown();
+        }
       }
     })();
     return this.stopping;

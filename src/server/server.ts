@@ -12,17 +12,26 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 
 import { LOG_SERVICE_NAME, LogService, protoRoot } from '../api/index.js';
+import type { Metrics, RequestTelemetry } from '../telemetry/index.js';
 import type { CommitLog, ServerLister, ServerLogger } from './commit-log.js';
 import { silentLogger } from './commit-log.js';
 import { createHttpHandler } from './http-gateway.js';
 import { createLogService, StreamRegistry } from './log-service.js';
+import { instrumentHttp, telemetryInterceptor } from './telemetry.js';
 
 export interface ApiServerOptions {
   log: CommitLog;
   servers: ServerLister;
   logger?: ServerLogger;
-  /** Run on every gRPC call, health and reflection included (authn, authz, telemetry). */
+  /** Run on every gRPC call, health and reflection included (authn, authz). */
   interceptors?: grpc.ServerInterceptor[];
+  /**
+   * Ends every gRPC call and HTTP request in a log line, the request metrics and a
+   * server span; absent, requests are not observed.
+   */
+  requests?: RequestTelemetry;
+  /** Counts records produced and consumed and serves `GET /metrics`; absent, /metrics is 404. */
+  metrics?: Metrics;
   /** Default: insecure (the agent refuses non-loopback binds without TLS or --insecure). */
   credentials?: grpc.ServerCredentials;
   /** Largest record value accepted (default 1 MiB, the log's default). */
@@ -67,8 +76,12 @@ export class ApiServer {
     this.logger = opts.logger ?? silentLogger;
     const maxRecordBytes = opts.maxRecordBytes ?? 1024 * 1024;
     const maxBatchBytes = opts.maxBatchBytes ?? 1024 * 1024;
+    const interceptors = opts.interceptors ?? [];
     this.grpcServer = new grpc.Server({
-      interceptors: opts.interceptors ?? [],
+      // Telemetry first: it then sees the calls that later interceptors refuse.
+      interceptors: opts.requests
+        ? [telemetryInterceptor(opts.requests), ...interceptors]
+        : interceptors,
       // A ProduceBatch may carry several maximum-size records; room for framing too.
       'grpc.max_receive_message_length': Math.max(4 * 1024 * 1024, maxRecordBytes + 64 * 1024),
       'grpc.max_send_message_length': Math.max(4 * 1024 * 1024, maxBatchBytes + maxRecordBytes),
@@ -80,6 +93,7 @@ export class ApiServer {
           log: opts.log,
           servers: opts.servers,
           logger: this.logger,
+          metrics: opts.metrics,
           maxRecordBytes,
           maxInFlight: opts.maxInFlight ?? 1024,
           maxBatchRecords: opts.maxBatchRecords ?? 1000,
@@ -98,14 +112,16 @@ export class ApiServer {
     });
     new ReflectionService(definition).addToServer(this.grpcServer);
     this.credentials = opts.credentials ?? grpc.ServerCredentials.createInsecure();
+    const handler = createHttpHandler({
+      log: opts.log,
+      logger: this.logger,
+      metrics: opts.metrics,
+      maxRecordBytes,
+      isReady: () => this.ready,
+      shutdownSignal: this.shutdown.signal,
+    });
     this.httpServer = createServer(
-      createHttpHandler({
-        log: opts.log,
-        logger: this.logger,
-        maxRecordBytes,
-        isReady: () => this.ready,
-        shutdownSignal: this.shutdown.signal,
-      }),
+      opts.requests ? instrumentHttp(opts.requests, handler) : handler,
     );
   }
 

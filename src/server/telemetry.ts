@@ -34,6 +34,26 @@ export function httpScope(req: IncomingMessage): RequestScope | undefined {
   return httpScopes.get(req);
 }
 
+/**
+ * Runs a storage append inside a `commitlog.log.append` child span of the request's
+ * server span, when it is traced. The span covers waiting for the group commit, the
+ * write and the fsync by policy.
+ */
+export function traceAppend(
+  scope: RequestScope | undefined,
+  records: number,
+  bytes: number,
+  append: () => Promise<bigint>,
+): Promise<bigint> {
+  if (!scope?.tracing) return append();
+  const attributes = { 'commitlog.records': records, 'commitlog.bytes': bytes };
+  return scope.trace('commitlog.log.append', attributes, async (span) => {
+    const first = await append();
+    span.setAttribute('commitlog.offset', Number(first));
+    return first;
+  });
+}
+
 /** Codes that mean the node failed, as OpenTelemetry's gRPC conventions count them. */
 const SERVER_ERRORS = new Set<status>([
   status.UNKNOWN,

@@ -5,7 +5,8 @@ export class InvalidTelemetryOptionError extends Error {
     /** The option's name as the operator spells it, e.g. `log-level`. */
     readonly option: string,
     readonly value: unknown,
-    expected: string,
+    /** What would have been accepted, e.g. `one of json, pretty, auto`. */
+    readonly expected: string,
     options?: ErrorOptions,
   ) {
     super(`invalid ${option} ${JSON.stringify(value)}: expected ${expected}`, options);

@@ -26,6 +26,7 @@ export async function startNode(overrides: Partial<AgentConfig> = {}): Promise<T
     rpcPort: 0,
     httpPort: 0,
     bootstrap: true,
+    logLevel: 'silent',
     ...overrides,
   });
   return {
