@@ -115,7 +115,7 @@ export class Metrics {
     if (options.defaultLabels) this.registry.setDefaultLabels(options.defaultLabels);
     this.logGauge(
       'log_size_bytes',
-      'Bytes in all segment files of the log (store and index)',
+      "Bytes in the store files of the log's segments (records with their framing)",
       (log) => log.stats().bytes,
     );
     this.logGauge('log_segments', 'Segments in the log', (log) => log.stats().segments);
