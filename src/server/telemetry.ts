@@ -113,7 +113,7 @@ export function telemetryInterceptor(requests: RequestTelemetry): ServerIntercep
       begin(undefined).end({
         code: codeName(code),
         outcome,
-        subject: subjectOf(call),
+        subject: () => subjectOf(call),
         error: outcome === 'ok' ? undefined : details,
         level: grpcLevel(code),
       });

@@ -128,11 +128,17 @@ describe('RequestTelemetry', () => {
 
   it('keeps successful unary calls out of the default info level', () => {
     const { lines, requests } = setup({ level: 'info' });
-    requests.rpc({ method: 'log.v1.Log/Produce' }).end({ code: 'OK', outcome: 'ok' });
+    let subjectReads = 0;
+    const subject = () => {
+      subjectReads++;
+      return 'client-1';
+    };
+    requests.rpc({ method: 'log.v1.Log/Produce' }).end({ code: 'OK', outcome: 'ok', subject });
     assert.equal(lines.length, 0);
+    assert.equal(subjectReads, 0, 'the subject is read only when written');
     requests
       .rpc({ method: 'log.v1.Log/ConsumeStream', streaming: true })
-      .end({ code: 'CANCELLED', outcome: 'ok' });
+      .end({ code: 'CANCELLED', outcome: 'ok', subject });
     requests.rpc({ method: 'log.v1.Log/Consume' }).end({
       code: 'OUT_OF_RANGE',
       outcome: 'client_error',
@@ -151,6 +157,8 @@ describe('RequestTelemetry', () => {
       ],
     );
     assert.equal(lines[0]?.streaming, true);
+    assert.equal(lines[0]?.subject, 'client-1');
+    assert.equal(subjectReads, 1);
     assert.equal(lines[1]?.error, "The requested offset is outside the log's range: 9");
     assert.equal(lines[1]?.err, undefined);
     assert.equal((lines[2]?.err as { message?: string }).message, 'segment unreadable');

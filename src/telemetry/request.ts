@@ -55,8 +55,8 @@ export interface RequestResult {
   /** gRPC status name (`OK`, `OUT_OF_RANGE`) or HTTP status (200). */
   code: string | number;
   outcome: Outcome;
-  /** The authenticated caller (certificate CN), when known. */
-  subject?: string;
+  /** The authenticated caller (certificate CN), or how to find it when it is written. */
+  subject?: string | (() => string | undefined);
   /** The failure: logged with its stack for a server error, as its message otherwise. */
   error?: unknown;
   /** Overrides `requestLogLevel` (e.g. `warn` for calls cut by a shutdown). */
@@ -182,9 +182,13 @@ export class RequestScope {
       if (this.kind === 'grpc') metrics.rpcHandled(this.method, String(result.code), seconds);
       else metrics.httpHandled(this.method, this.route ?? '', result.code, seconds);
     }
-    if (this.tracing) this.endSpan(result);
     const level = result.level ?? requestLogLevel(result.outcome, this.streaming);
-    if (logger.isLevelEnabled?.(level) === false) return;
+    const logged = logger.isLevelEnabled?.(level) !== false;
+    if (!logged && !this.tracing) return;
+    // Reading the caller's certificate is not free: only when the subject is written.
+    const subject = typeof result.subject === 'function' ? result.subject() : result.subject;
+    if (this.tracing) this.endSpan(result, subject);
+    if (!logged) return;
     const line: Record<string, unknown> = {
       protocol: this.kind,
       method: this.method,
@@ -193,7 +197,7 @@ export class RequestScope {
     };
     if (this.route !== undefined) line.route = this.route;
     if (this.peer !== undefined) line.peer = this.peer;
-    if (result.subject !== undefined) line.subject = result.subject;
+    if (subject !== undefined) line.subject = subject;
     if (this.streaming) line.streaming = true;
     if (result.error !== undefined) {
       // A client's mistake needs its reason, not a stack trace.
@@ -205,10 +209,10 @@ export class RequestScope {
     logger[level](line, `${what} ${result.code}`);
   }
 
-  private endSpan(result: RequestResult): void {
+  private endSpan(result: RequestResult, subject: string | undefined): void {
     if (this.kind === 'grpc') this.span.setAttribute(ATTR_RPC_STATUS_CODE, String(result.code));
     else this.span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, Number(result.code));
-    if (result.subject !== undefined) this.span.setAttribute(ATTR_ENDUSER_ID, result.subject);
+    if (subject !== undefined) this.span.setAttribute(ATTR_ENDUSER_ID, subject);
     if (result.outcome === 'server_error') {
       this.span.setAttribute(ATTR_ERROR_TYPE, String(result.code));
       if (result.error instanceof Error) this.span.recordException(result.error);
