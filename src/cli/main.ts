@@ -60,7 +60,7 @@ const AGENT_FLAGS: [ConfigKey, string, string][] = [
   [
     'metrics',
     '',
-    'Prometheus metrics on GET /metrics of the HTTP port (default on; --no-metrics turns them off)',
+    'turn off the Prometheus metrics on GET /metrics of the HTTP port (on by default)',
   ],
   [
     'otlp-endpoint',
@@ -179,7 +179,9 @@ export function buildProgram(): Command {
 Precedence: flags > environment > config file > defaults. Every key has an
 environment variable: ${envName('data-dir')}, ${envName('rpc-port')}, … (${envName('config-file')} too).
 Unknown config-file keys and bad values are errors that name the key.
-SIGINT/SIGTERM: stop accepting, finish in-flight calls (up to 5 s), close the log, exit 0.`,
+SIGINT/SIGTERM: stop accepting, finish in-flight calls (up to 5 s), close the log, exit 0.
+Logs are JSON lines on stdout (pretty on a terminal); metrics, traces and every log
+field are described in docs/observability.md.`,
   );
   agent.action((_opts: unknown, command: Command) => runAgent(command));
 
