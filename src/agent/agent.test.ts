@@ -23,6 +23,7 @@ describe('Agent', () => {
       dataDir: join(root, name),
       rpcPort: 0,
       httpPort: 0,
+      logLevel: 'silent',
       ...overrides,
     };
   }

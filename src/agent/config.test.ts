@@ -63,6 +63,24 @@ describe('agent configuration', () => {
     assert.deepEqual(fromEnv.startJoinAddrs, ['a:1', 'b:2']);
   });
 
+  it('reads the telemetry keys, with metrics on and tracing off by default', async () => {
+    const defaults = await resolveConfig({});
+    assert.equal(defaults.logFormat, 'auto');
+    assert.equal(defaults.metrics, true);
+    assert.equal(defaults.otlpEndpoint, undefined);
+    assert.equal(defaults.traceFile, undefined);
+    assert.equal(defaults.traceSampleRatio, 1);
+    const set = await resolveConfig({
+      flags: { 'log-level': 'DEBUG', 'trace-file': '/tmp/t.jsonl', 'trace-sample-ratio': '0.1' },
+      env: { COMMITLOG_METRICS: 'false', COMMITLOG_OTLP_ENDPOINT: 'http://collector:4318' },
+    });
+    assert.equal(set.logLevel, 'debug');
+    assert.equal(set.metrics, false);
+    assert.equal(set.otlpEndpoint, 'http://collector:4318');
+    assert.equal(set.traceFile, '/tmp/t.jsonl');
+    assert.equal(set.traceSampleRatio, 0.1);
+  });
+
   it('names the key and its source for every bad value', async () => {
     const cases: [Parameters<typeof resolveConfig>[0], string, RegExp][] = [
       [{ flags: { 'rpc-port': '70000' } }, 'rpc-port', /from 0 to 65535.*flag --rpc-port/],
@@ -72,7 +90,11 @@ describe('agent configuration', () => {
         /environment variable COMMITLOG_HTTP_PORT/,
       ],
       [{ flags: { fsync: 'sometimes' } }, 'fsync', /always, never or interval:<ms>/],
-      [{ flags: { 'log-level': 'loud' } }, 'log-level', /one of debug, info/],
+      [{ flags: { 'log-level': 'loud' } }, 'log-level', /one of fatal, error, warn, info, debug/],
+      [{ flags: { 'log-format': 'xml' } }, 'log-format', /one of auto, json, pretty.*"xml"/],
+      [{ env: { COMMITLOG_METRICS: 'no' } }, 'metrics', /true or false.*COMMITLOG_METRICS/],
+      [{ flags: { 'otlp-endpoint': 'localhost:4318' } }, 'otlp-endpoint', /http:\/\/ or https/],
+      [{ flags: { 'trace-sample-ratio': '2' } }, 'trace-sample-ratio', /from 0 to 1, got "2"/],
       [{ flags: { 'bind-addr': 'nohost' } }, 'bind-addr', /host:port/],
       [{ flags: { insecure: 'yes' } }, 'insecure', /true or false/],
       [{ flags: { 'segment-max-bytes': '12' } }, 'segment-max-bytes', /from 1024/],

@@ -7,6 +7,15 @@ import { isIP } from 'node:net';
 
 import { parse as parseYaml } from 'yaml';
 
+import {
+  InvalidTelemetryOptionError,
+  type LogFormat,
+  type LogLevel,
+  parseLogFormat,
+  parseLogLevel,
+  parseSampleRatio,
+} from '../telemetry/index.js';
+
 /** A configuration problem; `key` is the flag/config-file name (e.g. `rpc-port`). */
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -19,7 +28,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export type { LogFormat, LogLevel };
 
 export interface AgentConfig {
   dataDir: string;
@@ -42,6 +51,15 @@ export interface AgentConfig {
   fsync: string;
   segmentMaxBytes: number;
   logLevel: LogLevel;
+  logFormat: LogFormat;
+  /** Prometheus metrics on GET /metrics. */
+  metrics: boolean;
+  /** OTLP/HTTP collector for traces; tracing is on when this or traceFile is set. */
+  otlpEndpoint?: string;
+  /** Append spans to this file as JSON lines. */
+  traceFile?: string;
+  /** Share of new traces recorded, 0..1. */
+  traceSampleRatio: number;
   insecure: boolean;
 }
 
@@ -103,10 +121,27 @@ function asFsync(raw: Raw, key: string): string {
   throw new ConfigError(key, `must be always, never or interval:<ms>, got ${JSON.stringify(raw)}`);
 }
 
-function asLogLevel(raw: Raw, key: string): LogLevel {
-  const levels: LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
-  if (typeof raw === 'string' && (levels as string[]).includes(raw)) return raw as LogLevel;
-  throw new ConfigError(key, `must be one of ${levels.join(', ')}, got ${JSON.stringify(raw)}`);
+/** A parser of the telemetry library, its error turned into a ConfigError for `key`. */
+function telemetry<T>(parse: (text: string) => T): Parser {
+  return (raw, key) => {
+    try {
+      return parse(typeof raw === 'number' ? String(raw) : asString(raw, key));
+    } catch (err) {
+      if (!(err instanceof InvalidTelemetryOptionError)) throw err;
+      throw new ConfigError(key, `must be ${err.expected}, got ${JSON.stringify(raw)}`, {
+        cause: err,
+      });
+    }
+  };
+}
+
+function asHttpUrl(raw: Raw, key: string): string {
+  const text = asString(raw, key);
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+    throw new ConfigError(key, `must be an http:// or https:// URL, got ${JSON.stringify(raw)}`);
+  }
+  return text;
 }
 
 /** Every key, as written on the command line and in config files, with its parser. */
@@ -128,7 +163,12 @@ const KEYS = {
   'peer-tls-ca-file': ['peerTlsCaFile', asString],
   fsync: ['fsync', asFsync],
   'segment-max-bytes': ['segmentMaxBytes', asInt(1024, 2 ** 31 - 1)],
-  'log-level': ['logLevel', asLogLevel],
+  'log-level': ['logLevel', telemetry(parseLogLevel)],
+  'log-format': ['logFormat', telemetry(parseLogFormat)],
+  metrics: ['metrics', asBool],
+  'otlp-endpoint': ['otlpEndpoint', asHttpUrl],
+  'trace-file': ['traceFile', asString],
+  'trace-sample-ratio': ['traceSampleRatio', telemetry(parseSampleRatio)],
   insecure: ['insecure', asBool],
 } as const satisfies Record<string, readonly [keyof AgentConfig, Parser]>;
 
@@ -152,6 +192,9 @@ export function defaultConfig(): AgentConfig {
     fsync: 'always',
     segmentMaxBytes: 64 * 1024 * 1024,
     logLevel: 'info',
+    logFormat: 'auto',
+    metrics: true,
+    traceSampleRatio: 1,
     insecure: false,
   };
 }

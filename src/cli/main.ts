@@ -9,7 +9,6 @@ import {
   envName,
   resolveConfig,
   type ConfigKey,
-  type LogLevel,
 } from '../agent/index.js';
 import { loadTlsMaterial } from '../auth/index.js';
 import { channelCredentials, CommitLogClient, OffsetOutOfRangeError } from '../client/index.js';
@@ -70,53 +69,61 @@ const AGENT_FLAGS: [ConfigKey, string, string][] = [
   ['peer-tls-ca-file', '<file>', "CA that signs other nodes' certificates (PEM)"],
   ['fsync', '<policy>', 'always | never | interval:<ms> (default always, with group commit)'],
   ['segment-max-bytes', '<n>', 'roll to a new segment past this size (default 67108864)'],
-  ['log-level', '<level>', 'debug | info | warn | error | silent (default info)'],
+  [
+    'log-level',
+    '<level>',
+    'fatal | error | warn | info | debug | trace | silent (default info; successful requests are logged at debug)',
+  ],
+  [
+    'log-format',
+    '<format>',
+    'json | pretty | auto (default auto: pretty when stdout is a terminal, JSON lines otherwise)',
+  ],
+  [
+    'metrics',
+    '',
+    'turn off the Prometheus metrics on GET /metrics of the HTTP port (on by default)',
+  ],
+  [
+    'otlp-endpoint',
+    '<url>',
+    'send trace spans to this OTLP/HTTP collector, e.g. http://localhost:4318 (tracing is off by default)',
+  ],
+  ['trace-file', '<path>', 'append trace spans to this file as JSON lines (turns tracing on)'],
+  [
+    'trace-sample-ratio',
+    '<ratio>',
+    "share of new traces recorded when tracing is on, 0 to 1 (default 1; a caller's choice is kept)",
+  ],
   ['insecure', '', 'allow binding a non-loopback address without TLS (refused by default)'],
 ];
-
-const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
-
-/** JSON lines on stderr, pino's call shape, until structured logging lands. */
-function stderrLogger(level: LogLevel) {
-  const at = (name: Exclude<LogLevel, 'silent'>) => (fields: object, message: string) => {
-    if (LEVELS[name] < LEVELS[level]) return;
-    const fieldsJson = JSON.stringify(fields, (_k, v: unknown) =>
-      typeof v === 'bigint'
-        ? v.toString()
-        : v instanceof Error
-          ? { name: v.name, message: v.message }
-          : v,
-    );
-    process.stderr.write(
-      `{"level":"${name}","time":"${new Date().toISOString()}","msg":${JSON.stringify(message)},"fields":${fieldsJson}}\n`,
-    );
-  };
-  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-}
 
 function camel(key: string): string {
   return key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
 }
 
-async function runAgent(opts: Record<string, string | boolean | undefined>): Promise<void> {
+/** Flags on by default are offered as `--no-<key>`. */
+const NEGATED_FLAGS: ReadonlySet<ConfigKey> = new Set<ConfigKey>(['metrics']);
+
+async function runAgent(command: Command): Promise<void> {
+  const opts = command.opts<Record<string, string | boolean | undefined>>();
   const flags: Partial<Record<ConfigKey | 'config-file', string | boolean>> = {};
   for (const key of [...CONFIG_KEYS, 'config-file' as const]) {
+    // commander fills in `true` for a --no-<key> flag that was not given; only what
+    // the user typed may override the environment and the config file.
+    if (command.getOptionValueSource(camel(key)) !== 'cli') continue;
     const value = opts[camel(key)];
     if (value !== undefined) flags[key] = value;
   }
   const config = await resolveConfig({ flags, env: process.env });
-  const logger = stderrLogger(config.logLevel);
-  const agent = await Agent.start(config, { logger });
-  const scheme = agent.tls ? 'https' : 'http';
-  console.log(
-    `commitlog agent ${config.nodeName}: gRPC on ${agent.rpcAddr}, HTTP on ${scheme}://${agent.httpAddr}, data in ${config.dataDir}${agent.tls ? ', mutual TLS' : ''}`,
-  );
+  // Logs go to stdout; the agent's start-up lines name every address and the data directory.
+  const agent = await Agent.start(config);
   // SIGHUP reloads the ACL policy; connections stay up.
   const reload = () => {
     agent.reloadAcl().then(
-      ({ rules }) => logger.info({ rules, signal: 'SIGHUP' }, 'ACL policy reloaded'),
+      ({ rules }) => agent.logger.info({ rules, signal: 'SIGHUP' }, 'ACL policy reloaded'),
       (err: unknown) =>
-        logger.error({ err }, 'ACL policy reload failed; the previous policy stays in force'),
+        agent.logger.error({ err }, 'ACL policy reload failed; the previous policy stays in force'),
     );
   };
   process.on('SIGHUP', reload);
@@ -125,13 +132,12 @@ async function runAgent(opts: Record<string, string | boolean | undefined>): Pro
     process.once('SIGTERM', resolve);
   });
   process.off('SIGHUP', reload);
-  logger.info({ signal }, 'shutting down');
+  agent.logger.info({ signal }, 'shutting down');
   // A second signal while draining means "now".
   const force = () => process.exit(1);
   process.once('SIGINT', force);
   process.once('SIGTERM', force);
   await agent.shutdown();
-  logger.info({}, 'stopped');
 }
 
 interface ClientFlags {
@@ -215,7 +221,8 @@ export function buildProgram(): Command {
       'YAML or JSON file with the same keys as the flags (e.g. data-dir: /var/lib/commitlog)',
     );
   for (const [key, arg, help] of AGENT_FLAGS) {
-    agent.option(arg ? `--${key} ${arg}` : `--${key}`, help);
+    if (arg) agent.option(`--${key} ${arg}`, help);
+    else agent.option(NEGATED_FLAGS.has(key) ? `--no-${key}` : `--${key}`, help);
   }
   agent.addHelpText(
     'after',
@@ -223,9 +230,11 @@ export function buildProgram(): Command {
 Precedence: flags > environment > config file > defaults. Every key has an
 environment variable: ${envName('data-dir')}, ${envName('rpc-port')}, … (${envName('config-file')} too).
 Unknown config-file keys and bad values are errors that name the key.
-SIGINT/SIGTERM: stop accepting, finish in-flight calls (up to 5 s), close the log, exit 0.`,
+SIGINT/SIGTERM: stop accepting, finish in-flight calls (up to 5 s), close the log, exit 0.
+Logs are JSON lines on stdout (pretty on a terminal); metrics, traces and every log
+field are described in docs/observability.md.`,
   );
-  agent.action((opts: Record<string, string | boolean | undefined>) => runAgent(opts));
+  agent.action((_opts: unknown, command: Command) => runAgent(command));
 
   clientOptions(
     program

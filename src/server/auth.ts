@@ -76,14 +76,21 @@ export function mutualTlsServerCredentials(
 /**
  * Why a call carries no verified certificate. grpc-js exposes the verified certificate
  * (`getAuthContext`) but not the refusal reason, so for the log and the status message
- * we look at the TLS socket under the first interceptor. This reads grpc-js internals
- * (pinned version) only for wording: the decision itself never depends on it.
+ * we look at the TLS socket under the interceptor chain (interceptors before this one
+ * wrap the call; `nextCall` leads down to grpc-js's own call, which holds the stream).
+ * This reads grpc-js internals (pinned version) only for wording: the decision itself
+ * never depends on it.
  */
 function refusalReason(call: grpc.ServerInterceptingCallInterface): string {
-  const internals = call as unknown as {
+  interface Internals {
+    nextCall?: Internals;
     stream?: { session?: { socket?: Partial<TLSSocket> } };
-  };
-  const socket = internals.stream?.session?.socket;
+  }
+  let internals = call as unknown as Internals | undefined;
+  for (let depth = 0; internals?.stream === undefined && depth < 16; depth++) {
+    internals = internals?.nextCall;
+  }
+  const socket = internals?.stream?.session?.socket;
   // Read properties rather than test with `in`: http2 hands out a Proxy of the socket.
   if (
     socket &&

@@ -6,12 +6,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import { ACTION_CONSUME, ACTION_PRODUCE } from '../auth/index.js';
 import type { HttpAuthorize } from './auth.js';
+import type { Metrics } from '../telemetry/index.js';
 import type { CommitLog, CommitLogRecord, ServerLogger } from './commit-log.js';
 import { InvalidRequestError, isExpectedError, toHttpError, ValueTooLargeError } from './errors.js';
+import { httpScope, serveMetrics, traceAppend } from './telemetry.js';
 
 export interface HttpGatewayOptions {
   log: CommitLog;
   logger: ServerLogger;
+  /** Records and bytes produced and consumed, open tails; serves GET /metrics. */
+  metrics?: Metrics;
   maxRecordBytes: number;
   /** False once the node is shutting down (/readyz answers 503). */
   isReady: () => boolean;
@@ -102,7 +106,7 @@ function send(res: ServerResponse, status: number, json: string): void {
 export function createHttpHandler(
   opts: HttpGatewayOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const { log, logger } = opts;
+  const { log, logger, metrics } = opts;
   // base64 grows by 4/3; leave room for the JSON around the value.
   const bodyLimit = Math.ceil((opts.maxRecordBytes * 4) / 3) + 64 * 1024;
 
@@ -116,12 +120,16 @@ export function createHttpHandler(
         'record',
       );
     }
-    const offset = await log.append(parseValue(record.value, field, opts.maxRecordBytes));
+    const value = parseValue(record.value, field, opts.maxRecordBytes);
+    const bytes = value.byteLength;
+    const offset = await traceAppend(httpScope(req), 1, bytes, () => log.append(value));
+    metrics?.produced(1, bytes);
     send(res, 200, `{"offset":${offsetJson(offset)}}`);
   }
 
   async function consume(res: ServerResponse, offset: bigint) {
     const value = await log.read(offset);
+    metrics?.consumed(1, value.byteLength);
     send(res, 200, `{"record":${recordJson({ offset, value })}}`);
   }
 
@@ -132,7 +140,11 @@ export function createHttpHandler(
     const sse = (req.headers.accept ?? '').includes('text/event-stream');
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, opts.shutdownSignal]);
-    res.on('close', () => controller.abort());
+    metrics?.consumeStreamOpened();
+    res.on('close', () => {
+      controller.abort();
+      metrics?.consumeStreamClosed();
+    });
     res.writeHead(200, {
       'content-type': sse ? 'text/event-stream' : 'application/x-ndjson',
       'cache-control': 'no-cache',
@@ -143,7 +155,9 @@ export function createHttpHandler(
     try {
       for await (const r of log.readFrom(from, { signal })) {
         const line = sse ? `id: ${r.offset}\ndata: ${recordJson(r)}\n\n` : `${recordJson(r)}\n`;
-        if (!res.write(line)) await once(res, 'drain', { signal });
+        const more = res.write(line);
+        metrics?.consumed(1, r.value.byteLength);
+        if (!more) await once(res, 'drain', { signal });
         sent += 1n;
         if (count !== undefined && sent >= count) break;
       }
@@ -178,6 +192,8 @@ export function createHttpHandler(
       if (method === 'GET') {
         return consume(res, parseOffset(decodeURIComponent(path.slice(12)), 'offset'));
       }
+    } else if (path === '/metrics' && metrics) {
+      if (method === 'GET') return serveMetrics(metrics, res);
     } else if (path === '/healthz') {
       if (method === 'GET') return send(res, 200, '{"status":"ok"}');
     } else if (path === '/readyz') {

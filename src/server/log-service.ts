@@ -3,6 +3,7 @@
 import { once } from 'node:events';
 
 import type {
+  Metadata,
   sendUnaryData,
   ServerDuplexStream,
   ServerUnaryCall,
@@ -22,6 +23,7 @@ import type {
   ProduceRequest,
   ProduceResponse,
 } from '../api/index.js';
+import type { Metrics } from '../telemetry/index.js';
 import type { CommitLog, CommitLogRecord, ServerLister, ServerLogger } from './commit-log.js';
 import {
   InvalidRequestError,
@@ -30,11 +32,14 @@ import {
   toGrpcStatus,
   ValueTooLargeError,
 } from './errors.js';
+import { grpcScope, traceAppend } from './telemetry.js';
 
 export interface LogServiceOptions {
   log: CommitLog;
   servers: ServerLister;
   logger: ServerLogger;
+  /** Records and bytes produced and consumed, open consume streams. */
+  metrics?: Metrics;
   /** Values larger than this are refused before they reach the log. */
   maxRecordBytes: number;
   /** ProduceStream: appends started but not yet acknowledged before reading pauses. */
@@ -95,7 +100,16 @@ function failStream(call: Writable<unknown>, err: unknown): void {
 }
 
 export function createLogService(opts: LogServiceOptions, streams: StreamRegistry): LogServer {
-  const { log, logger } = opts;
+  const { log, logger, metrics } = opts;
+
+  function traced(
+    metadata: Metadata,
+    records: number,
+    bytes: number,
+    append: () => Promise<bigint>,
+  ): Promise<bigint> {
+    return traceAppend(grpcScope(metadata), records, bytes, append);
+  }
 
   function report(method: string, err: unknown): void {
     if (!isExpectedError(err)) logger.error({ err, method }, 'request failed');
@@ -111,10 +125,10 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
 
   function unary<Req, Res>(
     method: string,
-    handle: (req: Req) => Promise<Res>,
+    handle: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
   ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
     return (call, callback) => {
-      handle(call.request).then(
+      handle(call.request, call).then(
         (res) => callback(null, res),
         (err: unknown) => {
           report(method, err);
@@ -139,13 +153,16 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
     }
     const onCancel = () => controller.abort();
     call.on('cancelled', onCancel);
+    metrics?.consumeStreamOpened();
     body(controller.signal).then(
       () => {
         streams.done(controller);
+        metrics?.consumeStreamClosed();
         if (!call.cancelled) call.end();
       },
       (err: unknown) => {
         streams.done(controller);
+        metrics?.consumeStreamClosed();
         const reason: unknown = controller.signal.aborted ? controller.signal.reason : err;
         if (call.cancelled) return;
         report(method, reason);
@@ -155,24 +172,34 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
   }
 
   return {
-    produce: unary<ProduceRequest, ProduceResponse>('Produce', async (req) => {
+    produce: unary<ProduceRequest, ProduceResponse>('Produce', async (req, call) => {
       const value = checkValue(req.record?.value, 'record');
-      return { offset: await log.append(value) };
+      const offset = await traced(call.metadata, 1, value.byteLength, () => log.append(value));
+      metrics?.produced(1, value.byteLength);
+      return { offset };
     }),
 
     consume: unary<ConsumeRequest, ConsumeResponse>('Consume', async (req) => {
       const value = await log.read(req.offset);
+      metrics?.consumed(1, value.byteLength);
       return { record: toRecordMessage({ offset: req.offset, value }) };
     }),
 
-    produceBatch: unary<ProduceBatchRequest, ProduceBatchResponse>('ProduceBatch', async (req) => {
-      if (req.records.length === 0) {
-        throw new InvalidRequestError('records must hold at least one record', 'records');
-      }
-      const values = req.records.map((r, i) => checkValue(r.value, `records[${i}]`));
-      const firstOffset = await log.appendBatch(values);
-      return { firstOffset, count: values.length };
-    }),
+    produceBatch: unary<ProduceBatchRequest, ProduceBatchResponse>(
+      'ProduceBatch',
+      async (req, call) => {
+        if (req.records.length === 0) {
+          throw new InvalidRequestError('records must hold at least one record', 'records');
+        }
+        const values = req.records.map((r, i) => checkValue(r.value, `records[${i}]`));
+        const bytes = values.reduce((sum, v) => sum + v.byteLength, 0);
+        const firstOffset = await traced(call.metadata, values.length, bytes, () =>
+          log.appendBatch(values),
+        );
+        metrics?.produced(values.length, bytes);
+        return { firstOffset, count: values.length };
+      },
+    ),
 
     getServers: unary<GetServersRequest, GetServersResponse>('GetServers', async () => {
       return { servers: await opts.servers.getServers() };
@@ -181,7 +208,9 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
     consumeStream(call: ServerWritableStream<ConsumeRequest, ConsumeResponse>) {
       serverStream('ConsumeStream', call, async (signal) => {
         for await (const r of log.readFrom(call.request.offset, { signal })) {
-          if (!call.write({ record: toRecordMessage(r) })) await drained(call, signal);
+          const more = call.write({ record: toRecordMessage(r) });
+          metrics?.consumed(1, r.value.byteLength);
+          if (!more) await drained(call, signal);
         }
         endOfLog(signal);
       });
@@ -194,7 +223,14 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
       serverStream('ConsumeBatchStream', call, async (signal) => {
         const batches = log.readBatchesFrom(req.offset, { signal, maxRecords, maxBytes });
         for await (const batch of batches) {
-          if (!call.write({ records: batch.map(toRecordMessage) })) await drained(call, signal);
+          const more = call.write({ records: batch.map(toRecordMessage) });
+          if (metrics) {
+            metrics.consumed(
+              batch.length,
+              batch.reduce((sum, r) => sum + r.value.byteLength, 0),
+            );
+          }
+          if (!more) await drained(call, signal);
         }
         endOfLog(signal);
       });
@@ -211,7 +247,7 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
       const cancel = new AbortController();
       // Appends start as requests arrive (the log groups them into one write and one
       // fsync); `pending` holds their outcomes in request order for the acks.
-      type Outcome = { offset: bigint } | { error: unknown };
+      type Outcome = { offset: bigint; bytes: number } | { error: unknown };
       const pending: Promise<Outcome>[] = [];
       let inputEnded = false;
       let wake: (() => void) | undefined;
@@ -236,8 +272,9 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
         let outcome: Promise<Outcome>;
         try {
           const value = checkValue(req.record?.value, 'record');
-          outcome = log.append(value).then(
-            (offset) => ({ offset }),
+          const bytes = value.byteLength;
+          outcome = traced(call.metadata, 1, bytes, () => log.append(value)).then(
+            (offset) => ({ offset, bytes }),
             (error: unknown) => ({ error }),
           );
         } catch (error) {
@@ -268,7 +305,9 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
           void pending.shift(); // settled: it is `next`, awaited above
           cancel.signal.throwIfAborted();
           if ('error' in outcome) throw outcome.error;
-          if (!call.write({ offset: outcome.offset })) await drained(call, cancel.signal);
+          const more = call.write({ offset: outcome.offset });
+          metrics?.produced(1, outcome.bytes);
+          if (!more) await drained(call, cancel.signal);
           if (call.isPaused() && !inputEnded && pending.length < opts.maxInFlight / 2) {
             call.resume();
           }

@@ -15,17 +15,26 @@ import { HealthImplementation } from 'grpc-health-check';
 import { LOG_SERVICE_NAME, LogService, protoRoot } from '../api/index.js';
 import { mutualTlsServerOptions, type Authorizer, type TlsMaterial } from '../auth/index.js';
 import { createAuthInterceptor, createHttpAuthorize, mutualTlsServerCredentials } from './auth.js';
+import type { Metrics, RequestTelemetry } from '../telemetry/index.js';
 import type { CommitLog, ServerLister, ServerLogger } from './commit-log.js';
 import { silentLogger } from './commit-log.js';
 import { createHttpHandler } from './http-gateway.js';
 import { createLogService, StreamRegistry } from './log-service.js';
+import { instrumentHttp, telemetryInterceptor } from './telemetry.js';
 
 export interface ApiServerOptions {
   log: CommitLog;
   servers: ServerLister;
   logger?: ServerLogger;
-  /** Run on every gRPC call, health and reflection included (authn, authz, telemetry). */
+  /** Run on every gRPC call, health and reflection included (authn, authz). */
   interceptors?: grpc.ServerInterceptor[];
+  /**
+   * Ends every gRPC call and HTTP request in a log line, the request metrics and a
+   * server span; absent, requests are not observed.
+   */
+  requests?: RequestTelemetry;
+  /** Counts records produced and consumed and serves `GET /metrics`; absent, /metrics is 404. */
+  metrics?: Metrics;
   /** Default: insecure (the agent refuses non-loopback binds without TLS or --insecure). */
   credentials?: grpc.ServerCredentials;
   /**
@@ -77,11 +86,15 @@ export class ApiServer {
     const maxRecordBytes = opts.maxRecordBytes ?? 1024 * 1024;
     const maxBatchBytes = opts.maxBatchBytes ?? 1024 * 1024;
     const security = opts.security;
-    const authInterceptors = security
-      ? [createAuthInterceptor({ authorizer: security.authorizer, logger: this.logger })]
-      : [];
     this.grpcServer = new grpc.Server({
-      interceptors: [...authInterceptors, ...(opts.interceptors ?? [])],
+      interceptors: [
+        // Telemetry first: it then sees the calls that later interceptors refuse.
+        ...(opts.requests ? [telemetryInterceptor(opts.requests)] : []),
+        ...(security
+          ? [createAuthInterceptor({ authorizer: security.authorizer, logger: this.logger })]
+          : []),
+        ...(opts.interceptors ?? []),
+      ],
       // A ProduceBatch may carry several maximum-size records; room for framing too.
       'grpc.max_receive_message_length': Math.max(4 * 1024 * 1024, maxRecordBytes + 64 * 1024),
       'grpc.max_send_message_length': Math.max(4 * 1024 * 1024, maxBatchBytes + maxRecordBytes),
@@ -93,6 +106,7 @@ export class ApiServer {
           log: opts.log,
           servers: opts.servers,
           logger: this.logger,
+          metrics: opts.metrics,
           maxRecordBytes,
           maxInFlight: opts.maxInFlight ?? 1024,
           maxBatchRecords: opts.maxBatchRecords ?? 1000,
@@ -116,19 +130,21 @@ export class ApiServer {
     const handler = createHttpHandler({
       log: opts.log,
       logger: this.logger,
+      metrics: opts.metrics,
       maxRecordBytes,
       isReady: () => this.ready,
       shutdownSignal: this.shutdown.signal,
       authorize: security && createHttpAuthorize(security.authorizer, this.logger),
     });
+    const observed = opts.requests ? instrumentHttp(opts.requests, handler) : handler;
     // With TLS the handshake lets unverified clients finish, so that the probes stay
     // open and a refusal can say why (401); the gateway checks every other route.
     this.httpServer = security
       ? createHttpsServer(
           mutualTlsServerOptions(security.tls, { rejectAtHandshake: false }),
-          handler,
+          observed,
         )
-      : createServer(handler);
+      : createServer(observed);
   }
 
   /** Binds gRPC to `host:port` (port 0: any free port) and answers what was bound. */

@@ -4,7 +4,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { Agent, defaultConfig, type AgentConfig } from '../../src/agent/index.js';
+import {
+  Agent,
+  defaultConfig,
+  type AgentConfig,
+  type AgentOptions,
+} from '../../src/agent/index.js';
 
 export interface TestNode {
   agent: Agent;
@@ -17,17 +22,25 @@ export async function tempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `commitlog-${prefix}-`));
 }
 
-export async function startNode(overrides: Partial<AgentConfig> = {}): Promise<TestNode> {
+/** Logs are off unless `overrides` sets a level (and `options` where they go). */
+export async function startNode(
+  overrides: Partial<AgentConfig> = {},
+  options: AgentOptions = {},
+): Promise<TestNode> {
   const dir = overrides.dataDir ?? (await tempDir('node'));
-  const agent = await Agent.start({
-    ...defaultConfig(),
-    nodeName: 'test-node',
-    dataDir: dir,
-    rpcPort: 0,
-    httpPort: 0,
-    bootstrap: true,
-    ...overrides,
-  });
+  const agent = await Agent.start(
+    {
+      ...defaultConfig(),
+      nodeName: 'test-node',
+      dataDir: dir,
+      rpcPort: 0,
+      httpPort: 0,
+      bootstrap: true,
+      logLevel: 'silent',
+      ...overrides,
+    },
+    options,
+  );
   return {
     agent,
     dir,
