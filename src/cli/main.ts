@@ -12,6 +12,7 @@ import {
   type LogLevel,
 } from '../agent/index.js';
 import { channelCredentials, CommitLogClient, OffsetOutOfRangeError } from '../client/index.js';
+import { addBenchCommand } from './bench/command.js';
 
 /** The agent's flags: config key, argument, help. Booleans take no argument. */
 const AGENT_FLAGS: [ConfigKey, string, string][] = [
@@ -245,6 +246,8 @@ SIGINT/SIGTERM: stop accepting, finish in-flight calls (up to 5 s), close the lo
       client.close();
     }
   });
+
+  addBenchCommand(program);
   return program;
 }
 
