@@ -180,7 +180,7 @@ export async function consume(
         } catch (err) {
           done = true;
           call.cancel();
-          reject(err);
+          reject(err as MalformedResponseError);
           return;
         }
         received += n.records;
