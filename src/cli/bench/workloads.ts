@@ -180,7 +180,7 @@ export async function consume(
         } catch (err) {
           done = true;
           call.cancel();
-          reject(err as MalformedResponseError);
+          reject(err instanceof Error ? err : new MalformedResponseError(String(err)));
           return;
         }
         received += n.records;
