@@ -32,14 +32,21 @@ export const LOG_SERVICE_NAME = 'log.v1.Log';
 
 const LOCALIZED_MESSAGE_TYPE = 'type.googleapis.com/google.rpc.LocalizedMessage';
 
+/** The package was installed without its proto/ folder (reflection needs it). */
+export class ProtoFilesNotFoundError extends Error {
+  override name = 'ProtoFilesNotFoundError';
+  constructor(readonly from: string) {
+    super(`proto/log/v1/log.proto not found in any folder above ${from}`);
+  }
+}
+
 /** Where the .proto files live (proto/ at the package root, shipped with the package). */
 export function protoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, 'proto', 'log', 'v1', 'log.proto'))) return join(dir, 'proto');
     const parent = dirname(dir);
-    if (parent === dir)
-      throw new Error('proto/log/v1/log.proto not found above ' + import.meta.url);
+    if (parent === dir) throw new ProtoFilesNotFoundError(fileURLToPath(import.meta.url));
     dir = parent;
   }
 }

@@ -87,7 +87,10 @@ function settle<T>(resolve: (v: T) => void, reject: (e: unknown) => void) {
 }
 
 function toConsumed(r: LogRecord | undefined): ConsumedRecord {
-  return { offset: r?.offset ?? 0n, value: r?.value ?? Buffer.alloc(0) };
+  if (r === undefined) {
+    throw new CommitLogError('the server answered without a record', grpc.status.INTERNAL);
+  }
+  return { offset: r.offset, value: r.value };
 }
 
 function newRecord(value: Uint8Array): LogRecord {

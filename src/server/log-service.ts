@@ -257,13 +257,15 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
       const acknowledge = async () => {
         for (;;) {
           cancel.signal.throwIfAborted();
-          const next = pending.shift();
+          // Peek, not shift: the append being awaited still counts against maxInFlight.
+          const next = pending[0];
           if (next === undefined) {
             if (inputEnded) break;
             await new Promise<void>((resolve) => (wake = resolve));
             continue;
           }
           const outcome = await next;
+          void pending.shift(); // settled: it is `next`, awaited above
           cancel.signal.throwIfAborted();
           if ('error' in outcome) throw outcome.error;
           if (!call.write({ offset: outcome.offset })) await drained(call, cancel.signal);
