@@ -11,11 +11,12 @@ import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 
-import { LOG_SERVICE_NAME, LogService, protoRoot } from '../api/index.js';
+import { LOG_SERVICE_NAME, protoRoot } from '../api/index.js';
 import type { CommitLog, ServerLister, ServerLogger } from './commit-log.js';
 import { silentLogger } from './commit-log.js';
 import { createHttpHandler } from './http-gateway.js';
 import { createLogService, StreamRegistry } from './log-service.js';
+import { FastLogService } from './response-codec.js';
 
 export interface ApiServerOptions {
   log: CommitLog;
@@ -74,7 +75,7 @@ export class ApiServer {
       'grpc.max_send_message_length': Math.max(4 * 1024 * 1024, maxBatchBytes + maxRecordBytes),
     });
     this.grpcServer.addService(
-      LogService,
+      FastLogService,
       createLogService(
         {
           log: opts.log,

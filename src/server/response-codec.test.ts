@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import fc from 'fast-check';
+
+import {
+  ConsumeBatchResponse,
+  ConsumeResponse,
+  type LogRecord,
+  ProduceResponse,
+} from '../api/index.js';
+import {
+  encodeConsumeBatchResponse,
+  encodeConsumeResponse,
+  encodeProduceResponse,
+} from './response-codec.js';
+
+const generated = (bytes: Uint8Array): Buffer => Buffer.from(bytes);
+
+const EDGES = [0n, 1n, 127n, 128n, 16_383n, 16_384n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 64n - 1n];
+
+const uint64 = fc.oneof(fc.constantFrom(...EDGES), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }));
+const record: fc.Arbitrary<LogRecord> = fc.record({
+  value: fc
+    .oneof(
+      fc.uint8Array({ maxLength: 300 }),
+      fc.constant(new Uint8Array(0)),
+      fc.integer({ min: 16_000, max: 20_000 }).map((n) => new Uint8Array(n).fill(7)),
+    )
+    .map((a) => Buffer.from(a)),
+  offset: uint64,
+  term: uint64,
+  type: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2 ** 32 - 1 })),
+});
+
+describe('response codec: same bytes as the generated encoders', () => {
+  it('ProduceResponse', () => {
+    fc.assert(
+      fc.property(uint64, (offset) => {
+        assert.deepEqual(
+          encodeProduceResponse({ offset }),
+          generated(ProduceResponse.encode({ offset }).finish()),
+        );
+      }),
+      { seed: 8, numRuns: 500 },
+    );
+  });
+
+  it('ConsumeResponse', () => {
+    fc.assert(
+      fc.property(fc.option(record, { nil: undefined }), (r) => {
+        assert.deepEqual(
+          encodeConsumeResponse({ record: r }),
+          generated(ConsumeResponse.encode({ record: r }).finish()),
+        );
+      }),
+      { seed: 8, numRuns: 500 },
+    );
+  });
+
+  it('ConsumeBatchResponse', () => {
+    fc.assert(
+      fc.property(fc.array(record, { maxLength: 40 }), (records) => {
+        const ours = encodeConsumeBatchResponse({ records });
+        assert.deepEqual(ours, generated(ConsumeBatchResponse.encode({ records }).finish()));
+        assert.deepEqual(ConsumeBatchResponse.decode(ours).records.length, records.length);
+      }),
+      { seed: 8, numRuns: 200 },
+    );
+  });
+
+  it('refuses offsets that do not fit uint64, as the generated encoder does', () => {
+    assert.throws(() => encodeProduceResponse({ offset: 2n ** 64n }), /too large/);
+    assert.throws(() => encodeProduceResponse({ offset: -1n }), /too large/);
+  });
+});
