@@ -16,7 +16,7 @@ import type { CommitLog, ServerLister, ServerLogger } from './commit-log.js';
 import { silentLogger } from './commit-log.js';
 import { createHttpHandler } from './http-gateway.js';
 import { createLogService, StreamRegistry } from './log-service.js';
-import { FastLogService } from './response-codec.js';
+import { FastLogService } from './codec.js';
 
 export interface ApiServerOptions {
   log: CommitLog;

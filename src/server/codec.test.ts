@@ -7,13 +7,15 @@ import {
   ConsumeBatchResponse,
   ConsumeResponse,
   type LogRecord,
+  ProduceBatchRequest,
   ProduceResponse,
 } from '../api/index.js';
 import {
+  decodeProduceBatchRequest,
   encodeConsumeBatchResponse,
   encodeConsumeResponse,
   encodeProduceResponse,
-} from './response-codec.js';
+} from './codec.js';
 
 const generated = (bytes: Uint8Array): Buffer => Buffer.from(bytes);
 
@@ -72,5 +74,57 @@ describe('response codec: same bytes as the generated encoders', () => {
   it('refuses offsets that do not fit uint64, as the generated encoder does', () => {
     assert.throws(() => encodeProduceResponse({ offset: 2n ** 64n }), /too large/);
     assert.throws(() => encodeProduceResponse({ offset: -1n }), /too large/);
+  });
+});
+
+/** The generated decoder's outcome: the message, or the error's class. */
+function outcome(decode: (b: Buffer) => ProduceBatchRequest, bytes: Buffer): unknown {
+  try {
+    return decode(bytes);
+  } catch (err) {
+    return { threw: err instanceof Error ? err.constructor.name : typeof err };
+  }
+}
+
+describe('request codec: ProduceBatchRequest decodes as the generated decoder does', () => {
+  it('for every encoded batch', () => {
+    fc.assert(
+      fc.property(fc.array(record, { maxLength: 40 }), (records) => {
+        const bytes = Buffer.from(ProduceBatchRequest.encode({ records }).finish());
+        assert.deepEqual(decodeProduceBatchRequest(bytes), ProduceBatchRequest.decode(bytes));
+      }),
+      { seed: 8, numRuns: 300 },
+    );
+  });
+
+  it('for damaged and arbitrary bytes (same result or the same failure)', () => {
+    const damaged = fc
+      .tuple(fc.array(record, { minLength: 1, maxLength: 5 }), fc.nat(), fc.nat({ max: 255 }))
+      .map(([records, at, byte]) => {
+        const bytes = Buffer.from(ProduceBatchRequest.encode({ records }).finish());
+        bytes[at % bytes.length] = byte;
+        return bytes;
+      });
+    const arbitrary = fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a));
+    fc.assert(
+      fc.property(fc.oneof(damaged, arbitrary), (bytes) => {
+        assert.deepEqual(
+          outcome(decodeProduceBatchRequest, bytes),
+          outcome((b) => ProduceBatchRequest.decode(b), bytes),
+        );
+      }),
+      { seed: 8, numRuns: 2000 },
+    );
+  });
+
+  it('gives values that do not share memory with the received buffer', () => {
+    const bytes = Buffer.from(
+      ProduceBatchRequest.encode({
+        records: [{ value: Buffer.from('abc'), offset: 0n, term: 0n, type: 0 }],
+      }).finish(),
+    );
+    const decoded = decodeProduceBatchRequest(bytes);
+    bytes.fill(0);
+    assert.equal(decoded.records[0]?.value.toString(), 'abc');
   });
 });
