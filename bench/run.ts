@@ -131,6 +131,8 @@ interface Summary {
   p999: number | null;
   max: number | null;
   serverCores: number | null;
+  /** The node's CPU time per record (µs): steadier than rates on a shared machine. */
+  serverMicrosPerRecord: number | null;
   clientCores: number;
   otherCores: number | null;
 }
@@ -215,6 +217,12 @@ function summarize(reports: BenchReport[]): Summary {
     p999: medianOf(reports.map((r) => r.latencyMicros?.p999)),
     max: medianOf(reports.map((r) => r.latencyMicros?.max)),
     serverCores: medianOf(reports.map((r) => r.cpuCores.server)),
+    serverMicrosPerRecord: medianOf(
+      reports.map((r) => {
+        const run = r.runs[0];
+        return run?.cpu.server == null ? null : (run.cpu.server / run.recordsPerSecond) * 1e6;
+      }),
+    ),
     clientCores: median(reports.map((r) => r.cpuCores.client)),
     otherCores: medianOf(reports.map((r) => r.cpuCores.other)),
   };
@@ -423,8 +431,8 @@ async function main(): Promise<void> {
   );
 
   const table = [
-    '| workload | records/s (median) | runs | MB/s | p50 µs | p99 µs | p99.9 µs | max µs | server CPU | client CPU | other CPU | bare grpc-js records/s | ratio | target | met |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    '| workload | records/s (median) | runs | MB/s | p50 µs | p99 µs | p99.9 µs | max µs | server CPU | client CPU | other CPU | bare grpc-js records/s | ratio | server CPU µs/record (ours / bare) | target | met |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ];
   const results = rows.map((row) => {
     const o = summarize(ours.get(row.id) ?? []);
@@ -432,14 +440,14 @@ async function main(): Promise<void> {
     const met = row.met(o, b);
     const n = row.nats ? natsByWorkload.get(row.nats) : undefined;
     table.push(
-      `| ${row.title} | ${fmt(o.rate)} | ${o.runs.map((x) => fmt(x)).join(', ')} | ${fmt(o.mbps, 1)} | ${fmt(o.p50)} | ${fmt(o.p99)} | ${fmt(o.p999)} | ${fmt(o.max)} | ${fmt(o.serverCores, 2)} | ${fmt(o.clientCores, 2)} | ${fmt(o.otherCores, 2)} | ${fmt(b.rate)} | ${fmt(o.rate / b.rate, 2)} | ${row.target} | ${met === null ? '?' : met ? 'yes' : 'no'} |`,
+      `| ${row.title} | ${fmt(o.rate)} | ${o.runs.map((x) => fmt(x)).join(', ')} | ${fmt(o.mbps, 1)} | ${fmt(o.p50)} | ${fmt(o.p99)} | ${fmt(o.p999)} | ${fmt(o.max)} | ${fmt(o.serverCores, 2)} | ${fmt(o.clientCores, 2)} | ${fmt(o.otherCores, 2)} | ${fmt(b.rate)} | ${fmt(o.rate / b.rate, 2)} | ${fmt(o.serverMicrosPerRecord, 1)} / ${fmt(b.serverMicrosPerRecord, 1)} | ${row.target} | ${met === null ? '?' : met ? 'yes' : 'no'} |`,
     );
     return { id: row.id, title: row.title, target: row.target, met, ours: o, baseline: b, nats: n };
   });
   const lines = [
     `# commitlog bench — ${started.toISOString()}`,
     '',
-    `One node, fsync always, 100-byte records, plaintext, client and node on the same machine; ${RUNS} run(s) per workload${args.quick ? ' (--quick counts)' : ''}, medians. "bare grpc-js" is bench/baseline-server.ts (no storage) driven by the same client in the same run; ratio = ours / bare. CPU in cores; "other CPU" is the rest of the machine (above ~0.2 the run was disturbed).`,
+    `One node, fsync always, 100-byte records, plaintext, client and node on the same machine; ${RUNS} run(s) per workload${args.quick ? ' (--quick counts)' : ''}, medians. "bare grpc-js" is bench/baseline-server.ts (no storage) driven by the same client in the same run; ratio = ours / bare. CPU in cores; "other CPU" is the rest of the machine (above ~0.2 the run was disturbed). Server CPU per record (median over runs) is the steadiest figure when the machine is shared.`,
     '',
     ...table,
   ];

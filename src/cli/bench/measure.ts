@@ -25,7 +25,11 @@ export class Latencies {
 
   /** Records the time since `startedMs` (a performance.now() reading). */
   recordSince(startedMs: number): void {
-    this.histogram.recordValue(Math.max(1, Math.round((performance.now() - startedMs) * 1000)));
+    this.record((performance.now() - startedMs) * 1000);
+  }
+
+  record(micros: number): void {
+    this.histogram.recordValue(Math.max(1, Math.round(micros)));
   }
 
   summary(): LatencySummary | null {
