@@ -1,1 +1,2 @@
 export { buildProgram, main } from './main.js';
+export type { BenchReport } from './bench/command.js';

@@ -13,6 +13,7 @@ import {
 import { loadTlsMaterial } from '../auth/index.js';
 import { channelCredentials, CommitLogClient, OffsetOutOfRangeError } from '../client/index.js';
 import { registerCertCommands } from './cert.js';
+import { addBenchCommand } from './bench/command.js';
 
 /** The agent's flags: config key, argument, help. Booleans take no argument. */
 const AGENT_FLAGS: [ConfigKey, string, string][] = [
@@ -307,6 +308,7 @@ field are described in docs/observability.md.`,
     }
   });
   registerCertCommands(program);
+  addBenchCommand(program);
   return program;
 }
 

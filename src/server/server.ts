@@ -12,7 +12,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 
-import { LOG_SERVICE_NAME, LogService, protoRoot } from '../api/index.js';
+import { LOG_SERVICE_NAME, protoRoot } from '../api/index.js';
 import { mutualTlsServerOptions, type Authorizer, type TlsMaterial } from '../auth/index.js';
 import { createAuthInterceptor, createHttpAuthorize, mutualTlsServerCredentials } from './auth.js';
 import type { Metrics, RequestTelemetry } from '../telemetry/index.js';
@@ -21,6 +21,7 @@ import { silentLogger } from './commit-log.js';
 import { createHttpHandler } from './http-gateway.js';
 import { createLogService, StreamRegistry } from './log-service.js';
 import { instrumentHttp, telemetryInterceptor } from './telemetry.js';
+import { FastLogService } from './codec.js';
 
 export interface ApiServerOptions {
   log: CommitLog;
@@ -100,7 +101,7 @@ export class ApiServer {
       'grpc.max_send_message_length': Math.max(4 * 1024 * 1024, maxBatchBytes + maxRecordBytes),
     });
     this.grpcServer.addService(
-      LogService,
+      FastLogService,
       createLogService(
         {
           log: opts.log,
