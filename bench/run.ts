@@ -160,6 +160,7 @@ async function startChild(
   const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
+  let deadline: NodeJS.Timeout | undefined;
   const match = await new Promise<RegExpExecArray>((resolve_, reject) => {
     let out = '';
     child.stdout?.on('data', (c: Buffer) => {
@@ -169,7 +170,11 @@ async function startChild(
     });
     child.once('exit', (code) => reject(new Error(`${what} exited with ${code} before starting`)));
     child.once('error', reject);
-  });
+    deadline = setTimeout(
+      () => reject(new Error(`${what} did not say where it listens within 30 s`)),
+      30_000,
+    );
+  }).finally(() => clearTimeout(deadline));
   return { child, match };
 }
 
@@ -359,8 +364,9 @@ async function main(): Promise<void> {
       `127.0.0.1:${await freePort()}`,
       '--fsync',
       'always',
+      // info: the start-up line (where it listens) is an info log line; requests log at debug.
       '--log-level',
-      'warn',
+      'info',
       '--node-name',
       'bench',
     ],
