@@ -28,10 +28,6 @@ export function frameProblem(buf: Buffer, at: number, maxPayload: number): strin
   return undefined;
 }
 
-export function payloadLength(buf: Buffer, at: number): number {
-  return buf.readUInt32LE(at + 4);
-}
-
 /** The payload of the (already validated) frame at `at`, as a view. */
 export function payloadAt(buf: Buffer, at: number): Buffer {
   const start = at + FRAME_HEADER_BYTES;

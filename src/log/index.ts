@@ -5,7 +5,6 @@ export type { StoredRecord } from './segment.js';
 export type { RecoveryReport } from './recovery.js';
 export {
   parseFsyncPolicy,
-  formatFsyncPolicy,
   type FsyncPolicy,
   type LogObserver,
   type LogOptions,

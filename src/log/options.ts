@@ -99,10 +99,6 @@ export function parseFsyncPolicy(text: string): FsyncPolicy {
   );
 }
 
-export function formatFsyncPolicy(policy: FsyncPolicy): string {
-  return typeof policy === 'object' ? `interval:${policy.intervalMs}` : policy;
-}
-
 function positiveInteger(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value <= 0) {
     throw new InvalidLogOptionError(name, `must be a positive integer, got ${value}`);

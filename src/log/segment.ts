@@ -66,9 +66,6 @@ export class Segment {
   get nextOffset(): bigint {
     return this.baseOffset + BigInt(this.count);
   }
-  get fileHandle(): FileHandle {
-    return this.handle;
-  }
 
   /** Writes framed records (already encoded in `frames`) at the end of the store. */
   async write(frames: Buffer, framePositions: readonly number[]): Promise<void> {
@@ -85,11 +82,6 @@ export class Segment {
     this.reserve(this.count + framePositions.length);
     for (const p of framePositions) this.positions[this.count++] = this.bytes + p;
     this.bytes += frames.length;
-  }
-
-  /** Undoes a partly written batch: cuts the store back to `size` bytes. */
-  async cutStore(size: number): Promise<void> {
-    await this.handle.truncate(size);
   }
 
   async sync(): Promise<void> {
