@@ -1,0 +1,108 @@
+// One class per failure of the replicated log. None carries a gRPC code: the agent
+// registers how each maps to a status.
+
+/** A stored Raft entry could not be decoded (a bug or damage the log's CRC missed). */
+export class EntryCodecError extends Error {
+  override readonly name = 'EntryCodecError';
+  constructor(
+    readonly index: number,
+    reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`raft entry ${index}: ${reason}`, options);
+  }
+}
+
+/** A small state file (hard state, log base, identity) is damaged or unreadable. */
+export class StateFileError extends Error {
+  override readonly name = 'StateFileError';
+  constructor(
+    readonly path: string,
+    reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${path}: ${reason}`, options);
+  }
+}
+
+/** The data directory belongs to another cluster than the one this node was asked to join. */
+export class ClusterMismatchError extends Error {
+  override readonly name = 'ClusterMismatchError';
+  constructor(
+    readonly ours: string,
+    readonly theirs: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `this node's data belongs to cluster ${ours}, but the members it reached are in cluster ${theirs}; ` +
+        'use another --data-dir to join that cluster',
+      options,
+    );
+  }
+}
+
+/** --bootstrap was given for a data directory that already holds a cluster's state. */
+export class AlreadyBootstrappedError extends Error {
+  override readonly name = 'AlreadyBootstrappedError';
+  constructor(
+    readonly dataDir: string,
+    readonly clusterId: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `${dataDir} already holds cluster ${clusterId}; start without --bootstrap to rejoin it, ` +
+        'or use an empty --data-dir to bootstrap a new cluster',
+      options,
+    );
+  }
+}
+
+/** Another live member already uses this node's name. */
+export class DuplicateNodeNameError extends Error {
+  override readonly name = 'DuplicateNodeNameError';
+  constructor(
+    readonly nodeName: string,
+    readonly otherId: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `another member (${otherId}) already uses the node name ${nodeName}; give each node its own --node-name`,
+      options,
+    );
+  }
+}
+
+/** A consumer offset outside the committed records. */
+export class RecordOutOfRangeError extends Error {
+  // The server maps errors by class; this name matches the storage engine's for logs.
+  override readonly name = 'OffsetOutOfRangeError';
+  constructor(
+    readonly offset: bigint,
+    readonly lowest: bigint,
+    readonly next: bigint,
+    options?: ErrorOptions,
+  ) {
+    super(
+      next > lowest
+        ? `offset ${offset} is out of range: the log holds ${lowest} to ${next - 1n}`
+        : `offset ${offset} is out of range: the log is empty (next offset ${next})`,
+      options,
+    );
+  }
+}
+
+/** No leader became known within the wait allowed to a call. */
+export class NoLeaderError extends Error {
+  override readonly name = 'NoLeaderError';
+  constructor(waitedMs: number, options?: ErrorOptions) {
+    super(`no leader elected within ${waitedMs} ms; the cluster may have lost its quorum`, options);
+  }
+}
+
+/** The replicated log is closed. */
+export class ReplicatedLogClosedError extends Error {
+  override readonly name = 'ReplicatedLogClosedError';
+  constructor(options?: ErrorOptions) {
+    super('the replicated log is closed', options);
+  }
+}

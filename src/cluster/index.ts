@@ -1,0 +1,22 @@
+// The replicated log: Raft over the storage engine, membership turned into Raft
+// configuration changes.
+export { ReplicatedLog } from './replicated-log.js';
+export type {
+  ReplicatedLogOptions,
+  CommittedRecord,
+  LeaderHint,
+  ServerInfo,
+  ReadOptions,
+} from './replicated-log.js';
+export { reconcile } from './membership-sync.js';
+export type { ClusterMember, ReconcileOptions, LeaderView } from './membership-sync.js';
+export {
+  AlreadyBootstrappedError,
+  ClusterMismatchError,
+  DuplicateNodeNameError,
+  EntryCodecError,
+  NoLeaderError,
+  RecordOutOfRangeError,
+  ReplicatedLogClosedError,
+  StateFileError,
+} from './errors.js';

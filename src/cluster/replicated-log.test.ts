@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { NotLeaderError } from '../raft/index.js';
+import { MemoryNetwork } from '../raft/testing/index.js';
+
+import type { ClusterMember } from './membership-sync.js';
+import { ReplicatedLog } from './replicated-log.js';
+
+const RAFT = { electionTicks: 10, heartbeatTicks: 2 };
+
+async function until(
+  pred: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+class Harness {
+  readonly net = new MemoryNetwork();
+  readonly logs = new Map<string, ReplicatedLog>();
+  constructor(readonly root: string) {}
+
+  async start(id: string, bootstrap = false): Promise<ReplicatedLog> {
+    const log = await ReplicatedLog.open({
+      dir: join(this.root, id),
+      id,
+      rpcAddr: `${id}:8400`,
+      transport: this.net.transport(id),
+      fsync: 'never',
+      maxRecordBytes: 1 << 20,
+      maxStoreBytes: 64 * 1024,
+      bootstrap,
+      tickMs: 5,
+      raft: RAFT,
+      leaderWaitMs: 3000,
+    });
+    this.logs.set(id, log);
+    return log;
+  }
+
+  async stop(id: string): Promise<void> {
+    await this.logs.get(id)?.close();
+    this.logs.delete(id);
+  }
+
+  leader(): ReplicatedLog | undefined {
+    return [...this.logs.values()].find((l) => l.isLeader());
+  }
+
+  members(ids: string[]): ClusterMember[] {
+    return ids.map((id) => ({ raftId: id, rpcAddr: `${id}:8400`, status: 'alive' as const }));
+  }
+
+  /** Runs the reconcile loop until the configuration holds `ids` as voters. */
+  async form(ids: string[]): Promise<void> {
+    await until(
+      async () => {
+        const l = this.leader();
+        if (!l) return false;
+        await l
+          .reconcile(this.members(ids), { promoteWithin: 10, minVoters: 1 })
+          .catch(() => undefined);
+        return l.raft.status().config.voters.length === ids.length;
+      },
+      `voters ${ids.join(',')}`,
+    );
+  }
+
+  async close(): Promise<void> {
+    for (const id of [...this.logs.keys()]) await this.stop(id);
+    await rm(this.root, { recursive: true, force: true });
+  }
+}
+
+async function harness(): Promise<Harness> {
+  return new Harness(await mkdtemp(join(tmpdir(), 'replicated-log-')));
+}
+
+async function readAll(log: ReplicatedLog, from = 0n): Promise<string[]> {
+  const out: string[] = [];
+  const ac = new AbortController();
+  if (log.endOffset <= from) return out;
+  for await (const batch of log.readBatchesFrom(from, { signal: ac.signal })) {
+    for (const r of batch) out.push(r.value.toString());
+    if (batch[batch.length - 1]!.offset + 1n >= log.endOffset) break;
+  }
+  return out;
+}
+
+test('a bootstrapped node forms a cluster of three; offsets and bytes agree on every replica', async () => {
+  const h = await harness();
+  try {
+    const n1 = await h.start('n1', true);
+    await until(() => n1.isLeader(), 'n1 to lead');
+    assert.equal(await n1.append([Buffer.from('a')]), 0n);
+    await h.start('n2');
+    await h.start('n3');
+    await h.form(['n1', 'n2', 'n3']);
+    const first = await n1.append(['b', 'c', 'd'].map((s) => Buffer.from(s)));
+    assert.equal(first, 1n);
+    // A follower refuses before appending, and names the leader.
+    await assert.rejects(h.logs.get('n2')!.append([Buffer.from('x')]), (err: unknown) => {
+      assert.ok(err instanceof NotLeaderError);
+      assert.equal(err.leaderId, 'n1');
+      assert.equal(err.leaderAddress, 'n1:8400');
+      return true;
+    });
+    for (const l of h.logs.values()) {
+      await until(() => l.endOffset === 4n, `${l.id} to see 4 records`);
+      assert.deepEqual(await readAll(l), ['a', 'b', 'c', 'd']);
+      const rec = await l.read(2n);
+      assert.equal(rec.value.toString(), 'c');
+      assert.ok(rec.term >= 1n);
+    }
+    await assert.rejects(n1.read(4n), { name: 'OffsetOutOfRangeError' });
+  } finally {
+    await h.close();
+  }
+});
+
+test('the leader stops and restarts: a new leader takes over, nothing acknowledged is lost', async () => {
+  const h = await harness();
+  try {
+    const n1 = await h.start('n1', true);
+    await until(() => n1.isLeader(), 'n1 to lead');
+    await h.start('n2');
+    await h.start('n3');
+    await h.form(['n1', 'n2', 'n3']);
+    const acked: string[] = [];
+    for (let k = 0; k < 20; k++) {
+      await n1.append([Buffer.from(`r${k}`)]);
+      acked.push(`r${k}`);
+    }
+    await h.stop('n1');
+    await until(() => h.leader() !== undefined, 'a new leader');
+    const l2 = h.leader()!;
+    for (let k = 20; k < 40; k++) {
+      await l2.append([Buffer.from(`r${k}`)]);
+      acked.push(`r${k}`);
+    }
+    const back = await h.start('n1');
+    await until(() => back.endOffset === 40n, 'n1 to catch up');
+    for (const l of h.logs.values()) {
+      await until(() => l.endOffset === 40n, `${l.id} at 40`);
+      assert.deepEqual(await readAll(l), acked);
+    }
+  } finally {
+    await h.close();
+  }
+});
+
+test('a consume stream on a follower follows the commit index', async () => {
+  const h = await harness();
+  try {
+    const n1 = await h.start('n1', true);
+    await until(() => n1.isLeader(), 'n1 to lead');
+    await h.start('n2');
+    await h.form(['n1', 'n2']);
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const reader = (async () => {
+      for await (const r of h.logs.get('n2')!.readFrom(0n, { signal: ac.signal })) {
+        seen.push(r.value.toString());
+        if (seen.length === 5) ac.abort();
+      }
+    })();
+    for (let k = 0; k < 5; k++) await n1.append([Buffer.from(`v${k}`)]);
+    await reader;
+    assert.deepEqual(seen, ['v0', 'v1', 'v2', 'v3', 'v4']);
+  } finally {
+    await h.close();
+  }
+});

@@ -1,0 +1,394 @@
+// The replicated log: one Raft group whose log IS the storage engine (raft-storage.ts).
+// Producers propose records; a produce resolves once its entry is committed by a quorum
+// (durable on each member by the fsync policy). Readers, on every member, see committed
+// records only, at dense consumer offsets identical on every replica.
+//
+// The group is an object a node could hold several of (one per named log, later): it
+// owns its directory, its Raft node and its commit watermark, and nothing global.
+import {
+  NotLeaderError,
+  RaftNode,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type LeaderChange,
+  type NodeId,
+  type RaftConfig,
+  type Transport,
+} from '../raft/index.js';
+import type { FsyncPolicy, LogObserver } from '../log/index.js';
+
+import { encodeProposal, entryValue, decodeHeader } from './entry-codec.js';
+import { NoLeaderError, RecordOutOfRangeError, ReplicatedLogClosedError } from './errors.js';
+import { reconcile, type ClusterMember, type ReconcileOptions } from './membership-sync.js';
+import { RaftStorage } from './raft-storage.js';
+import { Watermark } from './watermark.js';
+
+export interface ReplicatedLogOptions {
+  /** The group's directory (e.g. <data-dir>/groups/default). */
+  readonly dir: string;
+  readonly id: NodeId;
+  /** This member's RPC address (clients and peers dial it). */
+  readonly rpcAddr: string;
+  readonly transport: Transport;
+  readonly fsync: FsyncPolicy;
+  readonly maxRecordBytes: number;
+  readonly maxStoreBytes?: number;
+  /** Start a new cluster with this member as its only voter (ignored when state exists). */
+  readonly bootstrap?: boolean;
+  readonly tickMs?: number;
+  readonly raft?: Omit<RaftConfig, 'id'>;
+  /** How long a produce waits for a leader to be elected before failing (default 5 s). */
+  readonly leaderWaitMs?: number;
+  readonly observer?: LogObserver;
+}
+
+/** One committed record as the server sends it. */
+export interface CommittedRecord {
+  readonly offset: bigint;
+  readonly term: bigint;
+  readonly value: Buffer;
+  /** The stored bytes: a `Record` without its offset field. */
+  readonly wire: Buffer;
+}
+
+export interface LeaderHint {
+  readonly id: NodeId;
+  readonly addr: string | undefined;
+}
+
+export interface ServerInfo {
+  readonly id: NodeId;
+  readonly rpcAddr: string;
+  readonly isLeader: boolean;
+  readonly voter: boolean;
+  /** Leader's view; undefined on followers. */
+  readonly matchIndex?: number;
+  readonly lag?: number;
+}
+
+export interface ReadOptions {
+  readonly maxRecords?: number;
+  readonly maxBytes?: number;
+  readonly signal?: AbortSignal;
+}
+
+const CHECKPOINT_EVERY = 50_000;
+
+export class ReplicatedLog implements AsyncDisposable {
+  private closed = false;
+  private readonly commit: Watermark;
+  private readonly leaderListeners = new Set<(hint: LeaderHint | undefined) => void>();
+  private lastCheckpoint = 0;
+  private readonly node: RaftNode;
+
+  private constructor(
+    private readonly opts: ReplicatedLogOptions,
+    private readonly storage: RaftStorage,
+    node: RaftNode | undefined,
+  ) {
+    this.commit = new Watermark(0n);
+    this.node = node as RaftNode; // set right after construction in open()
+  }
+
+  static async open(opts: ReplicatedLogOptions): Promise<ReplicatedLog> {
+    const storage = await RaftStorage.open({
+      dir: opts.dir,
+      fsync: opts.fsync,
+      maxRecordBytes: opts.maxRecordBytes,
+      ...(opts.maxStoreBytes !== undefined ? { maxStoreBytes: opts.maxStoreBytes } : {}),
+      ...(opts.observer ? { observer: opts.observer } : {}),
+    });
+    const fresh = !storage.initialized;
+    const base = storage.base.meta.lastIndex;
+    const applied = Math.max(
+      base,
+      Math.min(storage.hardState?.commit ?? 0, storage.translator.lastIndex),
+    );
+    // `self` is filled before Raft can call apply: RaftNode.start awaits storage first.
+    let self: ReplicatedLog | undefined;
+    const bootstrap: ConfState | undefined =
+      fresh && opts.bootstrap
+        ? { voters: [opts.id], learners: [], addresses: { [opts.id]: opts.rpcAddr } }
+        : undefined;
+    const pending: Entry[][] = [];
+    const node = await RaftNode.start({
+      id: opts.id,
+      logStorage: storage,
+      hardStateStorage: storage.hardStates,
+      snapshots: storage,
+      transport: opts.transport,
+      applied,
+      ...(bootstrap ? { bootstrap } : {}),
+      ...(opts.tickMs !== undefined ? { tickMs: opts.tickMs } : {}),
+      ...(opts.raft ? { raft: opts.raft } : {}),
+      apply: (entries) => {
+        if (self) self.applied(entries);
+        else pending.push([...entries]);
+      },
+    });
+    const log = new ReplicatedLog(opts, storage, node);
+    log.commit.advance(BigInt(applied + 1));
+    self = log;
+    for (const es of pending) log.applied(es);
+    node.onLeaderChange((change) => log.leaderChanged(change));
+    if (bootstrap) node.campaign();
+    return log;
+  }
+
+  get id(): NodeId {
+    return this.opts.id;
+  }
+
+  /** The Raft node, for status and configuration changes. */
+  get raft(): RaftNode {
+    return this.node;
+  }
+
+  /** The consumer offset of the next record to be committed. */
+  get endOffset(): bigint {
+    return this.storage.translator.endOffset(Number(this.commit.value) - 1);
+  }
+
+  get startOffset(): bigint {
+    return this.storage.translator.baseOffset;
+  }
+
+  leader(): LeaderHint | undefined {
+    const st = this.node.status();
+    if (!st.leader) return undefined;
+    return { id: st.leader, addr: st.config.addresses[st.leader] };
+  }
+
+  isLeader(): boolean {
+    return this.node.status().role === 'leader';
+  }
+
+  /** Called with the new leader (or undefined) whenever it changes; returns an unsubscribe. */
+  onLeaderChange(listener: (hint: LeaderHint | undefined) => void): () => void {
+    this.leaderListeners.add(listener);
+    return () => this.leaderListeners.delete(listener);
+  }
+
+  /**
+   * Appends records; resolves with the first one's offset once all are committed (the
+   * others follow densely). A follower rejects with raft's NotLeaderError (with the
+   * leader's id and address) before anything is appended; with no leader known, waits
+   * up to leaderWaitMs for an election first.
+   */
+  async append(values: readonly Uint8Array[], o: { signal?: AbortSignal } = {}): Promise<bigint> {
+    if (this.closed) throw new ReplicatedLogClosedError();
+    if (values.length === 0) throw new RangeError('append needs at least one record');
+    await this.awaitLeader(o.signal);
+    const signal = o.signal;
+    // Proposed in one synchronous run, so the entries take consecutive indexes.
+    const proposals = values.map((v) =>
+      this.node.propose(encodeProposal(v), signal ? { signal } : {}),
+    );
+    const settled = await Promise.allSettled(proposals);
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const first = (settled[0] as PromiseFulfilledResult<number>).value;
+    return this.storage.translator.offsetOf(first);
+  }
+
+  private async awaitLeader(signal: AbortSignal | undefined): Promise<void> {
+    if (this.node.status().leader) return;
+    const waitMs = this.opts.leaderWaitMs ?? 5000;
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        unsubscribe();
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onAbort = (): void => done(signal?.reason as Error);
+      const timer = setTimeout(() => done(new NoLeaderError(waitMs)), waitMs);
+      const unsubscribe = this.node.onLeaderChange((c) => {
+        if (c.leader) done();
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (this.node.status().leader) done();
+    });
+  }
+
+  /** A committed record. `linearizable` confirms leadership with a quorum first. */
+  async read(
+    offset: bigint,
+    o: { consistency?: 'local' | 'linearizable'; signal?: AbortSignal } = {},
+  ): Promise<CommittedRecord> {
+    if (this.closed) throw new ReplicatedLogClosedError();
+    if (o.consistency === 'linearizable') {
+      if (!this.isLeader()) {
+        const hint = this.leader();
+        throw new NotLeaderError(hint?.id, hint?.addr);
+      }
+      await this.node.readIndex(o.signal ? { signal: o.signal } : {});
+    }
+    this.checkRange(offset);
+    const [rec] = await this.readCommitted(offset, { maxRecords: 1 });
+    if (!rec) throw this.outOfRange(offset);
+    return rec;
+  }
+
+  private outOfRange(offset: bigint): RecordOutOfRangeError {
+    return new RecordOutOfRangeError(offset, this.startOffset, this.endOffset);
+  }
+
+  private checkRange(offset: bigint): void {
+    if (offset < this.startOffset || offset >= this.endOffset) throw this.outOfRange(offset);
+  }
+
+  /** Committed records from `offset` on, as many as fit the limits (at least one). */
+  private async readCommitted(offset: bigint, o: ReadOptions): Promise<CommittedRecord[]> {
+    const t = this.storage.translator;
+    const commitEnd = this.commit.value;
+    let index = BigInt(t.indexOf(offset));
+    const out: CommittedRecord[] = [];
+    const max = o.maxRecords ?? 1000;
+    while (out.length === 0 && index < commitEnd) {
+      const batch = await this.storage.log.readBatch(index, {
+        maxRecords: Math.min(max, Number(commitEnd - index)),
+        ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}),
+      });
+      for (const rec of batch) {
+        const i = Number(rec.offset);
+        const h = decodeHeader(rec.value, i);
+        if (h.type !== 'normal') continue;
+        out.push({
+          offset: t.offsetOf(i),
+          term: BigInt(h.term),
+          value: entryValue(rec.value, h.bodyStart, i),
+          wire: rec.value,
+        });
+      }
+      index += BigInt(batch.length);
+    }
+    return out;
+  }
+
+  /**
+   * Batches of committed records from `from` on; when caught up, waits for the commit
+   * index to move. Ends when the signal aborts or the log closes. Throws
+   * RecordOutOfRangeError when `from` is below the log's start (retention or snapshot).
+   */
+  async *readBatchesFrom(
+    from: bigint,
+    o: ReadOptions = {},
+  ): AsyncGenerator<CommittedRecord[], void, undefined> {
+    let next = from;
+    for (;;) {
+      if (this.closed || o.signal?.aborted) return;
+      if (next < this.startOffset) throw this.outOfRange(next);
+      if (next < this.endOffset) {
+        const batch = await this.readCommitted(next, o);
+        if (batch.length > 0) {
+          next = batch[batch.length - 1]!.offset + 1n;
+          yield batch;
+        }
+        continue;
+      }
+      const index = BigInt(this.storage.translator.indexOf(next));
+      try {
+        await this.commit.waitAbove(index, o.signal);
+      } catch (err) {
+        if (o.signal?.aborted) return;
+        throw err;
+      }
+    }
+  }
+
+  async *readFrom(from: bigint, o: ReadOptions = {}): AsyncGenerator<CommittedRecord> {
+    for await (const batch of this.readBatchesFrom(from, o)) yield* batch;
+  }
+
+  /** Every member of the configuration with its address, role and (on the leader) lag. */
+  servers(): ServerInfo[] {
+    const st = this.node.status();
+    const peers = new Map(st.peers.map((p) => [p.id, p]));
+    const ids = [...st.config.voters, ...st.config.learners];
+    return ids.map((id) => {
+      const p = peers.get(id);
+      return {
+        id,
+        rpcAddr: st.config.addresses[id] ?? '',
+        isLeader: id === st.leader,
+        voter: st.config.voters.includes(id),
+        ...(p ? { matchIndex: p.match, lag: Math.max(0, st.lastIndex - p.match) } : {}),
+      };
+    });
+  }
+
+  /** The next configuration change towards `members`, made if this node leads. */
+  async reconcile(
+    members: readonly ClusterMember[],
+    o: Omit<ReconcileOptions, 'now'> & { now?: number },
+  ): Promise<ConfChange | undefined> {
+    if (this.closed || !this.isLeader()) return undefined;
+    const st = this.node.status();
+    const change = reconcile(
+      members,
+      {
+        self: this.opts.id,
+        conf: st.config,
+        lastIndex: st.lastIndex,
+        match: new Map(st.peers.map((p) => [p.id, p.match])),
+      },
+      { ...o, now: o.now ?? Date.now() },
+    );
+    if (!change) return undefined;
+    switch (change.type) {
+      case 'addLearner':
+        await this.node.addLearner(change.id, change.address);
+        break;
+      case 'promote':
+        await this.node.promote(change.id);
+        break;
+      case 'remove':
+        await this.node.removeNode(change.id);
+        break;
+    }
+    return change;
+  }
+
+  private applied(entries: readonly Entry[]): void {
+    const last = entries[entries.length - 1];
+    if (!last) return;
+    if (Number(this.commit.value) <= entries[0]!.index - 1 || this.commit.value === 0n) {
+      // A snapshot install moved the base: the watermark restarts there.
+    }
+    this.commit.advance(BigInt(last.index + 1));
+    if (
+      last.index - this.lastCheckpoint >= CHECKPOINT_EVERY ||
+      entries.some((e) => e.type !== 'normal')
+    ) {
+      this.lastCheckpoint = last.index;
+      this.storage.checkpoint(last.index).catch(() => undefined); // a cache: a failed write is rebuilt at start-up
+    }
+  }
+
+  private leaderChanged(change: LeaderChange): void {
+    // A snapshot install replaced the log: readers restart from the new base.
+    const base = BigInt(this.storage.base.meta.lastIndex + 1);
+    if (this.commit.value < base) this.commit.reset(base);
+    const hint = change.leader
+      ? { id: change.leader, addr: this.node.status().config.addresses[change.leader] }
+      : undefined;
+    for (const l of this.leaderListeners) l(hint);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.commit.wakeAll();
+    await this.node.close();
+    const applied = Number(this.commit.value) - 1;
+    if (applied > 0) await this.storage.checkpoint(applied).catch(() => undefined);
+    await this.storage.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
