@@ -20,3 +20,14 @@ export {
   ReplicatedLogClosedError,
   StateFileError,
 } from './errors.js';
+export { MembershipLoop, clusterMembers, TAGS } from './membership-loop.js';
+export type { MembershipLoopOptions } from './membership-loop.js';
+export {
+  loadIdentity,
+  saveIdentity,
+  bootstrapIdentity,
+  joinIdentity,
+  newRaftId,
+  nodeNameOf,
+} from './identity.js';
+export type { NodeIdentity } from './identity.js';

@@ -105,8 +105,8 @@ export class ReplicatedLog implements AsyncDisposable {
       base,
       Math.min(storage.hardState?.commit ?? 0, storage.translator.lastIndex),
     );
-    // `self` is filled before Raft can call apply: RaftNode.start awaits storage first.
-    let self: ReplicatedLog | undefined;
+    // Raft may apply entries during start-up, before this object exists: they wait here.
+    const holder: { log?: ReplicatedLog } = {};
     const bootstrap: ConfState | undefined =
       fresh && opts.bootstrap
         ? { voters: [opts.id], learners: [], addresses: { [opts.id]: opts.rpcAddr } }
@@ -123,13 +123,13 @@ export class ReplicatedLog implements AsyncDisposable {
       ...(opts.tickMs !== undefined ? { tickMs: opts.tickMs } : {}),
       ...(opts.raft ? { raft: opts.raft } : {}),
       apply: (entries) => {
-        if (self) self.applied(entries);
+        if (holder.log) holder.log.applied(entries);
         else pending.push([...entries]);
       },
     });
     const log = new ReplicatedLog(opts, storage, node);
     log.commit.advance(BigInt(applied + 1));
-    self = log;
+    holder.log = log;
     for (const es of pending) log.applied(es);
     node.onLeaderChange((change) => log.leaderChanged(change));
     if (bootstrap) node.campaign();
@@ -187,7 +187,7 @@ export class ReplicatedLog implements AsyncDisposable {
     );
     const settled = await Promise.allSettled(proposals);
     const failed = settled.find((s) => s.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (failed?.status === 'rejected') throw failed.reason;
     const first = (settled[0] as PromiseFulfilledResult<number>).value;
     return this.storage.translator.offsetOf(first);
   }
@@ -355,9 +355,6 @@ export class ReplicatedLog implements AsyncDisposable {
   private applied(entries: readonly Entry[]): void {
     const last = entries[entries.length - 1];
     if (!last) return;
-    if (Number(this.commit.value) <= entries[0]!.index - 1 || this.commit.value === 0n) {
-      // A snapshot install moved the base: the watermark restarts there.
-    }
     this.commit.advance(BigInt(last.index + 1));
     if (
       last.index - this.lastCheckpoint >= CHECKPOINT_EVERY ||

@@ -33,7 +33,7 @@ export class Watermark {
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(signal?.reason);
+        reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
       };
       const waiter = {
         at,
