@@ -70,6 +70,7 @@ export class RaftStorage implements LogStorage, SnapshotPort {
   private durable: { term: number; vote: string } | undefined;
   private staged: LogBase | undefined;
   private logGeneration = 0;
+  private compactionWaiters: { index: number; resolve: () => void }[] = [];
 
   private constructor(private readonly opts: RaftStorageOptions) {}
 
@@ -288,6 +289,17 @@ export class RaftStorage implements LogStorage, SnapshotPort {
     await this.writeBase({ meta, baseOffset: this._translator.endOffset(meta.lastIndex) });
     this._translator.compact(meta.lastIndex + 1);
     await this._log.truncatePrefix(BigInt(meta.lastIndex + 1));
+    this.compactionWaiters = this.compactionWaiters.filter((w) => {
+      if (w.index > meta.lastIndex) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  /** Resolves once storage has compacted up to `index` (the driver does it after Ready). */
+  compacted(index: number): Promise<void> {
+    if (this._base.meta.lastIndex >= index) return Promise.resolve();
+    return new Promise((resolve) => this.compactionWaiters.push({ index, resolve }));
   }
 
   async installSnapshot(meta: SnapshotMeta): Promise<void> {

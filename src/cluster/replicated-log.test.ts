@@ -180,3 +180,37 @@ test('a consume stream on a follower follows the commit index', async () => {
     await h.close();
   }
 });
+
+test('a member behind the compaction point catches up by snapshot and serves from there', async () => {
+  const h = await harness();
+  try {
+    const n1 = await h.start('n1', true);
+    await until(() => n1.isLeader(), 'n1 to lead');
+    for (let k = 0; k < 300; k++) await n1.append([Buffer.from(`value-${k}-${'x'.repeat(200)}`)]);
+    const dropped = await n1.compact(200n);
+    assert.ok(dropped > 0n && dropped <= 200n, `compacted below ${dropped}`);
+    assert.equal(n1.startOffset, dropped);
+    await h.start('n2');
+    await h.form(['n1', 'n2']);
+    const n2 = h.logs.get('n2')!;
+    await until(() => n2.endOffset === 300n, 'n2 to catch up');
+    const start = n2.startOffset;
+    assert.ok(start >= dropped, `n2 starts at ${start}`);
+    await assert.rejects(n2.read(start - 1n), { name: 'OffsetOutOfRangeError' });
+    const a = await readAll(n1, start);
+    const b = await readAll(n2, start);
+    assert.deepEqual(b, a);
+    // After a restart, n2 still starts where the snapshot put it.
+    await h.stop('n2');
+    const again = await h.start('n2');
+    assert.equal(again.startOffset, start);
+    await until(() => again.endOffset === 300n, 'n2 to reopen');
+    assert.deepEqual(await readAll(again, start), a);
+    // New records reach it as ordinary appends.
+    await n1.append([Buffer.from('after')]);
+    await until(() => again.endOffset === 301n, 'n2 to see a new record');
+    assert.equal((await again.read(300n)).value.toString(), 'after');
+  } finally {
+    await h.close();
+  }
+});

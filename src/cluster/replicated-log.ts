@@ -303,6 +303,24 @@ export class ReplicatedLog implements AsyncDisposable {
     for await (const batch of this.readBatchesFrom(from, o)) yield* batch;
   }
 
+  /**
+   * Retention: lets the log drop records below `beforeOffset` (whole segments only, so
+   * some may stay). Only committed and applied records go; a member that later needs
+   * them gets a snapshot instead. Resolves with the new start offset.
+   */
+  async compact(beforeOffset: bigint): Promise<bigint> {
+    if (this.closed) throw new ReplicatedLogClosedError();
+    const end = this.endOffset;
+    const upTo = beforeOffset > end ? end : beforeOffset;
+    if (upTo <= this.startOffset) return this.startOffset;
+    // The index of the last entry below `upTo` (the one before the data entry at upTo).
+    const applied = Number(this.commit.value) - 1;
+    const last = upTo >= end ? applied : this.storage.translator.indexOf(upTo) - 1;
+    const meta = this.node.compact(Math.min(last, applied));
+    if (meta) await this.storage.compacted(meta.lastIndex);
+    return this.startOffset;
+  }
+
   /** Every member of the configuration with its address, role and (on the leader) lag. */
   servers(): ServerInfo[] {
     const st = this.node.status();
