@@ -404,7 +404,7 @@ export class Log implements AsyncDisposable {
   /** Runs `run` in the single writer, after everything queued before it. */
   private runExclusive<T>(run: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.enqueue({ kind: 'exclusive', run, resolve: resolve as (v: unknown) => void, reject });
+      this.enqueue({ kind: 'exclusive', run, resolve, reject });
     });
   }
 
