@@ -68,12 +68,15 @@ describe('commit point', () => {
     );
     log.commit(1n); // lower: nothing changes
     assert.equal(log.committedEnd, 3n);
-    assert.throws(() => log.commit(6n), (err: unknown) => {
-      assert.ok(err instanceof CommitOutOfRangeError);
-      assert.equal(err.end, 6n);
-      assert.equal(err.durableEnd, 5n);
-      return true;
-    });
+    assert.throws(
+      () => log.commit(6n),
+      (err: unknown) => {
+        assert.ok(err instanceof CommitOutOfRangeError);
+        assert.equal(err.end, 6n);
+        assert.equal(err.durableEnd, 5n);
+        return true;
+      },
+    );
     log.commit(5n);
     assert.equal(log.highestOffset, 4n);
   });
@@ -177,7 +180,7 @@ describe('appends at an expected offset', () => {
       log.append(value(3), { expectFirst: 3n }),
     ]);
     assert.deepEqual(
-      results.map((r) => (r.status === 'fulfilled' ? r.value : r.reason.name)),
+      results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).name)),
       [0n, 2n, 'OffsetConflictError', 3n],
     );
     const batch = await log.readBatch(0n);
