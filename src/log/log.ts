@@ -227,7 +227,7 @@ export class Log implements AsyncDisposable {
   /**
    * Batches of committed records from `from` on; when caught up, waits (no polling) for
    * new ones. Ends quietly when the signal aborts or the log closes. Throws
-   * OffsetOutOfRangeError if retention drops records before they are read.
+   * OffsetOutOfRangeError if retention (or a reset) drops records before they are read.
    */
   async *readBatchesFrom(
     from: bigint,
@@ -347,6 +347,8 @@ export class Log implements AsyncDisposable {
       });
       const old = this.segments;
       this.segments = [fresh];
+      // Open snapshots hold the old files, which no truncation of the new log can touch.
+      this.snapshots.clear();
       this.durable = base;
       this.dirty = false;
       if (gated) this.committed.advance(base);
