@@ -8,7 +8,7 @@ import { CorruptSegmentError, InvalidLogDirectoryError } from './errors.js';
 import { frameProblem } from './frame.js';
 import { syncDirectory, writeFileAtomic, type LogFileHandle, type LogFs } from './fs.js';
 import { FRAME_HEADER_BYTES, INDEX_ENTRY_BYTES, type ResolvedLogOptions } from './options.js';
-import { INDEX_SUFFIX, STORE_SUFFIX, Segment, ignoreMissing, segmentName } from './segment.js';
+import { INDEX_SUFFIX, STORE_SUFFIX, Segment, ignoreMissing, segmentPaths } from './segment.js';
 
 /** What opening the log found and repaired. */
 export interface RecoveryReport {
@@ -75,12 +75,9 @@ export async function openSegments(
   try {
     for (const [i, base] of bases.entries()) {
       const files = found.get(base) as { store: boolean; index: boolean };
-      const storePath = join(dir, segmentName(base) + STORE_SUFFIX);
+      const { store: storePath, index: indexPath } = segmentPaths(dir, base);
       if (!files.store) {
-        throw new InvalidLogDirectoryError(
-          join(dir, segmentName(base) + INDEX_SUFFIX),
-          'index file without its store file',
-        );
+        throw new InvalidLogDirectoryError(indexPath, 'index file without its store file');
       }
       const last = i === bases.length - 1;
       const segment = last
@@ -114,12 +111,11 @@ async function openSealed(
   options: ResolvedLogOptions,
   report: RecoveryReport,
 ): Promise<Segment> {
-  const storePath = join(dir, segmentName(base) + STORE_SUFFIX);
+  const { store: storePath, index: indexPath } = segmentPaths(dir, base);
   const { fs } = options;
   const handle = await fs.open(storePath, 'r+');
   try {
     const size = (await handle.stat()).size;
-    const indexPath = join(dir, segmentName(base) + INDEX_SUFFIX);
     if (hasIndex) {
       const index = await loadIndex(fs, indexPath, size);
       if (index !== undefined && (await lastFrameFits(handle, index, size, options))) {
@@ -150,8 +146,7 @@ async function openLast(
   options: ResolvedLogOptions,
   report: RecoveryReport,
 ): Promise<Segment> {
-  const storePath = join(dir, segmentName(base) + STORE_SUFFIX);
-  const indexPath = join(dir, segmentName(base) + INDEX_SUFFIX);
+  const { store: storePath, index: indexPath } = segmentPaths(dir, base);
   const { fs } = options;
   const handle = await fs.open(storePath, 'r+');
   try {
@@ -196,7 +191,7 @@ async function openLast(
 }
 
 /** Walks frames from the start; stops at the first one that does not check out. */
-export function scanFrames(data: Buffer, maxPayload: number): ScanResult {
+function scanFrames(data: Buffer, maxPayload: number): ScanResult {
   let positions = new Float64Array(1024);
   let count = 0;
   let at = 0;
@@ -218,7 +213,7 @@ export function scanFrames(data: Buffer, maxPayload: number): ScanResult {
  * Looks for an intact frame after damaged bytes at `from`. The damaged record held at
  * most `maxPayload` bytes, so the record after it (if any) starts within that reach.
  */
-export function findFrameAfter(data: Buffer, from: number, maxPayload: number): number | undefined {
+function findFrameAfter(data: Buffer, from: number, maxPayload: number): number | undefined {
   if (data.length - from >= FRAME_HEADER_BYTES) {
     const claimed = from + FRAME_HEADER_BYTES + data.readUInt32LE(from + 4);
     if (claimed < data.length && frameProblem(data, claimed, maxPayload) === undefined)

@@ -17,6 +17,12 @@ export function segmentName(baseOffset: bigint): string {
   return baseOffset.toString().padStart(OFFSET_DIGITS, '0');
 }
 
+/** The store and index file paths of the segment starting at `baseOffset`. */
+export function segmentPaths(dir: string, baseOffset: bigint): { store: string; index: string } {
+  const name = join(dir, segmentName(baseOffset));
+  return { store: name + STORE_SUFFIX, index: name + INDEX_SUFFIX };
+}
+
 /** A record as stored: its offset and a view of its value. */
 export interface StoredRecord {
   offset: bigint;
@@ -44,16 +50,16 @@ export class Segment {
     count: number,
     size: number,
   ) {
-    const name = segmentName(baseOffset);
-    this.storePath = join(dir, name + STORE_SUFFIX);
-    this.indexPath = join(dir, name + INDEX_SUFFIX);
+    const paths = segmentPaths(dir, baseOffset);
+    this.storePath = paths.store;
+    this.indexPath = paths.index;
     this.positions = positions;
     this.count = count;
     this.bytes = size;
   }
 
   static async create(fs: LogFs, dir: string, baseOffset: bigint): Promise<Segment> {
-    const handle = await fs.open(join(dir, segmentName(baseOffset) + STORE_SUFFIX), 'wx+');
+    const handle = await fs.open(segmentPaths(dir, baseOffset).store, 'wx+');
     return new Segment(fs, dir, baseOffset, handle, new Float64Array(1024), 0, 0);
   }
 
