@@ -466,6 +466,7 @@ export class Log implements AsyncDisposable {
       for (const v of op.values) values.push(v);
       next += BigInt(op.values.length);
     }
+    if (accepted.length === 0) return;
     let rolled = false;
     const start = this.active;
     const startCount = start.records;
