@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { Log, LogFailedError, type LogOptions } from './index.js';
-import { faultyFs, type FaultRule } from './testing.js';
+import { faultyFs, type FaultRule } from './testing/index.js';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {

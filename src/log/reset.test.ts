@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { CommittedRecordsError, Log, LogFailedError, type LogOptions } from './index.js';
-import { faultyFs } from './testing.js';
+import { faultyFs } from './testing/index.js';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {

@@ -1,8 +1,8 @@
-// Test doubles for the log's file-system port (not part of the main barrel). FaultyFs
-// passes every call through to a real LogFs, records it, and fails the calls it is
-// told to: EIO on the Nth write, ENOSPC after half a write, a failing fsync, or a
+// A test double for the log's file-system port (log/testing, not the main barrel).
+// FaultyFs passes every call through to a real LogFs, records it, and fails the calls
+// it is told to: EIO on the Nth write, ENOSPC after half a write, a failing fsync, or a
 // simulated crash after N calls (every later call fails, as if the process died).
-import { nodeLogFs, type LogFileHandle, type LogFs, type LogOpenFlags } from './fs.js';
+import { nodeLogFs, type LogFileHandle, type LogFs, type LogOpenFlags } from '../fs.js';
 
 export type FsOp =
   | 'open'
