@@ -2,7 +2,10 @@
 // FaultyFs passes every call through to a real LogFs, records it, and fails the calls
 // it is told to: EIO on the Nth write, ENOSPC after half a write, a failing fsync, or a
 // simulated crash after N calls (every later call fails, as if the process died).
-import { nodeLogFs, type LogFileHandle, type LogFs, type LogOpenFlags } from '../fs.js';
+// With `trackDurability`, it also remembers each file's contents as of its last fsync,
+// and simulatePowerLoss() puts every file back to them (file data only: directory
+// entries are taken to be durable, a simplification).
+import { nodeLogFs, writeFully, type LogFileHandle, type LogFs, type LogOpenFlags } from '../fs.js';
 
 export type FsOp =
   | 'open'
@@ -59,8 +62,15 @@ export class FaultyFs implements LogFs {
   readonly calls: FsCall[] = [];
   private readonly rules: ActiveRule[] = [];
   private crashAt: number | undefined;
+  /** Each written file's contents as of its last fsync; kept only with trackDurability. */
+  private readonly durable: Map<string, Buffer> | undefined;
 
-  constructor(private readonly inner: LogFs = nodeLogFs) {}
+  constructor(
+    private readonly inner: LogFs = nodeLogFs,
+    options: { trackDurability?: boolean } = {},
+  ) {
+    if (options.trackDurability === true) this.durable = new Map();
+  }
 
   /** Adds a fault. */
   fail(rule: FaultRule): this {
@@ -84,7 +94,12 @@ export class FaultyFs implements LogFs {
 
   async open(path: string, flags: LogOpenFlags): Promise<LogFileHandle> {
     this.check({ op: 'open', path, flags });
-    return new FaultyHandle(this, path, await this.inner.open(path, flags));
+    const handle = await this.inner.open(path, flags);
+    if (this.durable !== undefined && flags !== 'r' && !this.durable.has(path)) {
+      // An existing file is as durable as it is now; a new or emptied one holds nothing yet.
+      this.durable.set(path, flags === 'r+' ? await this.inner.readFile(path) : Buffer.alloc(0));
+    }
+    return new FaultyHandle(this, path, handle, flags !== 'r');
   }
   async readFile(path: string): Promise<Buffer> {
     this.check({ op: 'readFile', path });
@@ -92,11 +107,38 @@ export class FaultyFs implements LogFs {
   }
   async rename(from: string, to: string): Promise<void> {
     this.check({ op: 'rename', path: from });
-    return this.inner.rename(from, to);
+    await this.inner.rename(from, to);
+    const content = this.durable?.get(from);
+    if (content !== undefined) {
+      this.durable?.set(to, content);
+      this.durable?.delete(from);
+    }
   }
   async unlink(path: string): Promise<void> {
     this.check({ op: 'unlink', path });
-    return this.inner.unlink(path);
+    await this.inner.unlink(path);
+    this.durable?.delete(path);
+  }
+
+  /**
+   * Puts every file written through this fs back to its contents at its last fsync, as
+   * a power loss would. Crash first (crashAfter) and close the log, so nothing writes after.
+   */
+  async simulatePowerLoss(): Promise<void> {
+    if (this.durable === undefined) throw new Error('create the FaultyFs with trackDurability');
+    for (const [path, content] of this.durable) {
+      const fh = await this.inner.open(path, 'w');
+      try {
+        await writeFully(fh, content, 0);
+      } finally {
+        await fh.close();
+      }
+    }
+  }
+
+  /** Called by a handle after a successful fsync: its file's contents are now durable. */
+  async synced(path: string): Promise<void> {
+    if (this.durable?.has(path) === true) this.durable.set(path, await this.inner.readFile(path));
   }
   async readdir(path: string): Promise<string[]> {
     this.check({ op: 'readdir', path });
@@ -140,6 +182,7 @@ class FaultyHandle implements LogFileHandle {
     private readonly fs: FaultyFs,
     private readonly path: string,
     private readonly inner: LogFileHandle,
+    private readonly writable: boolean,
   ) {}
 
   async read(
@@ -171,11 +214,13 @@ class FaultyHandle implements LogFileHandle {
 
   async datasync(): Promise<void> {
     this.fs.check({ op: 'datasync', path: this.path });
-    return this.inner.datasync();
+    await this.inner.datasync();
+    if (this.writable) await this.fs.synced(this.path);
   }
   async sync(): Promise<void> {
     this.fs.check({ op: 'sync', path: this.path });
-    return this.inner.sync();
+    await this.inner.sync();
+    if (this.writable) await this.fs.synced(this.path);
   }
   async truncate(length: number): Promise<void> {
     this.fs.check({ op: 'truncate', path: this.path });
@@ -192,6 +237,6 @@ class FaultyHandle implements LogFileHandle {
 }
 
 /** A FaultyFs over node:fs/promises (or `inner`). */
-export function faultyFs(inner?: LogFs): FaultyFs {
-  return new FaultyFs(inner);
+export function faultyFs(inner?: LogFs, options?: { trackDurability?: boolean }): FaultyFs {
+  return new FaultyFs(inner, options);
 }
