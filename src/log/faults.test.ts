@@ -222,7 +222,7 @@ describe('power loss', () => {
   });
 
   it('under fsync always, a power loss at any moment keeps every acknowledged record', async () => {
-    for (let step = 0; step < 240; step += 7) {
+    for (let step = 0; step < 240; step += 11) {
       const dir = await tempDir();
       const fs = faultyFs(undefined, { trackDurability: true });
       const log = await Log.open(dir, { ...small, fs });
