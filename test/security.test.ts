@@ -28,7 +28,7 @@ import {
   CommitLogError,
   type TlsFiles,
 } from '../src/client/index.js';
-import { startNode, tempDir, within, type TestNode } from './support/node.js';
+import { startNode, tempDir, within, type NodeFlags, type TestNode } from './support/node.js';
 
 const BIN = new URL('../../bin/commitlog.js', import.meta.url).pathname;
 const DAY = 24 * 60 * 60 * 1000;
@@ -73,11 +73,11 @@ async function makeCertificates(dir: string): Promise<Record<Who, TlsFiles>> {
 
 function secureConfig(dir: string) {
   return {
-    serverTlsCertFile: join(dir, 'server.pem'),
-    serverTlsKeyFile: join(dir, 'server-key.pem'),
-    serverTlsCaFile: join(dir, 'ca.pem'),
-    aclModelFile: join(dir, 'model.conf'),
-    aclPolicyFile: join(dir, 'policy.csv'),
+    'server-tls-cert-file': join(dir, 'server.pem'),
+    'server-tls-key-file': join(dir, 'server-key.pem'),
+    'server-tls-ca-file': join(dir, 'ca.pem'),
+    'acl-model-file': join(dir, 'model.conf'),
+    'acl-policy-file': join(dir, 'policy.csv'),
     fsync: 'never',
   };
 }
@@ -361,7 +361,7 @@ describe('without ACL files, TLS on: every authenticated client is allowed', () 
   it('lets nobody produce, still refuses no certificate', async () => {
     const dir = await tempDir('security-open');
     const ids = await makeCertificates(dir);
-    const { aclModelFile: _m, aclPolicyFile: _p, ...tlsOnly } = secureConfig(dir);
+    const { 'acl-model-file': _m, 'acl-policy-file': _p, ...tlsOnly } = secureConfig(dir);
     const node = await startNode(tlsOnly);
     const nobody = new CommitLogClient(node.agent.rpcAddr, {
       credentials: await channelCredentials(ids.nobody, node.agent.rpcAddr),
@@ -393,9 +393,9 @@ describe('start-up refusals', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   /** Starting must fail with `check`, before the log is created. */
-  async function refuses(overrides: object, check: (err: unknown) => boolean) {
+  async function refuses(overrides: NodeFlags, check: (err: unknown) => boolean) {
     const dataDir = join(dir, `data-${Math.random().toString(16).slice(2)}`);
-    await assert.rejects(startNode({ dataDir, ...overrides }), check);
+    await assert.rejects(startNode({ 'data-dir': dataDir, ...overrides }), check);
     await assert.rejects(
       access(join(dataDir, 'log')),
       { code: 'ENOENT' },
@@ -408,7 +408,7 @@ describe('start-up refusals', () => {
       'bind-addr: 0.0.0.0 is not a loopback address; serving it without TLS needs --insecure';
     await assert.rejects(resolveConfig({ flags: { 'bind-addr': '0.0.0.0:8401' } }), { message });
     await refuses(
-      { bindAddr: '0.0.0.0:8401' },
+      { 'bind-addr': '0.0.0.0:8401' },
       (err) => err instanceof ConfigError && err.message === message,
     );
   });
@@ -416,7 +416,7 @@ describe('start-up refusals', () => {
   it('a missing certificate file, naming it', async () => {
     const certFile = join(dir, 'missing.pem');
     await refuses(
-      { ...secureConfig(dir), serverTlsCertFile: certFile },
+      { ...secureConfig(dir), 'server-tls-cert-file': certFile },
       (err) =>
         err instanceof TlsConfigError &&
         err.file === certFile &&
@@ -427,7 +427,7 @@ describe('start-up refusals', () => {
   it('a key that does not match the certificate, naming the key', async () => {
     const keyFile = join(dir, 'root-client-key.pem');
     await refuses(
-      { ...secureConfig(dir), serverTlsKeyFile: keyFile },
+      { ...secureConfig(dir), 'server-tls-key-file': keyFile },
       (err) =>
         err instanceof TlsConfigError &&
         err.file === keyFile &&
@@ -440,9 +440,9 @@ describe('start-up refusals', () => {
     await refuses(
       {
         ...secureConfig(dir),
-        peerTlsCertFile,
-        peerTlsKeyFile: join(dir, 'server-key.pem'),
-        peerTlsCaFile: join(dir, 'ca.pem'),
+        'peer-tls-cert-file': peerTlsCertFile,
+        'peer-tls-key-file': join(dir, 'server-key.pem'),
+        'peer-tls-ca-file': join(dir, 'ca.pem'),
       },
       (err) => err instanceof TlsConfigError && err.file === peerTlsCertFile,
     );
@@ -451,7 +451,7 @@ describe('start-up refusals', () => {
   it('an unreadable ACL file, naming it', async () => {
     const aclPolicyFile = join(dir, 'no-policy.csv');
     await refuses(
-      { ...secureConfig(dir), aclPolicyFile },
+      { ...secureConfig(dir), 'acl-policy-file': aclPolicyFile },
       (err) => err instanceof AclLoadError && err.file === aclPolicyFile,
     );
   });

@@ -179,7 +179,7 @@ describe('traces of a node', () => {
   it('write a produce span with its caller as parent and the storage append as child', async () => {
     const dir = await tempDir('trace');
     const traceFile = join(dir, 'trace.jsonl');
-    const node = await startNode({ traceFile, traceSampleRatio: 1 });
+    const node = await startNode({ 'trace-file': traceFile, 'trace-sample-ratio': 1 });
     const raw = new LogClient(node.agent.rpcAddr, grpc.credentials.createInsecure());
     let offset: bigint;
     try {
@@ -227,7 +227,7 @@ describe('logs of a node', () => {
   it('are JSON lines: start-up addresses, one line per request, nothing per record at info', async () => {
     const out = captureLines();
     const node = await startNode(
-      { logLevel: 'debug', nodeName: 'log-node' },
+      { 'log-level': 'debug', 'node-name': 'log-node' },
       { logDestination: out.destination },
     );
     const client = new CommitLogClient(node.agent.rpcAddr);
@@ -263,7 +263,7 @@ describe('logs of a node', () => {
 
   it('at the default level, keep the hot path silent and report recovery as a warning', async () => {
     const first = captureLines();
-    const node = await startNode({ logLevel: 'info' }, { logDestination: first.destination });
+    const node = await startNode({ 'log-level': 'info' }, { logDestination: first.destination });
     const client = new CommitLogClient(node.agent.rpcAddr);
     const dir = node.dir;
     try {
@@ -283,7 +283,7 @@ describe('logs of a node', () => {
 
     const second = captureLines();
     const again = await startNode(
-      { dataDir: dir, logLevel: 'info' },
+      { 'data-dir': dir, 'log-level': 'info' },
       { logDestination: second.destination },
     );
     await again.cleanup();
