@@ -3,8 +3,6 @@
 // and an expired one; policy reloads; and the start-up refusals. Certificates are made
 // here, never committed.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { access, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -28,9 +26,9 @@ import {
   CommitLogError,
   type TlsFiles,
 } from '../src/client/index.js';
+import { runCli, spawnAgent } from './support/agent-process.js';
 import { startNode, tempDir, within, type NodeFlags, type TestNode } from './support/node.js';
 
-const BIN = new URL('../../bin/commitlog.js', import.meta.url).pathname;
 const DAY = 24 * 60 * 60 * 1000;
 
 type Who = 'root' | 'nobody' | 'none' | 'stranger' | 'expired';
@@ -458,26 +456,7 @@ describe('start-up refusals', () => {
 });
 
 describe('commitlog agent with TLS, as a process', () => {
-  const children = new Set<ChildProcess>();
-  after(() => {
-    for (const child of children) child.kill('SIGKILL');
-  });
-
-  async function cli(
-    args: string[],
-  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const [code] = (await within(10_000, `commitlog ${args.join(' ')}`, once(child, 'exit'))) as [
-      number | null,
-    ];
-    children.delete(child);
-    return { code, stdout, stderr };
-  }
+  const cli = (args: string[]) => runCli(args);
 
   it('stops with a message naming a missing TLS file', async () => {
     const dir = await tempDir('security-cli-missing');
@@ -509,59 +488,28 @@ describe('commitlog agent with TLS, as a process', () => {
     try {
       const init = await cli(['cert', 'init', '--dir', certs]);
       assert.equal(init.code, 0, init.stderr);
-      const agent = spawn(
-        process.execPath,
-        [
-          BIN,
-          'agent',
-          '--data-dir',
-          join(dir, 'data'),
-          '--rpc-port',
-          '0',
-          '--http-port',
-          '0',
-          '--fsync',
-          'never',
-          '--server-tls-cert-file',
-          join(certs, 'server.pem'),
-          '--server-tls-key-file',
-          join(certs, 'server-key.pem'),
-          '--server-tls-ca-file',
-          join(certs, 'ca.pem'),
-          '--acl-model-file',
-          join(certs, 'model.conf'),
-          '--acl-policy-file',
-          join(certs, 'policy.csv'),
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      children.add(agent);
-      let stdout = ''; // the agent's log lines (JSON) and its start-up line
-      let stderr = '';
-      const logWaiters: [RegExp, () => void][] = [];
-      agent.stderr.on('data', (c: Buffer) => {
-        stderr += c.toString();
-      });
-      agent.stdout.on('data', (c: Buffer) => {
-        stdout += c.toString();
-        for (const [re, resolve] of logWaiters) if (re.test(stdout)) resolve();
-      });
-      const logged = (re: RegExp) =>
-        new Promise<void>((resolve) => {
-          if (re.test(stdout)) resolve();
-          else logWaiters.push([re, resolve]);
-        });
-      const rpcAddr = await within(
-        10_000,
-        'the agent prints where it listens',
-        new Promise<string>((resolve, reject) => {
-          agent.stdout.on('data', () => {
-            const m = /gRPC on (\S+), HTTP on https:\/\/\S+, .*mutual TLS/.exec(stdout);
-            if (m?.[1]) resolve(m[1]);
-          });
-          agent.once('exit', (code) => reject(new Error(`agent exited ${code}: ${stderr}`)));
-        }),
-      );
+      const agent = await spawnAgent([
+        '--data-dir',
+        join(dir, 'data'),
+        '--rpc-port',
+        '0',
+        '--http-port',
+        '0',
+        '--fsync',
+        'never',
+        '--server-tls-cert-file',
+        join(certs, 'server.pem'),
+        '--server-tls-key-file',
+        join(certs, 'server-key.pem'),
+        '--server-tls-ca-file',
+        join(certs, 'ca.pem'),
+        '--acl-model-file',
+        join(certs, 'model.conf'),
+        '--acl-policy-file',
+        join(certs, 'policy.csv'),
+      ]);
+      assert.ok(agent.tls, 'the start-up line says mutual TLS');
+      const { rpcAddr } = agent;
       const as = (who: string) => [
         '--addr',
         rpcAddr,
@@ -593,23 +541,18 @@ describe('commitlog agent with TLS, as a process', () => {
           message: 'nobody is not permitted to produce',
         });
         await writeFile(join(certs, 'policy.csv'), `${DEFAULT_POLICY_CSV}p, nobody, *, produce\n`);
-        agent.kill('SIGHUP');
-        await within(
-          5000,
-          'the SIGHUP reload is logged',
-          logged(/^(?=.*"rules":3)(?=.*"signal":"SIGHUP")(?=.*ACL policy reloaded).*$/m),
-        );
+        agent.child.kill('SIGHUP');
+        // The SIGHUP reload is logged.
+        await agent.logged(/^(?=.*"rules":3)(?=.*"signal":"SIGHUP")(?=.*ACL policy reloaded).*$/m);
         // The same channel, not reconnected: the policy changed under a live connection.
         assert.equal(await nobody.produce(Buffer.from('again')), 1n);
       } finally {
         nobody.close();
       }
-      assert.match(stdout, /^(?=.*"subject":"nobody")(?=.*permission denied).*$/m);
+      assert.match(agent.stdout(), /^(?=.*"subject":"nobody")(?=.*permission denied).*$/m);
 
-      const exited = once(agent, 'exit');
-      agent.kill('SIGTERM');
-      assert.deepEqual(await within(8000, 'the agent exits', exited), [0, null]);
-      children.delete(agent);
+      assert.equal(await within(8000, 'the agent exits', agent.stop('SIGTERM')), 0);
+      assert.deepEqual(await agent.exited, { code: 0, signal: null });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -18,7 +18,8 @@ import {
   type Sample,
   type SpanLine,
 } from '../src/telemetry/index.js';
-import { startNode, tempDir, within, type TestNode } from './support/node.js';
+import { startNode, tempDir, type TestNode } from './support/node.js';
+import { until, within } from './support/wait.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT_ID = '00f067aa0ba902b7';
@@ -43,17 +44,6 @@ function captureLines() {
       write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>),
     },
   };
-}
-
-/** Waits, one event-loop turn at a time, until `predicate` holds. */
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  await within(
-    10_000,
-    what,
-    (async () => {
-      while (!predicate()) await new Promise((resolve) => setTimeout(resolve, 5));
-    })(),
-  );
 }
 
 describe('metrics of a node', () => {
@@ -233,10 +223,10 @@ describe('logs of a node', () => {
     const client = new CommitLogClient(node.agent.rpcAddr);
     try {
       await client.produce(Buffer.from('a'));
-      await until(
-        () => out.lines.some((l) => l.method === 'log.v1.Log/Produce'),
-        'the Produce request line',
-      );
+      await until(() => out.lines.some((l) => l.method === 'log.v1.Log/Produce'), {
+        ms: 10_000,
+        what: 'the Produce request line',
+      });
     } finally {
       client.close();
       await node.cleanup();

@@ -18,6 +18,8 @@ export interface SpawnAgentOptions {
   startTimeoutMs?: number;
   /** Copy the child's stderr to ours as it comes (benchmarks); it is captured either way. */
   echoStderr?: boolean;
+  /** 'ignore': do not keep the log lines (long benchmark runs); default 'capture'. */
+  stdout?: 'capture' | 'ignore';
 }
 
 export interface AgentProcess {
@@ -35,6 +37,8 @@ export interface AgentProcess {
   kill(): Promise<void>;
   stdout(): string;
   stderr(): string;
+  /** Resolves once stdout (its log lines) matches `re`, within `ms` (default 5 s). */
+  logged(re: RegExp, ms?: number): Promise<void>;
 }
 
 const live = new Set<ChildProcess>();
@@ -58,7 +62,16 @@ export async function spawnAgent(
   live.add(child);
   let stdout = '';
   let stderr = '';
-  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  const stdoutWaiters = new Set<[RegExp, () => void]>();
+  child.stdout?.on('data', (c: Buffer) => {
+    stdout += c.toString();
+    for (const waiter of stdoutWaiters) {
+      if (waiter[0].test(stdout)) {
+        stdoutWaiters.delete(waiter);
+        waiter[1]();
+      }
+    }
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => {
       live.delete(child);
@@ -109,12 +122,46 @@ export async function spawnAgent(
     },
     stdout: () => stdout,
     stderr: () => stderr,
+    logged(re, ms = 5000) {
+      const seen = new Promise<void>((resolve) => {
+        if (re.test(stdout)) resolve();
+        else stdoutWaiters.add([re, resolve]);
+      });
+      return within(ms, `agent logs ${re}`, seen);
+    },
   };
 }
 
-/** Waits for `child` to exit, within `ms`. */
-export async function exitOf(child: ChildProcess, ms: number): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-  const [code] = (await within(ms, 'process exits', once(child, 'exit'))) as [number | null];
-  return code;
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `commitlog <args>` to completion (within `ms`, default 10 s), feeding `input` on stdin. */
+export async function runCli(
+  args: string[],
+  opts: { input?: string; ms?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
+  const child = spawn(process.execPath, [COMMITLOG_BIN, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: opts.env ?? process.env,
+  });
+  live.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdin.end(opts.input);
+  try {
+    const [code] = (await within(
+      opts.ms ?? 10_000,
+      `commitlog ${args.join(' ')}`,
+      once(child, 'exit'),
+    )) as [number | null];
+    return { code, stdout, stderr };
+  } finally {
+    live.delete(child);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
 }
