@@ -130,3 +130,50 @@ describe('HTTP gateway over fakes', () => {
     assert.equal(httpRoute('/v1/other'), 'other');
   });
 });
+
+describe('HTTP tail', () => {
+  it('ends with an error entry when the node shuts down, as the gRPC stream does', async () => {
+    const log = new MemoryCommitLog();
+    log.push(Buffer.from('a'));
+    const shutdown = new AbortController();
+    const server = createServer(
+      createHttpHandler({
+        log,
+        appender: new Appender(log),
+        errors: new ErrorTable(),
+        logger: silentLogger,
+        maxRecordBytes: 1024,
+        isReady: () => true,
+        shutdownSignal: shutdown.signal,
+      }),
+    );
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as { port: number }).port;
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/v1/records?from=0' }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => {
+            text += c.toString();
+            // The first record arrived: the tail is live; now the node stops.
+            if (text.endsWith('\n') && !shutdown.signal.aborted) shutdown.abort();
+          });
+          res.on('end', () => resolve(text));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      const lines = body
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as unknown);
+      assert.deepEqual(lines, [
+        { value: Buffer.from('a').toString('base64'), offset: 0 },
+        { error: 'the node is shutting down; retry on another node or later' },
+      ]);
+    } finally {
+      server.close();
+    }
+  });
+});

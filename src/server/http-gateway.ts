@@ -6,7 +6,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import type { HttpAuthorize } from './auth.js';
 import type { Metrics } from '../telemetry/index.js';
-import { InvalidRequestError, ValueTooLargeError, type ErrorTable } from './errors.js';
+import {
+  InvalidRequestError,
+  ShuttingDownError,
+  ValueTooLargeError,
+  type ErrorTable,
+} from './errors.js';
 import type { Appender } from './forwarding.js';
 import { findRoute, routeRest, type HttpHandlerName } from './http-routes.js';
 import { recordsFrom } from './log-service.js';
@@ -148,6 +153,7 @@ export function createHttpHandler(
     res.flushHeaders();
     let sent = 0n;
     if (count === 0n) return void res.end();
+    let failure: unknown;
     try {
       for await (const r of recordsFrom(log, from, signal)) {
         const line = sse ? `id: ${r.offset}\ndata: ${recordJson(r)}\n\n` : `${recordJson(r)}\n`;
@@ -155,17 +161,20 @@ export function createHttpHandler(
         metrics?.consumed(1, r.value.byteLength);
         if (!more) await once(res, 'drain', { signal });
         sent += 1n;
-        if (count !== undefined && sent >= count) break;
+        if (count !== undefined && sent >= count) return void res.end();
       }
+      // The records ended without the client leaving: the node is stopping (as gRPC says).
+      failure = new ShuttingDownError();
     } catch (err) {
-      if (signal.aborted) return void res.end();
-      // The status line is gone: the failure becomes the stream's last entry.
-      if (!errors.isExpected(err)) logger.error({ err, url: req.url }, 'HTTP tail failed');
-      const error = JSON.stringify(errors.toHttpError(err).body);
-      res.end(sse ? `event: error\ndata: ${error}\n\n` : `${error}\n`);
-      return;
+      failure = opts.shutdownSignal.aborted ? new ShuttingDownError() : err;
     }
-    res.end();
+    if (controller.signal.aborted) return void res.end(); // the client went away
+    // The status line is gone: the failure becomes the stream's last entry.
+    if (!errors.isExpected(failure)) {
+      logger.error({ err: failure, url: req.url }, 'HTTP tail failed');
+    }
+    const error = JSON.stringify(errors.toHttpError(failure).body);
+    res.end(sse ? `event: error\ndata: ${error}\n\n` : `${error}\n`);
   }
 
   type Handler = (
