@@ -151,7 +151,7 @@ async function parent(): Promise<void> {
   const layer = new TlsPeerStreamLayer({ cert: pki.n1.certPem, key: pki.n1.keyPem, ca: pki.ca });
   const mux = new PortMux({ mode: 'tls', routes: { raft: layer.sink } });
   const mine = await mux.listen('127.0.0.1', 0);
-  proc.stdin!.write(JSON.stringify({ leader: `127.0.0.1:${mine.port}` }) + '\n');
+  proc.stdin.write(JSON.stringify({ leader: `127.0.0.1:${mine.port}` }) + '\n');
   const transport = new StreamTransport({
     id: 'n1',
     clusterId: 'bench',
@@ -197,7 +197,7 @@ async function parent(): Promise<void> {
     const base = acked;
     send();
     await new Promise<void>((r) => (onAck = () => acked > base && r()));
-    proc.stdin!.write(JSON.stringify({ cpu: true }) + '\n');
+    proc.stdin.write(JSON.stringify({ cpu: true }) + '\n');
     const childCpu0 = (await next()).cpu as NodeJS.CpuUsage;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
@@ -216,7 +216,7 @@ async function parent(): Promise<void> {
     });
     const elapsed = (performance.now() - t0) / 1000;
     const cpu = cpuMicros(process.cpuUsage(cpu0));
-    proc.stdin!.write(JSON.stringify({ cpu: true }) + '\n');
+    proc.stdin.write(JSON.stringify({ cpu: true }) + '\n');
     const childCpu = cpuMicros((await next()).cpu as NodeJS.CpuUsage) - cpuMicros(childCpu0);
     const moved = acked - start;
     const stats = transport.stats().peers.n2!;
@@ -273,7 +273,7 @@ async function parent(): Promise<void> {
   await transport.close();
   await layer.close();
   await mux.close();
-  proc.stdin!.write(JSON.stringify({ exit: true }) + '\n');
+  proc.stdin.write(JSON.stringify({ exit: true }) + '\n');
   process.exit(0);
 }
 

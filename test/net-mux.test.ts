@@ -39,7 +39,7 @@ function stranger(port: number, bytes?: Buffer): Socket {
 async function firstAccepted(it: AsyncIterator<PeerStream>): Promise<PeerStream> {
   const r = await it.next();
   assert.equal(r.done, false);
-  return r.value as PeerStream;
+  return r.value;
 }
 
 async function roundTrip(a: PeerStream, b: PeerStream, text: string): Promise<string> {
@@ -307,7 +307,7 @@ describe('PortMux', () => {
         const inbound = await firstAccepted(accepted);
         assert.equal(await roundTrip(dialed, inbound, 'frames'), 'frames');
         await closedWithin(http1, 3000);
-        await closedWithin(tlsStranger as unknown as Socket, 3000);
+        await closedWithin(tlsStranger, 3000);
         assert.ok(mux.stats().refused['unknown-protocol'] >= 2, JSON.stringify(mux.stats()));
         assert.equal(await echo(client, 'again'), '- again');
         dialed.stream.destroy();

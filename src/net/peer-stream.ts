@@ -78,7 +78,7 @@ export function describeSubject(cert: PeerCertificate | undefined): string | und
 
 function commonName(cert: PeerCertificate): string | undefined {
   const cn = (cert.subject as Record<string, unknown> | undefined)?.CN;
-  const v = Array.isArray(cn) ? cn[cn.length - 1] : cn;
+  const v: unknown = Array.isArray(cn) ? (cn as unknown[])[cn.length - 1] : cn;
   return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
 }
 
