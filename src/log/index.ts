@@ -1,8 +1,10 @@
 // The storage engine: a segmented, checksummed, crash-safe append-only log.
 // Offsets are bigint at every boundary (unsigned 64-bit, as on the wire).
-export { Log, LogSnapshot, type ReadLimits } from './log.js';
+export { Log, LogSnapshot, type AppendOptions, type ReadLimits } from './log.js';
+export { Watermark } from './watermark.js';
 export type { StoredRecord } from './segment.js';
 export type { RecoveryReport } from './recovery.js';
+export { nodeLogFs, type LogFileHandle, type LogFs, type LogOpenFlags } from './fs.js';
 export {
   parseFsyncPolicy,
   type FsyncPolicy,
@@ -10,11 +12,14 @@ export {
   type LogOptions,
 } from './options.js';
 export {
+  CommitOutOfRangeError,
+  CommittedRecordsError,
   CorruptSegmentError,
   InvalidLogDirectoryError,
   InvalidLogOptionError,
   LogClosedError,
   LogFailedError,
+  OffsetConflictError,
   OffsetOutOfRangeError,
   RecordTooLargeError,
   SnapshotConflictError,

@@ -1,4 +1,5 @@
 import { InvalidLogOptionError } from './errors.js';
+import { nodeLogFs, type LogFs } from './fs.js';
 
 /**
  * When appended bytes reach the disk: `always` fsyncs before an append resolves
@@ -13,6 +14,12 @@ export interface LogObserver {
   appended?(records: number, bytes: number): void;
   /** An fsync of the active store finished. */
   synced?(seconds: number): void;
+  /**
+   * A write, fsync or file operation failed and the log stopped (a LogFailedError whose
+   * cause is the I/O error). Called once, when it happens, including for a background
+   * fsync that no append is waiting on.
+   */
+  failed?(err: Error): void;
 }
 
 export interface LogOptions {
@@ -33,6 +40,16 @@ export interface LogOptions {
    */
   repairTruncate?: boolean;
   observer?: LogObserver;
+  /**
+   * Default false: records become readable once durable by the fsync policy. When true,
+   * readers stop at a commit point the owner moves with `log.commit(end)` (a replicated
+   * log commits what a quorum holds); records above it are read only with
+   * `readBatch(from, { uncommitted: true })`. A reopened gated log starts with nothing
+   * committed above its lowest offset.
+   */
+  commitGated?: boolean;
+  /** The file system to use (a test double injects faults). Default node:fs/promises. */
+  fs?: LogFs;
 }
 
 export interface ResolvedLogOptions {
@@ -43,6 +60,8 @@ export interface ResolvedLogOptions {
   fsync: FsyncPolicy;
   repairTruncate: boolean;
   observer: LogObserver;
+  commitGated: boolean;
+  fs: LogFs;
 }
 
 export const MiB = 1024 * 1024;
@@ -61,6 +80,8 @@ export function resolveOptions(options: LogOptions = {}): ResolvedLogOptions {
     fsync: options.fsync ?? 'always',
     repairTruncate: options.repairTruncate ?? false,
     observer: options.observer ?? {},
+    commitGated: options.commitGated ?? false,
+    fs: options.fs ?? nodeLogFs,
   };
   positiveInteger('maxStoreBytes', resolved.maxStoreBytes);
   positiveInteger('maxIndexBytes', resolved.maxIndexBytes);

@@ -2,14 +2,13 @@
 // each against its checksums, cut a torn tail off the last one, rebuild indexes that
 // disagree with their stores, and refuse (naming the file) anything that is damage
 // rather than an interrupted write.
-import { mkdir, open, readFile, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { CorruptSegmentError, InvalidLogDirectoryError } from './errors.js';
 import { frameProblem } from './frame.js';
+import { syncDirectory, writeFileAtomic, type LogFileHandle, type LogFs } from './fs.js';
 import { FRAME_HEADER_BYTES, INDEX_ENTRY_BYTES, type ResolvedLogOptions } from './options.js';
-import { INDEX_SUFFIX, STORE_SUFFIX, Segment, ignoreMissing, segmentName } from './segment.js';
-import { syncDirectory } from './fs-util.js';
+import { INDEX_SUFFIX, STORE_SUFFIX, Segment, ignoreMissing, segmentPaths } from './segment.js';
 
 /** What opening the log found and repaired. */
 export interface RecoveryReport {
@@ -20,6 +19,8 @@ export interface RecoveryReport {
   indexesRebuilt: string[];
   /** Leftover temporary files removed. */
   removedFiles: string[];
+  /** A reset (resetTo) interrupted by a crash was finished: the log is empty from this offset. */
+  reset?: bigint;
 }
 
 interface ScanResult {
@@ -35,12 +36,21 @@ export async function openSegments(
   dir: string,
   options: ResolvedLogOptions,
 ): Promise<{ segments: Segment[]; report: RecoveryReport }> {
-  await mkdir(dir, { recursive: true });
+  const { fs } = options;
+  await fs.mkdir(dir);
   const report: RecoveryReport = { segments: 0, indexesRebuilt: [], removedFiles: [] };
+  let names = await fs.readdir(dir);
+  if (names.includes(RESET_MARKER)) {
+    const base = await readResetMarker(fs, dir);
+    await (await completeReset(fs, dir, base)).release();
+    report.reset = base;
+    names = await fs.readdir(dir);
+  }
   const found = new Map<bigint, { store: boolean; index: boolean }>();
-  for (const name of await readdir(dir)) {
-    if (name.endsWith(`${INDEX_SUFFIX}.tmp`)) {
-      await unlink(join(dir, name)).catch(ignoreMissing);
+  for (const name of names) {
+    if (name.endsWith(`${INDEX_SUFFIX}.tmp`) || name === `${RESET_MARKER}.tmp`) {
+      // A temporary file never renamed: an index checkpoint, or a reset that never happened.
+      await fs.unlink(join(dir, name)).catch(ignoreMissing);
       report.removedFiles.push(join(dir, name));
       continue;
     }
@@ -65,12 +75,9 @@ export async function openSegments(
   try {
     for (const [i, base] of bases.entries()) {
       const files = found.get(base) as { store: boolean; index: boolean };
-      const storePath = join(dir, segmentName(base) + STORE_SUFFIX);
+      const { store: storePath, index: indexPath } = segmentPaths(dir, base);
       if (!files.store) {
-        throw new InvalidLogDirectoryError(
-          join(dir, segmentName(base) + INDEX_SUFFIX),
-          'index file without its store file',
-        );
+        throw new InvalidLogDirectoryError(indexPath, 'index file without its store file');
       }
       const last = i === bases.length - 1;
       const segment = last
@@ -86,8 +93,8 @@ export async function openSegments(
       }
     }
     if (segments.length === 0) {
-      segments.push(await Segment.create(dir, options.initialOffset));
-      await syncDirectory(dir);
+      segments.push(await Segment.create(fs, dir, options.initialOffset));
+      await syncDirectory(fs, dir);
     }
   } catch (err) {
     await Promise.all(segments.map((s) => s.release()));
@@ -104,25 +111,26 @@ async function openSealed(
   options: ResolvedLogOptions,
   report: RecoveryReport,
 ): Promise<Segment> {
-  const storePath = join(dir, segmentName(base) + STORE_SUFFIX);
-  const handle = await open(storePath, 'r+');
+  const { store: storePath, index: indexPath } = segmentPaths(dir, base);
+  const { fs } = options;
+  const handle = await fs.open(storePath, 'r+');
   try {
     const size = (await handle.stat()).size;
-    const indexPath = join(dir, segmentName(base) + INDEX_SUFFIX);
     if (hasIndex) {
-      const index = await loadIndex(indexPath, size);
+      const index = await loadIndex(fs, indexPath, size);
       if (index !== undefined && (await lastFrameFits(handle, index, size, options))) {
-        return new Segment(dir, base, handle, index.positions, index.count, size);
+        return new Segment(fs, dir, base, handle, index.positions, index.count, size);
       }
     }
-    // No usable index: every frame must check out, since a sealed segment was fsynced whole.
-    const scan = scanFrames(await readFile(storePath), options.maxRecordBytes);
+    // No usable index: every frame must check out, since a sealed segment was fsynced
+    // whole before its successor was created (under every fsync policy).
+    const scan = scanFrames(await fs.readFile(storePath), options.maxRecordBytes);
     if (scan.problem !== undefined) {
       throw new CorruptSegmentError(storePath, scan.validBytes, scan.problem);
     }
-    const segment = new Segment(dir, base, handle, scan.positions, scan.count, size);
+    const segment = new Segment(fs, dir, base, handle, scan.positions, scan.count, size);
     await segment.writeIndex();
-    await syncDirectory(dir);
+    await syncDirectory(fs, dir);
     report.indexesRebuilt.push(indexPath);
     return segment;
   } catch (err) {
@@ -138,11 +146,11 @@ async function openLast(
   options: ResolvedLogOptions,
   report: RecoveryReport,
 ): Promise<Segment> {
-  const storePath = join(dir, segmentName(base) + STORE_SUFFIX);
-  const indexPath = join(dir, segmentName(base) + INDEX_SUFFIX);
-  const handle = await open(storePath, 'r+');
+  const { store: storePath, index: indexPath } = segmentPaths(dir, base);
+  const { fs } = options;
+  const handle = await fs.open(storePath, 'r+');
   try {
-    const data = await readFile(storePath);
+    const data = await fs.readFile(storePath);
     const scan = scanFrames(data, options.maxRecordBytes);
     if (scan.problem !== undefined) {
       const damage = scan.validBytes;
@@ -168,14 +176,14 @@ async function openLast(
       };
     }
     if (hasIndex) {
-      const indexed = await loadIndex(indexPath, scan.validBytes);
+      const indexed = await loadIndex(fs, indexPath, scan.validBytes);
       if (indexed === undefined || !samePositions(indexed, scan)) {
         report.indexesRebuilt.push(indexPath);
       }
       // The active segment's index is written when it is sealed or the log closes.
-      await unlink(indexPath).catch(ignoreMissing);
+      await fs.unlink(indexPath).catch(ignoreMissing);
     }
-    return new Segment(dir, base, handle, scan.positions, scan.count, scan.validBytes);
+    return new Segment(fs, dir, base, handle, scan.positions, scan.count, scan.validBytes);
   } catch (err) {
     await handle.close();
     throw err;
@@ -183,7 +191,7 @@ async function openLast(
 }
 
 /** Walks frames from the start; stops at the first one that does not check out. */
-export function scanFrames(data: Buffer, maxPayload: number): ScanResult {
+function scanFrames(data: Buffer, maxPayload: number): ScanResult {
   let positions = new Float64Array(1024);
   let count = 0;
   let at = 0;
@@ -205,7 +213,7 @@ export function scanFrames(data: Buffer, maxPayload: number): ScanResult {
  * Looks for an intact frame after damaged bytes at `from`. The damaged record held at
  * most `maxPayload` bytes, so the record after it (if any) starts within that reach.
  */
-export function findFrameAfter(data: Buffer, from: number, maxPayload: number): number | undefined {
+function findFrameAfter(data: Buffer, from: number, maxPayload: number): number | undefined {
   if (data.length - from >= FRAME_HEADER_BYTES) {
     const claimed = from + FRAME_HEADER_BYTES + data.readUInt32LE(from + 4);
     if (claimed < data.length && frameProblem(data, claimed, maxPayload) === undefined)
@@ -224,8 +232,12 @@ interface LoadedIndex {
 }
 
 /** Reads an index file; undefined when it is damaged or cannot describe a store of `storeSize`. */
-async function loadIndex(path: string, storeSize: number): Promise<LoadedIndex | undefined> {
-  const body = await readFile(path).catch((err: unknown) => {
+async function loadIndex(
+  fs: LogFs,
+  path: string,
+  storeSize: number,
+): Promise<LoadedIndex | undefined> {
+  const body = await fs.readFile(path).catch((err: unknown) => {
     ignoreMissing(err);
     return undefined;
   });
@@ -249,7 +261,7 @@ async function loadIndex(path: string, storeSize: number): Promise<LoadedIndex |
 
 /** The sealed segment's last frame must check out and end exactly at the end of the store. */
 async function lastFrameFits(
-  handle: FileHandle,
+  handle: LogFileHandle,
   index: LoadedIndex,
   size: number,
   options: ResolvedLogOptions,
@@ -267,4 +279,56 @@ function samePositions(index: LoadedIndex, scan: ScanResult): boolean {
   if (index.count !== scan.count) return false;
   for (let i = 0; i < scan.count; i++) if (index.positions[i] !== scan.positions[i]) return false;
   return true;
+}
+
+/**
+ * The reset marker: present only while a resetTo is under way. Written atomically (temp
+ * file, fsync, rename, directory fsync) before anything else is touched, it is the
+ * point of no return: a log that has it is reopened as the new empty log.
+ */
+export const RESET_MARKER = 'reset-base';
+
+/** Persists the intent to reset; once this returns, a crash reopens as the new empty log. */
+export async function writeResetMarker(fs: LogFs, dir: string, base: bigint): Promise<void> {
+  const body = Buffer.allocUnsafe(12);
+  body.writeBigUInt64LE(base, 0);
+  body.writeUInt32LE(crc32(body.subarray(0, 8)), 8);
+  await writeFileAtomic(fs, join(dir, RESET_MARKER), body);
+  await syncDirectory(fs, dir);
+}
+
+async function readResetMarker(fs: LogFs, dir: string): Promise<bigint> {
+  const path = join(dir, RESET_MARKER);
+  const body = await fs.readFile(path);
+  if (body.length !== 12 || crc32(body.subarray(0, 8)) !== body.readUInt32LE(8)) {
+    // It was renamed into place whole, so this is damage, not an interrupted write.
+    throw new InvalidLogDirectoryError(
+      path,
+      'damaged reset marker (a reset to a new base offset was under way)',
+    );
+  }
+  return body.readBigUInt64LE(0);
+}
+
+/**
+ * Finishes a reset whose marker is durable: removes every segment file, creates the
+ * empty segment at `base`, then removes the marker. Each step can be repeated after a
+ * crash. Returns the new segment (the caller owns its handle).
+ */
+export async function completeReset(fs: LogFs, dir: string, base: bigint): Promise<Segment> {
+  for (const name of await fs.readdir(dir)) {
+    if (NAME_RE.test(name) || name.endsWith(`${INDEX_SUFFIX}.tmp`)) {
+      await fs.unlink(join(dir, name)).catch(ignoreMissing);
+    }
+  }
+  const segment = await Segment.create(fs, dir, base);
+  try {
+    await syncDirectory(fs, dir);
+    await fs.unlink(join(dir, RESET_MARKER));
+    await syncDirectory(fs, dir);
+  } catch (err) {
+    await segment.release();
+    throw err;
+  }
+  return segment;
 }

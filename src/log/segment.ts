@@ -2,12 +2,12 @@
 // Positions live in memory; the index file is their checkpoint, written atomically
 // when the segment is sealed or the log closes, and always checked against the
 // store on open (the index is a cache that can be rebuilt, never a source of truth).
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { CorruptSegmentError } from './errors.js';
 import { FRAME_HEADER_BYTES, INDEX_ENTRY_BYTES } from './options.js';
 import { frameProblem, payloadAt } from './frame.js';
+import { writeFileAtomic, writeFully, type LogFileHandle, type LogFs } from './fs.js';
 
 export const STORE_SUFFIX = '.store';
 export const INDEX_SUFFIX = '.index';
@@ -15,6 +15,12 @@ const OFFSET_DIGITS = 20; // 2^64 - 1 has 20 digits, so names sort as numbers
 
 export function segmentName(baseOffset: bigint): string {
   return baseOffset.toString().padStart(OFFSET_DIGITS, '0');
+}
+
+/** The store and index file paths of the segment starting at `baseOffset`. */
+export function segmentPaths(dir: string, baseOffset: bigint): { store: string; index: string } {
+  const name = join(dir, segmentName(baseOffset));
+  return { store: name + STORE_SUFFIX, index: name + INDEX_SUFFIX };
 }
 
 /** A record as stored: its offset and a view of its value. */
@@ -36,24 +42,25 @@ export class Segment {
   private closing: Promise<void> | undefined;
 
   constructor(
+    private readonly fs: LogFs,
     readonly dir: string,
     readonly baseOffset: bigint,
-    private readonly handle: FileHandle,
+    private readonly handle: LogFileHandle,
     positions: Float64Array,
     count: number,
     size: number,
   ) {
-    const name = segmentName(baseOffset);
-    this.storePath = join(dir, name + STORE_SUFFIX);
-    this.indexPath = join(dir, name + INDEX_SUFFIX);
+    const paths = segmentPaths(dir, baseOffset);
+    this.storePath = paths.store;
+    this.indexPath = paths.index;
     this.positions = positions;
     this.count = count;
     this.bytes = size;
   }
 
-  static async create(dir: string, baseOffset: bigint): Promise<Segment> {
-    const handle = await open(join(dir, segmentName(baseOffset) + STORE_SUFFIX), 'wx+');
-    return new Segment(dir, baseOffset, handle, new Float64Array(1024), 0, 0);
+  static async create(fs: LogFs, dir: string, baseOffset: bigint): Promise<Segment> {
+    const handle = await fs.open(segmentPaths(dir, baseOffset).store, 'wx+');
+    return new Segment(fs, dir, baseOffset, handle, new Float64Array(1024), 0, 0);
   }
 
   get records(): number {
@@ -69,16 +76,7 @@ export class Segment {
 
   /** Writes framed records (already encoded in `frames`) at the end of the store. */
   async write(frames: Buffer, framePositions: readonly number[]): Promise<void> {
-    let written = 0;
-    while (written < frames.length) {
-      const { bytesWritten } = await this.handle.write(
-        frames,
-        written,
-        frames.length - written,
-        this.bytes + written,
-      );
-      written += bytesWritten;
-    }
+    await writeFully(this.handle, frames, this.bytes);
     this.reserve(this.count + framePositions.length);
     for (const p of framePositions) this.positions[this.count++] = this.bytes + p;
     this.bytes += frames.length;
@@ -169,19 +167,11 @@ export class Segment {
       body.writeUInt32LE(Math.floor(position / 0x1_0000_0000), i * INDEX_ENTRY_BYTES + 4);
     }
     body.writeUInt32LE(crc32(body.subarray(0, body.length - 4)), body.length - 4);
-    const tmp = `${this.indexPath}.tmp`;
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(body);
-      await fh.datasync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.indexPath);
+    await writeFileAtomic(this.fs, this.indexPath, body);
   }
 
   async removeIndex(): Promise<void> {
-    await unlink(this.indexPath).catch(ignoreMissing);
+    await this.fs.unlink(this.indexPath).catch(ignoreMissing);
   }
 
   acquire(): void {
@@ -199,7 +189,7 @@ export class Segment {
   /** Removes the files (index first, so a crash never leaves an index without its store). */
   async unlinkFiles(): Promise<void> {
     await this.removeIndex();
-    await unlink(this.storePath).catch(ignoreMissing);
+    await this.fs.unlink(this.storePath).catch(ignoreMissing);
   }
 
   private positionAt(relative: number): number {
