@@ -221,32 +221,49 @@ describe('power loss', () => {
     }
   });
 
-  it('under fsync always, a power loss at any moment keeps every acknowledged record', async () => {
-    for (let step = 0; step < 240; step += 11) {
-      const dir = await tempDir();
-      const fs = faultyFs(undefined, { trackDurability: true });
-      const log = await Log.open(dir, { ...small, fs });
-      fs.crashAfter(step);
-      // Rounds of concurrent appends: groups of several records, acknowledged as they go.
-      const results: PromiseSettledResult<bigint>[] = [];
-      for (let round = 0; round < 6; round++) {
-        const appends = Array.from({ length: 5 }, (_, j) => log.append(value(round * 5 + j)));
-        results.push(...(await Promise.allSettled(appends)));
-      }
-      await log.close().catch(() => undefined);
-      await fs.simulatePowerLoss();
-      await using again = await Log.open(dir, small);
-      for (const [i, r] of results.entries()) {
-        if (r.status === 'rejected') continue;
-        assert.equal(r.value, BigInt(i), 'offsets follow the order of the calls');
-        assert.equal(
-          (await again.read(r.value)).toString(),
-          value(i).toString(),
-          `step ${step}: acknowledged offset ${r.value}`,
-        );
-      }
+  /** Appends in rounds through a fs that crashes after `step` calls, then loses power. */
+  async function appendThenLosePower(
+    options: LogOptions,
+    step: number,
+  ): Promise<{ dir: string; calls: number; results: PromiseSettledResult<bigint>[] }> {
+    const dir = await tempDir();
+    const fs = faultyFs(undefined, { trackDurability: true });
+    const log = await Log.open(dir, { ...options, fs });
+    const opened = fs.calls.length;
+    fs.crashAfter(step);
+    // Rounds of concurrent appends: groups of several records, acknowledged as they go.
+    const results: PromiseSettledResult<bigint>[] = [];
+    for (let round = 0; round < 6; round++) {
+      const appends = Array.from({ length: 5 }, (_, j) => log.append(value(round * 5 + j)));
+      results.push(...(await Promise.allSettled(appends)));
     }
-  });
+    await log.close().catch(() => undefined);
+    await fs.simulatePowerLoss();
+    return { dir, calls: fs.calls.length - opened, results };
+  }
+
+  for (const [name, options] of [
+    ['rolling segments', small],
+    ['one segment', {}],
+  ] as const) {
+    it(`under fsync always, a power loss at any moment keeps every acknowledged record (${name})`, async () => {
+      const { calls } = await appendThenLosePower(options, Infinity);
+      const stride = Math.max(1, Math.floor(calls / 15));
+      for (let step = 0; step < calls; step += stride) {
+        const { dir, results } = await appendThenLosePower(options, step);
+        await using again = await Log.open(dir, options);
+        for (const [i, r] of results.entries()) {
+          if (r.status === 'rejected') continue;
+          assert.equal(r.value, BigInt(i), 'offsets follow the order of the calls');
+          assert.equal(
+            (await again.read(r.value)).toString(),
+            value(i).toString(),
+            `crash after ${step} calls: acknowledged offset ${r.value}`,
+          );
+        }
+      }
+    });
+  }
 });
 
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
