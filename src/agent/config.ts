@@ -60,16 +60,37 @@ export interface AgentConfig {
   nodeName: string;
   /** Gossip address host:port; its host is also where gRPC and HTTP listen. */
   bindAddr: string;
+  /** The host other nodes and clients dial (never 0.0.0.0); default the bind host. */
+  advertiseHost?: string;
   rpcPort: number;
   httpPort: number;
   /** Allow a non-loopback bind without server TLS. */
   insecure: boolean;
   membership: {
     startJoinAddrs: string[];
+    /** How long a joining node waits to learn its cluster's id from the seeds. */
+    joinTimeoutMs: number;
+    /** On SIGTERM/SIGINT, leave the cluster (and be removed) rather than just stop. */
+    leaveOnTerminate: boolean;
+    /** Base64 AES key shared by every member; gossip is in clear without. */
+    gossipKey?: string;
+    /** Gossip timings: `lan` (memberlist's) or `local` (fast, one machine). */
+    preset: 'lan' | 'local';
   };
   raft: {
     /** Start a new cluster with this node (derived: true when there is nobody to join). */
     bootstrap: boolean;
+    /** True when --bootstrap was given (not derived). */
+    bootstrapExplicit: boolean;
+    tickMs: number;
+    /** Followers campaign after [n, 2n) ticks without a leader. */
+    electionTicks: number;
+    /** How long a produce waits for an election before answering UNAVAILABLE. */
+    leaderWaitMs: number;
+    /** A dead voter is removed after this long (ms); absent: only by an operator. */
+    reapAfterMs?: number;
+    /** Reaping never leaves fewer voters than this. */
+    minVoters: number;
   };
   storage: {
     fsync: FsyncPolicy;
@@ -124,6 +145,13 @@ function asInt(min: number, max: number): Parser {
       );
     }
     return n;
+  };
+}
+
+function asEnum<T extends string>(values: readonly T[]): Parser {
+  return (raw, key) => {
+    if (typeof raw === 'string' && (values as readonly string[]).includes(raw)) return raw;
+    throw new ConfigError(key, `must be one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
   };
 }
 
@@ -262,6 +290,78 @@ const ROWS = [
     parse: asBool,
     path: ['raft', 'bootstrap'],
     defaultText: 'implied without start-join-addrs',
+  },
+  {
+    key: 'advertise-host',
+    arg: '<host>',
+    help: 'the host or DNS name other nodes and clients dial (required in spirit when binding 0.0.0.0)',
+    parse: asString,
+    path: ['advertiseHost'],
+    defaultText: 'the bind host (the host name when binding 0.0.0.0)',
+  },
+  {
+    key: 'leave-on-terminate',
+    help: 'on SIGTERM/SIGINT leave the cluster and be removed from it (scale-down), rather than stop as a member that will return (restart)',
+    parse: asBool,
+    path: ['membership', 'leaveOnTerminate'],
+  },
+  {
+    key: 'gossip-key',
+    arg: '<base64>',
+    help: 'AES key (16, 24 or 32 bytes, base64) that encrypts gossip; the same on every node',
+    parse: asString,
+    path: ['membership', 'gossipKey'],
+    defaultText: 'none (gossip in clear)',
+  },
+  {
+    key: 'gossip-preset',
+    arg: '<preset>',
+    help: 'gossip timings: lan (probe every 1 s) | local (probe every 200 ms, one machine)',
+    parse: asEnum(['lan', 'local']),
+    path: ['membership', 'preset'],
+  },
+  {
+    key: 'join-timeout-ms',
+    arg: '<ms>',
+    help: "how long a joining node waits to learn its cluster's id from the join addresses",
+    parse: asInt(100, 3_600_000),
+    path: ['membership', 'joinTimeoutMs'],
+  },
+  {
+    key: 'raft-tick-ms',
+    arg: '<ms>',
+    help: 'Raft clock tick; heartbeats go every tick',
+    parse: asInt(1, 10_000),
+    path: ['raft', 'tickMs'],
+  },
+  {
+    key: 'raft-election-ticks',
+    arg: '<n>',
+    help: 'followers campaign after n to 2n ticks without hearing a leader',
+    parse: asInt(2, 1000),
+    path: ['raft', 'electionTicks'],
+  },
+  {
+    key: 'leader-wait-ms',
+    arg: '<ms>',
+    help: 'how long a produce waits for a leader to be elected before answering UNAVAILABLE',
+    parse: asInt(0, 600_000),
+    path: ['raft', 'leaderWaitMs'],
+  },
+  {
+    key: 'reap-after-ms',
+    arg: '<ms>',
+    help: 'remove a voter that has been dead this long (never below min-voters)',
+    parse: asInt(1000, 2 ** 31 - 1),
+    path: ['raft', 'reapAfterMs'],
+    defaultText: 'never (remove with `commitlog servers remove ID`)',
+  },
+  {
+    key: 'min-voters',
+    arg: '<n>',
+    help: 'reaping dead voters never leaves fewer than this',
+    parse: asInt(1, 99),
+    path: ['raft', 'minVoters'],
   },
   {
     key: 'acl-model-file',
@@ -430,8 +530,15 @@ export function defaultConfig(): AgentConfig {
     rpcPort: 8400,
     httpPort: 8080,
     insecure: false,
-    membership: { startJoinAddrs: [] },
-    raft: { bootstrap: false },
+    membership: { startJoinAddrs: [], joinTimeoutMs: 30_000, leaveOnTerminate: false, preset: 'lan' },
+    raft: {
+      bootstrap: false,
+      bootstrapExplicit: false,
+      tickMs: 50,
+      electionTicks: 8,
+      leaderWaitMs: 5000,
+      minVoters: 3,
+    },
     storage: { fsync: 'always', segmentMaxBytes: 64 * 1024 * 1024 },
     tls: { server: {}, peer: {} },
     acl: {},
@@ -521,6 +628,7 @@ export async function resolveConfig(sources: ConfigSources): Promise<AgentConfig
   for (const [key, value] of Object.entries(flags)) {
     if (key !== 'config-file' && value !== undefined) apply(config, key, value, `flag --${key}`);
   }
+  config.raft.bootstrapExplicit = config.raft.bootstrap;
   // With nobody to join, a node starts its own cluster (the embedded default).
   if (config.membership.startJoinAddrs.length === 0) config.raft.bootstrap = true;
   securitySettings(config); // refuse bad combinations before anything starts

@@ -8,6 +8,13 @@ import {
   OffsetOutOfRangeError,
   RecordTooLargeError,
 } from '../log/index.js';
+import {
+  EntryCodecError,
+  NoLeaderError,
+  RecordOutOfRangeError,
+  ReplicatedLogClosedError,
+} from '../cluster/index.js';
+import { ConfChangeInProgressError, LeadershipLostError, ShutdownError } from '../raft/index.js';
 import { errorStatus, GrpcStatus as status, type ErrorStatusRow } from '../server/index.js';
 
 /**
@@ -21,4 +28,21 @@ export const LOG_ERROR_STATUSES: readonly ErrorStatusRow[] = [
   errorStatus(LogClosedError, { grpc: status.UNAVAILABLE, http: 503 }),
   errorStatus(LogFailedError, { grpc: status.UNAVAILABLE, http: 503 }),
   errorStatus(CorruptSegmentError, { grpc: status.DATA_LOSS, http: 500 }),
+];
+
+/** The replicated log's and Raft's refusals. */
+export const CLUSTER_ERROR_STATUSES: readonly ErrorStatusRow[] = [
+  errorStatus(RecordOutOfRangeError, { grpc: status.OUT_OF_RANGE, http: 404, localized: true }),
+  errorStatus(NoLeaderError, { grpc: status.UNAVAILABLE, http: 503 }),
+  errorStatus(ReplicatedLogClosedError, { grpc: status.UNAVAILABLE, http: 503 }),
+  errorStatus(ShutdownError, { grpc: status.UNAVAILABLE, http: 503 }),
+  errorStatus(ConfChangeInProgressError, { grpc: status.UNAVAILABLE, http: 503 }),
+  // Leadership moved after the append: the record may or may not be committed. A
+  // client must not retry it blindly (the SDK raises ProduceOutcomeUnknownError).
+  errorStatus(LeadershipLostError, {
+    grpc: status.UNAVAILABLE,
+    http: 503,
+    errorInfo: () => ({ reason: 'OUTCOME_UNKNOWN', domain: 'commitlog', metadata: {} }),
+  }),
+  errorStatus(EntryCodecError, { grpc: status.DATA_LOSS, http: 500 }),
 ];

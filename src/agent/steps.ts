@@ -6,8 +6,23 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { Authorizer, loadTlsMaterial, watchAclFiles, type TlsMaterial } from '../auth/index.js';
+import type { Duplex } from 'node:stream';
+
+import type { NodeIdentity, ReplicatedLog } from '../cluster/index.js';
 import { Log } from '../log/index.js';
-import { ApiServer, type ClusterView, type CommitLog } from '../server/index.js';
+import type { Membership } from '../membership/index.js';
+import type {
+  ConnectionInfo,
+  PlainPeerStreamLayer,
+  PortMux,
+  TlsPeerStreamLayer,
+} from '../net/index.js';
+import {
+  ApiServer,
+  type ClusterView,
+  type CommitLog,
+  type NotLeaderClassifier,
+} from '../server/index.js';
 import { type Logger, TraceFileError } from '../telemetry/index.js';
 import {
   type AgentConfig,
@@ -16,8 +31,18 @@ import {
   formatFsync,
   securitySettings,
 } from './config.js';
-import { LOG_ERROR_STATUSES } from './error-statuses.js';
+import { CLUSTER_ERROR_STATUSES, LOG_ERROR_STATUSES } from './error-statuses.js';
 import { LocalCommitLog } from './local-log.js';
+import {
+  loadNodeIdentity,
+  openReplicatedLog,
+  rememberGossipPeers,
+  routeGrpc,
+  startMembership,
+  startMembershipLoop,
+  startPortMux,
+} from './cluster-steps.js';
+import type { GrpcLeaderForwarder } from './forwarder.js';
 import type { Teardown } from './teardown.js';
 import { NodeTelemetry, type NodeTelemetryOptions } from './telemetry.js';
 import { VERSION } from './version.js';
@@ -63,6 +88,19 @@ export class StartContext {
   log?: Log;
   /** What the server appends to and reads from. */
   commitLog?: CommitLog;
+  /** Who this node is in its cluster (Raft id, cluster id). */
+  identity?: NodeIdentity;
+  /** The RPC port, shared by gRPC and Raft. */
+  portMux?: PortMux;
+  /** Raft's peer connections, routed here by the port multiplexer. */
+  peerLayer?: TlsPeerStreamLayer | PlainPeerStreamLayer;
+  /** Where the port multiplexer sends gRPC connections, once the server exists. */
+  grpcSink?: (socket: Duplex, info: ConnectionInfo) => void;
+  membership?: Membership;
+  replicatedLog?: ReplicatedLog;
+  /** Recognises the replicated log's refusal of an append on a follower. */
+  notLeader?: NotLeaderClassifier;
+  forwarder?: GrpcLeaderForwarder;
   /** GetServers and the leader hint. */
   cluster?: ClusterView;
   server?: ApiServer;
@@ -215,7 +253,9 @@ export const createApiServer: Step = {
     const server = new ApiServer({
       log: ctx.need('commitLog'),
       cluster: ctx.need('cluster'),
-      errorStatuses: LOG_ERROR_STATUSES,
+      errorStatuses: [...LOG_ERROR_STATUSES, ...CLUSTER_ERROR_STATUSES],
+      ...(ctx.notLeader ? { notLeader: ctx.notLeader } : {}),
+      ...(ctx.forwarder ? { forwarder: ctx.forwarder } : {}),
       logger: telemetry.logger.child({ component: 'server' }),
       requests: telemetry.requests,
       metrics: telemetry.metrics,
@@ -315,10 +355,14 @@ export const announce: Step = {
 export const AGENT_STEPS: readonly Step[] = [
   loadSecurity, // before anything else: a bad certificate or policy must not touch the data
   startTelemetry,
-  openLog,
-  singleNodeCluster,
+  loadNodeIdentity,
+  startPortMux,
+  startMembership,
+  rememberGossipPeers,
+  openReplicatedLog,
+  startMembershipLoop,
   createApiServer,
-  listenGrpc,
+  routeGrpc,
   listenHttp,
   watchAcl,
   announce,

@@ -13,7 +13,7 @@
 // is written (synced) first, then the log is reset to start after it. At start-up a log
 // that does not continue `base` with the same term is reset again, so a crash at any
 // point leaves either the old state or the new one.
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { Log, type FsyncPolicy, type LogObserver, type StoredRecord } from '../log/index.js';
@@ -69,7 +69,6 @@ export class RaftStorage implements LogStorage, SnapshotPort {
   /** Term and vote as last written durably: commit-only changes are not synced. */
   private durable: { term: number; vote: string } | undefined;
   private staged: LogBase | undefined;
-  private logGeneration = 0;
   private compactionWaiters: { index: number; resolve: () => void }[] = [];
 
   private constructor(private readonly opts: RaftStorageOptions) {}
@@ -106,11 +105,6 @@ export class RaftStorage implements LogStorage, SnapshotPort {
   }
 
   private async openAll(): Promise<void> {
-    // A reset that crashed part-way leaves discarded logs behind.
-    for (const name of await readdir(this.opts.dir)) {
-      if (name.startsWith('log.discard'))
-        await rm(this.path(name), { recursive: true, force: true });
-    }
     this._base = await this.readBase();
     const hsBody = await readStateFile(this.path('hard-state'), 'CLHS', 1);
     if (hsBody) {
@@ -153,19 +147,10 @@ export class RaftStorage implements LogStorage, SnapshotPort {
     });
   }
 
-  /** Replaces the log by an empty one whose first offset is `first` (base is already written). */
+  /** Empties the log so that it continues at `first` (base is already written). */
   private async resetLog(first: number): Promise<void> {
-    await this._log.close();
-    const discard = this.path(`log.discard-${Date.now()}-${this.logGeneration++}`);
-    await rename(this.path('log'), discard);
     await removeStateFile(this.path('translator'));
-    await this.openLog();
-    if (Number(this._log.nextOffset) !== first)
-      throw new StateFileError(
-        this.path('log'),
-        `reset log starts at ${this._log.nextOffset}, not ${first}`,
-      );
-    await rm(discard, { recursive: true, force: true });
+    await this._log.resetTo(BigInt(first));
   }
 
   private async readBase(): Promise<LogBase> {
@@ -264,15 +249,11 @@ export class RaftStorage implements LogStorage, SnapshotPort {
   async append(entries: readonly Entry[]): Promise<void> {
     if (entries.length === 0) return;
     const first = entries[0]!.index;
-    if (BigInt(first) !== this._log.nextOffset)
-      throw new StateFileError(
-        this.path('log'),
-        `append at ${first}, but the log continues at ${this._log.nextOffset}`,
-      );
     const encoded = entries.map(encodeEntry);
     for (const e of entries) this._translator.append(e.index, e.term, e.type);
     try {
-      await this._log.appendBatch(encoded);
+      // The log refuses (OffsetConflictError) if it does not continue at `first`.
+      await this._log.appendBatch(encoded, { expectFirst: BigInt(first) });
     } catch (err) {
       this._translator.truncate(first);
       throw err;

@@ -18,3 +18,17 @@ export type {
 } from './node/ports.js';
 export type { WireMessage, SnapshotChunk } from './node/messages.js';
 export { encodeMessage, decodeMessage, RaftCodecError, CODEC_VERSION } from './node/codec.js';
+export {
+  StreamTransport,
+  FrameError,
+  HandshakeError,
+  TRANSPORT_VERSIONS,
+  DEFAULT_GROUP,
+} from './node/stream-transport.js';
+export type {
+  StreamLayer,
+  PeerStream,
+  StreamTransportOptions,
+  StreamTransportStats,
+  PeerTransportStats,
+} from './node/stream-transport.js';

@@ -68,6 +68,11 @@ export interface StreamTransportOptions {
    * false: plaintext is for loopback development, where the claimed id is taken as is.
    */
   readonly requirePeerIdentity?: boolean;
+  /**
+   * The certificate identity a Raft id must present (default: the id itself). A
+   * deployment whose Raft ids extend a node name (name.suffix) maps them back here.
+   */
+  identityOf?(id: NodeId): string;
   /** Control queue bound, in messages. Default 1024. */
   readonly maxControlQueue?: number;
   /** Bulk queue bound, in bytes. Default 64 MiB. */
@@ -315,7 +320,7 @@ class OutChannel {
       stream = dialed.stream;
       if (this.t.closed) throw new HandshakeError('transport closed');
       stream.on('error', () => {});
-      if (dialed.peerId !== undefined && dialed.peerId !== this.peer)
+      if (dialed.peerId !== undefined && dialed.peerId !== this.t.identity(this.peer))
         throw new HandshakeError(
           `dialled ${this.peer} at ${addr}, but its certificate names ${dialed.peerId}`,
         );
@@ -431,6 +436,11 @@ export class StreamTransport implements Transport {
     this.backoff = opts.backoff ?? { minMs: 50, maxMs: 2000 };
     this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 5000;
     void this.acceptLoop();
+  }
+
+  /** The certificate identity `id` must present. */
+  identity(id: NodeId): string {
+    return this.opts.identityOf ? this.opts.identityOf(id) : id;
   }
 
   get closed(): boolean {
@@ -571,7 +581,7 @@ export class StreamTransport implements Transport {
     if (from === '') return fail('empty node id');
     if (peerId === undefined && this.opts.requirePeerIdentity === true)
       return fail('no authenticated identity (plaintext peer)');
-    if (peerId !== undefined && from !== peerId)
+    if (peerId !== undefined && this.identity(from) !== peerId)
       return fail(`claims to be ${JSON.stringify(from)}, but its certificate names ${peerId}`);
     if (hello.to !== this.opts.id)
       return fail(`meant for ${JSON.stringify(hello.to)}, this is ${this.opts.id}`);
