@@ -304,6 +304,66 @@ describe('PortMux', () => {
     });
   });
 
+  it('bounds the connections being classified, all sources together', async () => {
+    const mux = new PortMux({
+      mode: 'plain',
+      routes: {},
+      sniffTimeoutMs: 300,
+      maxPending: 5,
+      maxPerSource: 1000,
+    });
+    const { port } = await mux.listen('127.0.0.1', 0);
+    const silent = Array.from({ length: 20 }, () => stranger(port));
+    try {
+      await until(() => mux.stats().refused['pending-limit'] > 0, 5000, 'the pending bound');
+      await Promise.all(silent.map((s) => closedWithin(s, 5000)));
+      const r = mux.stats().refused;
+      assert.equal(r['pending-limit'] + r.timeout, 20, JSON.stringify(r));
+      assert.ok(r.timeout >= 5, JSON.stringify(r));
+    } finally {
+      for (const s of silent) s.destroy();
+      await mux.close();
+    }
+  });
+
+  it("routes a hello offering both protocols by the client's first choice", async () => {
+    const routed: string[] = [];
+    const mux = new PortMux({
+      mode: 'tls',
+      routes: {
+        grpc: (s) => {
+          routed.push('grpc');
+          s.destroy();
+        },
+        raft: (s) => {
+          routed.push('raft');
+          s.destroy();
+        },
+      },
+    });
+    const { port } = await mux.listen('127.0.0.1', 0);
+    try {
+      for (const alpn of [
+        ['h2', RAFT_ALPN],
+        [RAFT_ALPN, 'h2'],
+        ['x', 'h2'],
+      ]) {
+        const s = tlsConnect({
+          host: '127.0.0.1',
+          port,
+          ALPNProtocols: alpn,
+          rejectUnauthorized: false,
+          servername: 'x.example',
+        });
+        s.on('error', () => {});
+        await closedWithin(s, 3000);
+      }
+      assert.deepEqual(routed, ['grpc', 'raft', 'grpc']);
+    } finally {
+      await mux.close();
+    }
+  });
+
   describe('plain mode', () => {
     it('serves plaintext gRPC, Raft and refuses strangers on one port', async () => {
       const lines = new Lines();
