@@ -485,8 +485,14 @@ export class StreamTransport implements Transport {
         return;
       }
       frame = encodeFrame(payload);
-    } catch {
-      stats.drops++; // an unencodable message is a bug upstream; never throw into Raft
+    } catch (e) {
+      // An unencodable message is a bug upstream: say so, but never throw into Raft.
+      stats.drops++;
+      this.log.warn(
+        `encode|${m.type}`,
+        { peer: m.to, type: m.type, err: (e as Error).message },
+        `raft transport: dropped an unencodable ${m.type} to ${m.to}: ${(e as Error).message}`,
+      );
       return;
     }
     let peer = this.out.get(m.to);
