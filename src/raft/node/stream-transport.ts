@@ -108,6 +108,11 @@ export class FrameError extends Error {
   override readonly name = 'FrameError';
 }
 
+/** The options cannot work (an empty node id, cluster id or group). */
+export class TransportConfigError extends Error {
+  override readonly name = 'TransportConfigError';
+}
+
 /** The peer refused our handshake, or answered one we must refuse. */
 export class HandshakeError extends Error {
   override readonly name = 'HandshakeError';
@@ -458,7 +463,10 @@ export class StreamTransport implements Transport {
   private badFrames = 0;
 
   constructor(readonly opts: StreamTransportOptions) {
-    if (opts.id === '') throw new HandshakeError('a transport needs a non-empty node id');
+    if (opts.id === '') throw new TransportConfigError('a transport needs a non-empty node id');
+    if (opts.clusterId === '')
+      throw new TransportConfigError('a transport needs a non-empty cluster id');
+    if (opts.group === '') throw new TransportConfigError('the Raft group id cannot be empty');
     this.group = opts.group ?? DEFAULT_GROUP;
     this.versions = opts.versions ?? TRANSPORT_VERSIONS;
     this.maxControlQueue = opts.maxControlQueue ?? 1024;
