@@ -182,14 +182,45 @@ describe('PortMux', () => {
     });
 
     it('bounds connections per source and recovers once they are gone', async () => {
-      const startRefused = mux.stats().refused['source-limit'];
-      const flood = Array.from({ length: 130 }, () => stranger(port));
+      const refused0 = mux.stats().refused;
+      let maxPending = 0;
+      const counted = (): { limited: number; timedOut: number } => {
+        const s = mux.stats();
+        maxPending = Math.max(maxPending, s.pending);
+        return {
+          limited: s.refused['source-limit'] - refused0['source-limit'],
+          timedOut: s.refused.timeout - refused0.timeout,
+        };
+      };
+      // A thousand half-open connections from one address: at most 100 at a time wait
+      // for the deadline, the rest are refused at once by the per-source bound.
+      const flood = Array.from({ length: 1000 }, () => stranger(port));
       try {
+        await until(() => counted().limited > 0, 5000, 'the per-source bound');
+        // Meanwhile a peer from another address is served (127.0.0.2 is loopback too).
+        const peer = tlsConnect({
+          socket: netConnect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' }),
+          servername: 'commitlog-peer',
+          ALPNProtocols: [RAFT_ALPN],
+          cert: pki.nodes.n3.certPem,
+          key: pki.nodes.n3.keyPem,
+          ca: pki.ca,
+          checkServerIdentity: () => undefined,
+        });
+        peer.on('error', () => {});
+        const inbound = await firstAccepted(accepted);
+        assert.equal(inbound.peerId, 'n3');
+        peer.destroy();
+        inbound.stream.destroy();
         await until(
-          () => mux.stats().refused['source-limit'] - startRefused >= 30,
-          5000,
-          'refusals',
+          () => {
+            const c = counted();
+            return c.limited + c.timedOut === 1000;
+          },
+          10_000,
+          'every flood connection refused',
         );
+        assert.ok(maxPending <= 101, `${maxPending} pending at once`); // 100 + the peer
         await Promise.all(flood.map((s) => closedWithin(s, 5000)));
         await until(() => mux.stats().pending === 0, 2000, 'no pending');
       } finally {
@@ -271,6 +302,66 @@ describe('PortMux', () => {
       await lines.waitFor(/no certificate presented/);
       await closedWithin(s, 3000);
     });
+  });
+
+  it('bounds the connections being classified, all sources together', async () => {
+    const mux = new PortMux({
+      mode: 'plain',
+      routes: {},
+      sniffTimeoutMs: 300,
+      maxPending: 5,
+      maxPerSource: 1000,
+    });
+    const { port } = await mux.listen('127.0.0.1', 0);
+    const silent = Array.from({ length: 20 }, () => stranger(port));
+    try {
+      await until(() => mux.stats().refused['pending-limit'] > 0, 5000, 'the pending bound');
+      await Promise.all(silent.map((s) => closedWithin(s, 5000)));
+      const r = mux.stats().refused;
+      assert.equal(r['pending-limit'] + r.timeout, 20, JSON.stringify(r));
+      assert.ok(r.timeout >= 5, JSON.stringify(r));
+    } finally {
+      for (const s of silent) s.destroy();
+      await mux.close();
+    }
+  });
+
+  it("routes a hello offering both protocols by the client's first choice", async () => {
+    const routed: string[] = [];
+    const mux = new PortMux({
+      mode: 'tls',
+      routes: {
+        grpc: (s) => {
+          routed.push('grpc');
+          s.destroy();
+        },
+        raft: (s) => {
+          routed.push('raft');
+          s.destroy();
+        },
+      },
+    });
+    const { port } = await mux.listen('127.0.0.1', 0);
+    try {
+      for (const alpn of [
+        ['h2', RAFT_ALPN],
+        [RAFT_ALPN, 'h2'],
+        ['x', 'h2'],
+      ]) {
+        const s = tlsConnect({
+          host: '127.0.0.1',
+          port,
+          ALPNProtocols: alpn,
+          rejectUnauthorized: false,
+          servername: 'x.example',
+        });
+        s.on('error', () => {});
+        await closedWithin(s, 3000);
+      }
+      assert.deepEqual(routed, ['grpc', 'raft', 'grpc']);
+    } finally {
+      await mux.close();
+    }
   });
 
   describe('plain mode', () => {

@@ -248,6 +248,43 @@ describe('StreamTransport', () => {
     await b.close();
   });
 
+  it('streams snapshot chunks in order on the bulk connection, paced by the socket', async () => {
+    const a = await start('n1');
+    const b = await start('n2');
+    const chunk = 1 << 20;
+    const count = 24;
+    for (let k = 0; k < count; k++)
+      a.transport.send({
+        type: 'snapshotChunk',
+        from: 'n1',
+        to: 'n2',
+        term: 1,
+        meta: {
+          lastIndex: 10,
+          lastTerm: 1,
+          config: { voters: ['n1', 'n2'], learners: [], addresses: {} },
+        },
+        offset: k * chunk,
+        data: new Uint8Array(chunk).fill(k),
+        done: k === count - 1,
+      });
+    a.transport.send(heartbeat('n1', 'n2', 5));
+    await until(
+      () => b.received.filter((m) => m.type === 'snapshotChunk').length === count,
+      20_000,
+    );
+    const offsets = b.received.flatMap((m) => (m.type === 'snapshotChunk' ? [m.offset] : []));
+    assert.deepEqual(
+      offsets,
+      Array.from({ length: count }, (_, k) => k * chunk),
+    );
+    const s = a.transport.stats().peers.n2!;
+    assert.equal(s.drops, 0);
+    assert.equal(s.queueDepth, 0);
+    await a.close();
+    await b.close();
+  });
+
   it('works over plaintext layers (loopback development)', async () => {
     const a = await start('n1', { plain: true });
     const b = await start('n2', { plain: true });

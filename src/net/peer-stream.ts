@@ -22,6 +22,7 @@ import {
   type TLSSocket,
 } from 'node:tls';
 
+import { KeyedRateLog } from './keyed-log.js';
 import { RAFT_ALPN, RAFT_MAGIC, type ConnectionInfo, type ConnectionSink } from './port-mux.js';
 
 /** A connected peer stream and, with TLS, the identity its certificate proves. */
@@ -158,6 +159,8 @@ interface LayerCommon {
   /** Dial and handshake deadline. Default 5000 ms. */
   readonly handshakeTimeoutMs?: number;
   readonly logger?: PeerLogger;
+  /** The same refusal (subject and reason) is logged once per interval. Default 10 s. */
+  readonly logIntervalMs?: number;
 }
 
 export interface TlsPeerStreamOptions extends LayerCommon {
@@ -171,12 +174,14 @@ abstract class BaseLayer {
   protected readonly queue: AcceptQueue;
   protected readonly handshakeTimeoutMs: number;
   protected closed = false;
+  protected readonly log: KeyedRateLog;
   protected readonly counts = { accepted: 0, dialed: 0, refused: 0 };
   private iterated = false;
 
   constructor(protected readonly common: LayerCommon) {
     this.queue = new AcceptQueue(common.acceptBacklog ?? 64);
     this.handshakeTimeoutMs = common.handshakeTimeoutMs ?? 5000;
+    this.log = new KeyedRateLog(common.logger, common.logIntervalMs ?? 10_000);
   }
 
   /** The PortMux route for Raft connections. */
@@ -309,7 +314,8 @@ export class TlsPeerStreamLayer extends BaseLayer {
       subject = undefined; // the handshake never got as far as a certificate
     }
     tls.destroy();
-    this.o.logger?.warn(
+    this.log.warn(
+      `in|${subject}|${reason}`,
       { remote, subject, reason },
       `raft: refused a peer connection from ${remote} (subject ${subject ?? 'none'}): ${reason}`,
     );
@@ -338,7 +344,8 @@ export class TlsPeerStreamLayer extends BaseLayer {
       this.counts.refused++;
       const subject = describeSubject(tls.getPeerCertificate());
       tls.destroy();
-      this.o.logger?.warn(
+      this.log.warn(
+        `out|${addr}|${subject}|${verdict.refused}`,
         { remote: addr, subject, reason: verdict.refused },
         `raft: refused peer ${addr} (subject ${subject ?? 'none'}): ${verdict.refused}`,
       );
@@ -366,7 +373,8 @@ export class PlainPeerStreamLayer extends BaseLayer {
       if (!head.equals(RAFT_MAGIC)) {
         this.counts.refused++;
         socket.destroy();
-        this.common.logger?.warn(
+        this.log.warn(
+          `plain|${info.remoteAddress}`,
           { remote: info.remoteAddress },
           `raft: refused ${info.remoteAddress}: no Raft preamble`,
         );

@@ -244,8 +244,11 @@ export class PortMux {
       if (hello === 'not-tls') return 'not-tls';
       const extra =
         hello.sni !== undefined ? { alpn: hello.alpn, sni: hello.sni } : { alpn: hello.alpn };
-      if (hello.alpn.includes(RAFT_ALPN)) return { route: 'raft', ...extra };
-      if (hello.alpn.includes(GRPC_ALPN)) return { route: 'grpc', ...extra };
+      // The client's first protocol we know decides (ALPN lists are in preference order).
+      for (const name of hello.alpn) {
+        if (name === RAFT_ALPN) return { route: 'raft', ...extra };
+        if (name === GRPC_ALPN) return { route: 'grpc', ...extra };
+      }
       return 'unknown-alpn';
     }
     const n = Math.min(b.length, HTTP2_PREFACE.length);

@@ -83,6 +83,8 @@ export interface StreamTransportOptions {
   readonly backoff?: { readonly minMs: number; readonly maxMs: number };
   /** Dial plus handshake deadline. Default 5000 ms. */
   readonly handshakeTimeoutMs?: number;
+  /** The same refusal (peer and reason) is logged once per interval. Default 10 s. */
+  readonly logIntervalMs?: number;
 }
 
 export interface PeerTransportStats {
@@ -111,12 +113,38 @@ export class FrameError extends Error {
   override readonly name = 'FrameError';
 }
 
+/** The options cannot work (an empty node id, cluster id or group). */
+export class TransportConfigError extends Error {
+  override readonly name = 'TransportConfigError';
+}
+
 /** The peer refused our handshake, or answered one we must refuse. */
 export class HandshakeError extends Error {
   override readonly name = 'HandshakeError';
 }
 
 const HEADER = 8;
+
+/** Logs each distinct key at most once per interval: a misconfigured peer retries often. */
+class RateLimitedWarn {
+  private readonly last = new Map<string, number>();
+
+  constructor(
+    private readonly logger: TransportLogger | undefined,
+    private readonly intervalMs: number,
+  ) {}
+
+  warn(key: string, fields: object, message: string): void {
+    if (this.logger === undefined) return;
+    const now = performance.now();
+    const at = this.last.get(key);
+    if (at !== undefined && now - at < this.intervalMs) return;
+    this.last.delete(key);
+    this.last.set(key, now);
+    if (this.last.size > 1024) this.last.delete(this.last.keys().next().value!);
+    this.logger.warn(fields, message);
+  }
+}
 
 /** One frame: header and payload in one buffer. */
 export function encodeFrame(payload: Uint8Array): Buffer {
@@ -171,6 +199,15 @@ interface Hello {
   channel: Channel;
 }
 type HelloReply = { ok: true; version: number; id: string } | { ok: false; reason: string };
+
+/** JSON.parse that reports a malformed handshake as a HandshakeError. */
+function parseJson(frame: Buffer): unknown {
+  try {
+    return JSON.parse(frame.toString('utf8'));
+  } catch (e) {
+    throw new HandshakeError('malformed handshake', { cause: e });
+  }
+}
 
 const json = (v: unknown): Buffer => encodeFrame(Buffer.from(JSON.stringify(v), 'utf8'));
 
@@ -340,7 +377,9 @@ class OutChannel {
         new FrameReader(64 * 1024),
         this.t.handshakeTimeoutMs,
       );
-      const reply = JSON.parse(frame.toString('utf8')) as HelloReply;
+      const reply = parseJson(frame) as HelloReply | null;
+      if (typeof reply !== 'object' || reply === null)
+        throw new HandshakeError(`${this.peer} at ${addr} answered no handshake`);
       if (!reply.ok)
         throw new HandshakeError(`${this.peer} at ${addr} refused us: ${reply.reason}`);
       if (reply.id !== this.peer)
@@ -349,7 +388,7 @@ class OutChannel {
         throw new HandshakeError(`${this.peer} chose version ${reply.version}, outside ours`);
     } catch (e) {
       stream?.destroy();
-      this.fail(e as Error, e instanceof HandshakeError || e instanceof SyntaxError);
+      this.fail(e as Error, e instanceof HandshakeError || e instanceof FrameError);
       return;
     }
     if (this.t.closed) {
@@ -375,7 +414,8 @@ class OutChannel {
     if (this.t.closed) return;
     if (handshake) {
       this.stats.handshakeFailures++;
-      this.t.opts.logger?.warn(
+      this.t.log.warn(
+        `out|${this.peer}|${e.message}`,
         { peer: this.peer, channel: this.channel, err: e.message },
         `raft transport: handshake with ${this.peer} failed: ${e.message}`,
       );
@@ -419,6 +459,7 @@ export class StreamTransport implements Transport {
   readonly backoff: { readonly minMs: number; readonly maxMs: number };
   readonly handshakeTimeoutMs: number;
   readonly closing = new AbortController();
+  readonly log: RateLimitedWarn;
   private readonly out = new Map<NodeId, { control: OutChannel; bulk: OutChannel }>();
   private readonly perPeer = new Map<NodeId, PeerTransportStats>();
   private readonly inbound = new Set<Duplex>();
@@ -427,7 +468,10 @@ export class StreamTransport implements Transport {
   private badFrames = 0;
 
   constructor(readonly opts: StreamTransportOptions) {
-    if (opts.id === '') throw new HandshakeError('a transport needs a non-empty node id');
+    if (opts.id === '') throw new TransportConfigError('a transport needs a non-empty node id');
+    if (opts.clusterId === '')
+      throw new TransportConfigError('a transport needs a non-empty cluster id');
+    if (opts.group === '') throw new TransportConfigError('the Raft group id cannot be empty');
     this.group = opts.group ?? DEFAULT_GROUP;
     this.versions = opts.versions ?? TRANSPORT_VERSIONS;
     this.maxControlQueue = opts.maxControlQueue ?? 1024;
@@ -435,6 +479,7 @@ export class StreamTransport implements Transport {
     this.maxFrameBytes = opts.maxFrameBytes ?? 64 << 20;
     this.backoff = opts.backoff ?? { minMs: 50, maxMs: 2000 };
     this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 5000;
+    this.log = new RateLimitedWarn(opts.logger, opts.logIntervalMs ?? 10_000);
     void this.acceptLoop();
   }
 
@@ -458,8 +503,14 @@ export class StreamTransport implements Transport {
         return;
       }
       frame = encodeFrame(payload);
-    } catch {
-      stats.drops++; // an unencodable message is a bug upstream; never throw into Raft
+    } catch (e) {
+      // An unencodable message is a bug upstream: say so, but never throw into Raft.
+      stats.drops++;
+      this.log.warn(
+        `encode|${m.type}`,
+        { peer: m.to, type: m.type, err: (e as Error).message },
+        `raft transport: dropped an unencodable ${m.type} to ${m.to}: ${(e as Error).message}`,
+      );
       return;
     }
     let peer = this.out.get(m.to);
@@ -531,7 +582,8 @@ export class StreamTransport implements Transport {
 
   private refuseInbound(stream: Duplex, who: string, reason: string): void {
     this.inboundRefused++;
-    this.opts.logger?.warn(
+    this.log.warn(
+      `in|${who}|${reason}`,
       { peer: who, reason },
       `raft transport: refused a connection from ${who}: ${reason}`,
     );
@@ -551,7 +603,7 @@ export class StreamTransport implements Transport {
       // The same reader goes on after the handshake, so no byte after it is lost.
       const first = await readOneFrame(stream, reader, this.handshakeTimeoutMs);
       rest = first.rest;
-      hello = JSON.parse(first.frame.toString('utf8')) as Hello;
+      hello = parseJson(first.frame) as Hello;
       if (typeof hello !== 'object' || hello === null || hello.p !== PROTOCOL)
         throw new HandshakeError('not a commitlog Raft handshake');
     } catch (e) {
@@ -626,7 +678,8 @@ export class StreamTransport implements Transport {
   }
 
   private dropInbound(stream: Duplex, from: string, why: string): void {
-    this.opts.logger?.warn(
+    this.log.warn(
+      `drop|${from}|${why}`,
       { peer: from, reason: why },
       `raft transport: closed the connection from ${from}: ${why}`,
     );
