@@ -24,6 +24,7 @@ describe('Agent', () => {
       nodeName: name,
       dataDir: join(root, name),
       rpcPort: 0,
+      bindAddr: '127.0.0.1:0',
       httpPort: 0,
       telemetry: { ...defaults.telemetry, logLevel: 'silent' },
       ...overrides,
@@ -76,6 +77,7 @@ describe('Agent steps', () => {
       nodeName: 'steps',
       dataDir: join(root, 'steps'),
       rpcPort: 0,
+      bindAddr: '127.0.0.1:0',
       httpPort: 0,
       telemetry: { ...defaults.telemetry, logLevel: 'silent' },
     };

@@ -20,7 +20,13 @@ import {
 import { Membership, membershipDefaults, type MemberView } from '../membership/index.js';
 import { PlainPeerStreamLayer, PortMux, TlsPeerStreamLayer } from '../net/index.js';
 import { NotLeaderError as RaftNotLeaderError, StreamTransport } from '../raft/index.js';
-import type { ClusterView, LeaderHint, NotLeaderClassifier, ServerEntry } from '../server/index.js';
+import {
+  ListenError,
+  type ClusterView,
+  type LeaderHint,
+  type NotLeaderClassifier,
+  type ServerEntry,
+} from '../server/index.js';
 import { bindHost } from './config.js';
 import { GrpcLeaderForwarder } from './forwarder.js';
 import { joinHostPort, MAX_RECORD_BYTES, type Step } from './steps.js';
@@ -38,7 +44,10 @@ export const loadNodeIdentity: Step = {
   async run(ctx) {
     const { config } = ctx;
     let identity = await loadIdentity(config.dataDir, config.nodeName);
-    if (identity.clusterId === '' && config.raft.bootstrap) {
+    if (
+      identity.clusterId === '' &&
+      (config.raft.bootstrap || config.membership.startJoinAddrs.length === 0)
+    ) {
       identity = await bootstrapIdentity(config.dataDir, identity, false);
     } else if (config.raft.bootstrapExplicit && identity.origin === 'join') {
       // Bootstrapping over the data of a cluster this node joined would fork it.
@@ -75,7 +84,10 @@ export const startPortMux: Step = {
       },
       logger: netLogger,
     });
-    const bound = await mux.listen(bindHost(config), config.rpcPort);
+    const host = bindHost(config);
+    const bound = await mux.listen(host, config.rpcPort).catch((err: Error) => {
+      throw new ListenError('gRPC', joinHostPort(host, config.rpcPort), err);
+    });
     teardown.defer(async () => {
       await mux.close();
       await layer.close();

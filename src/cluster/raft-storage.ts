@@ -165,6 +165,15 @@ export class RaftStorage implements LogStorage, SnapshotPort {
     return { meta: { lastIndex, lastTerm, config }, baseOffset };
   }
 
+  /**
+   * Records a new cluster's initial configuration as the base of an empty log, so a
+   * restart finds it (Raft keeps a bootstrap configuration in memory only).
+   */
+  async bootstrap(config: ConfState): Promise<void> {
+    if (this.initialized) throw new StateFileError(this.path('base'), 'cannot bootstrap a group that has state');
+    await this.writeBase({ meta: { lastIndex: 0, lastTerm: 0, config }, baseOffset: 0n });
+  }
+
   private async writeBase(base: LogBase): Promise<void> {
     const body = new BodyWriter()
       .u64(base.meta.lastIndex)

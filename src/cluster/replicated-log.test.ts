@@ -214,3 +214,19 @@ test('a member behind the compaction point catches up by snapshot and serves fro
     await h.close();
   }
 });
+
+test('a bootstrapped single node restarts as the leader of its own cluster', async () => {
+  const h = await harness();
+  try {
+    const n1 = await h.start('n1', true);
+    await until(() => n1.isLeader(), 'n1 to lead');
+    await n1.append([Buffer.from('a')]);
+    await h.stop('n1');
+    const again = await h.start('n1');
+    await until(() => again.isLeader(), 'n1 to lead again');
+    assert.deepEqual(again.raft.status().config.voters, ['n1']);
+    assert.equal(await again.append([Buffer.from('b')]), 1n);
+  } finally {
+    await h.close();
+  }
+});

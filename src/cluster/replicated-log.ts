@@ -111,6 +111,7 @@ export class ReplicatedLog implements AsyncDisposable {
       fresh && opts.bootstrap
         ? { voters: [opts.id], learners: [], addresses: { [opts.id]: opts.rpcAddr } }
         : undefined;
+    if (bootstrap) await storage.bootstrap(bootstrap);
     const pending: Entry[][] = [];
     const node = await RaftNode.start({
       id: opts.id,
@@ -132,7 +133,10 @@ export class ReplicatedLog implements AsyncDisposable {
     holder.log = log;
     for (const es of pending) log.applied(es);
     node.onLeaderChange((change) => log.leaderChanged(change));
-    if (bootstrap) node.campaign();
+    // A sole voter need not wait out an election timeout to lead (a fresh bootstrap, or
+    // a single node restarting).
+    const conf = node.status().config;
+    if (conf.voters.length === 1 && conf.voters[0] === opts.id) node.campaign();
     return log;
   }
 

@@ -46,6 +46,14 @@ process.once('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
+/**
+ * Tests run many agents at once: unless the caller chose a gossip address, the node
+ * takes a free gossip port instead of the default 8401.
+ */
+function withFreeGossipPort(args: string[]): string[] {
+  return args.includes('--bind-addr') ? args : [...args, '--bind-addr', '127.0.0.1:0'];
+}
+
 /** Runs `commitlog agent <args>`; resolves once it has printed its start-up line. */
 export async function spawnAgent(
   args: string[],
@@ -53,7 +61,7 @@ export async function spawnAgent(
 ): Promise<AgentProcess> {
   const child = spawn(
     process.execPath,
-    [...(opts.nodeArgs ?? []), COMMITLOG_BIN, 'agent', ...args],
+    [...(opts.nodeArgs ?? []), COMMITLOG_BIN, 'agent', ...withFreeGossipPort(args)],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: opts.env ?? process.env,

@@ -46,6 +46,7 @@ export async function startNode(
     flags: {
       'node-name': 'test-node',
       'rpc-port': 0,
+      'bind-addr': '127.0.0.1:0',
       'http-port': 0,
       'log-level': 'silent',
       ...flags,
