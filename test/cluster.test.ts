@@ -135,7 +135,8 @@ describe('membership changes', { timeout: 180_000 }, () => {
     await rm(wiped.dataDir, { recursive: true, force: true });
     await c.startNode(wiped);
     await until(
-      async () => (await c.servers(leader)).some((s) => s.rpcAddr === c.rpcAddr(wiped) && s.id !== oldId),
+      async () =>
+        (await c.servers(leader)).some((s) => s.rpcAddr === c.rpcAddr(wiped) && s.id !== oldId),
       { what: 'the wiped node to join under a new id', ms: 20_000, everyMs: 100 },
     );
     const removed = await runCli(['servers', 'remove', oldId, '--addr', c.rpcAddr(leader)]);

@@ -32,7 +32,10 @@ import { GrpcLeaderForwarder } from './forwarder.js';
 import { joinHostPort, MAX_RECORD_BYTES, type Step } from './steps.js';
 
 /** The host other nodes and clients dial: --advertise-host, else the bind host (or this host's name for a wildcard bind). */
-export function advertiseHost(config: { advertiseHost?: string | undefined; bindAddr: string }): string {
+export function advertiseHost(config: {
+  advertiseHost?: string | undefined;
+  bindAddr: string;
+}): string {
   if (config.advertiseHost) return config.advertiseHost;
   const host = bindHost(config as Parameters<typeof bindHost>[0]);
   return host === '0.0.0.0' || host === '::' ? hostname() : host;
@@ -70,7 +73,12 @@ export const startPortMux: Step = {
     const { peerTls, serverTls } = ctx.need('security');
     const netLogger = ctx.need('telemetry').logger.child({ component: 'net' });
     const layer = peerTls
-      ? new TlsPeerStreamLayer({ cert: peerTls.cert, key: peerTls.key, ca: peerTls.ca, logger: netLogger })
+      ? new TlsPeerStreamLayer({
+          cert: peerTls.cert,
+          key: peerTls.key,
+          ca: peerTls.ca,
+          logger: netLogger,
+        })
       : new PlainPeerStreamLayer({ logger: netLogger });
     const mux = new PortMux({
       mode: serverTls ? 'tls' : 'plain',
@@ -128,7 +136,10 @@ export const startMembership: Step = {
         ? { advertiseAddress: joinHostPort(advertiseHost(config), port) }
         : {}),
       tags: tags(),
-      protocol: config.membership.preset === 'local' ? membershipDefaults.local() : membershipDefaults.lan(),
+      protocol:
+        config.membership.preset === 'local'
+          ? membershipDefaults.local()
+          : membershipDefaults.lan(),
       ...(config.membership.gossipKey ? { encryptionKey: config.membership.gossipKey } : {}),
     });
     await membership.start();
@@ -139,8 +150,15 @@ export const startMembership: Step = {
     const seeds = config.membership.startJoinAddrs;
     if (seeds.length > 0) {
       const answered = await membership.join(seeds);
-      logger.info({ seeds, answered }, `joined the cluster through ${answered} of ${seeds.length} seed(s)`);
-      const theirs = await clusterIdOf(membership, identity.raftId, config.membership.joinTimeoutMs);
+      logger.info(
+        { seeds, answered },
+        `joined the cluster through ${answered} of ${seeds.length} seed(s)`,
+      );
+      const theirs = await clusterIdOf(
+        membership,
+        identity.raftId,
+        config.membership.joinTimeoutMs,
+      );
       identity = await joinIdentity(config.dataDir, identity, theirs);
       ctx.identity = identity;
       membership.setTags(tags());
@@ -320,14 +338,14 @@ export const startMembershipLoop: Step = {
     const loop = new MembershipLoop(log, membership, identity.clusterId, {
       minVoters: config.raft.minVoters,
       ...(config.raft.reapAfterMs !== undefined ? { reapAfterMs: config.raft.reapAfterMs } : {}),
-      onChange: (change) =>
-        logger.info({ change }, `configuration: ${change.type} ${change.id}`),
+      onChange: (change) => logger.info({ change }, `configuration: ${change.type} ${change.id}`),
       onError: (err) => logger.debug({ err }, 'configuration change deferred'),
     });
     loop.start();
     teardown.defer(async () => {
       loop.close();
-      if (config.membership.leaveOnTerminate) await leaveCluster(ctx.need('logger'), log, membership, identity);
+      if (config.membership.leaveOnTerminate)
+        await leaveCluster(ctx.need('logger'), log, membership, identity);
     });
   },
 };
@@ -344,9 +362,11 @@ async function leaveCluster(
       .filter((p) => p.id !== identity.raftId && !p.learner)
       .sort((a, b) => b.match - a.match)[0];
     if (target) {
-      await log.raft.transferLeadership(target.id).catch((err: unknown) =>
-        logger.warn({ err, target: target.id }, 'leadership transfer before leaving failed'),
-      );
+      await log.raft
+        .transferLeadership(target.id)
+        .catch((err: unknown) =>
+          logger.warn({ err, target: target.id }, 'leadership transfer before leaving failed'),
+        );
     }
   }
   await membership.leave();
@@ -383,8 +403,13 @@ export const rememberGossipPeers: Step = {
       const known = await readGossipPeers(file);
       if (known.length > 0) {
         membership.join(known).then(
-          (n) => logger.info({ seeds: known, answered: n }, 'rejoined gossip through remembered peers'),
-          () => logger.info({ seeds: known }, 'no remembered gossip peer answered; waiting to be found'),
+          (n) =>
+            logger.info({ seeds: known, answered: n }, 'rejoined gossip through remembered peers'),
+          () =>
+            logger.info(
+              { seeds: known },
+              'no remembered gossip peer answered; waiting to be found',
+            ),
         );
       }
     }

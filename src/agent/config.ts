@@ -530,7 +530,12 @@ export function defaultConfig(): AgentConfig {
     rpcPort: 8400,
     httpPort: 8080,
     insecure: false,
-    membership: { startJoinAddrs: [], joinTimeoutMs: 30_000, leaveOnTerminate: false, preset: 'lan' },
+    membership: {
+      startJoinAddrs: [],
+      joinTimeoutMs: 30_000,
+      leaveOnTerminate: false,
+      preset: 'lan',
+    },
     raft: {
       bootstrap: false,
       bootstrapExplicit: false,

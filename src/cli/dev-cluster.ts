@@ -57,15 +57,28 @@ export function registerDevClusterCommand(program: Command): void {
         'Ctrl-C stops them all. Each node logs to <data-dir>/nK/agent.log',
     )
     .option('--nodes <n>', 'how many nodes', positive(9), 3)
-    .option('--data-dir <dir>', 'parent of the nodes\' data directories', './data/cluster')
-    .option('--base-port <port>', 'RPC port of n1; node k uses base + 10(k-1), gossip on RPC + 1', positive(65000), 8400)
-    .option('--base-http-port <port>', 'HTTP port of n1; node k uses base + 10(k-1)', positive(65000), 8080)
+    .option('--data-dir <dir>', "parent of the nodes' data directories", './data/cluster')
+    .option(
+      '--base-port <port>',
+      'RPC port of n1; node k uses base + 10(k-1), gossip on RPC + 1',
+      positive(65000),
+      8400,
+    )
+    .option(
+      '--base-http-port <port>',
+      'HTTP port of n1; node k uses base + 10(k-1)',
+      positive(65000),
+      8080,
+    )
     .action(async (o: DevClusterOptions) => {
       await runDevCluster({ ...o, dataDir: resolve(o.dataDir) });
     });
 }
 
-async function startNode(o: DevClusterOptions, k: number): Promise<{ child: ChildProcess; info: StartupInfo }> {
+async function startNode(
+  o: DevClusterOptions,
+  k: number,
+): Promise<{ child: ChildProcess; info: StartupInfo }> {
   const dir = join(o.dataDir, `n${k + 1}`);
   await mkdir(dir, { recursive: true });
   const logFile = await open(join(dir, 'agent.log'), 'a');
@@ -82,7 +95,9 @@ async function startNode(o: DevClusterOptions, k: number): Promise<{ child: Chil
       if (parsed) resolveInfo(parsed);
     });
     child.once('exit', (code) =>
-      reject(new Error(`node n${k + 1} exited with code ${code} before it started:\n${text.trim()}`)),
+      reject(
+        new Error(`node n${k + 1} exited with code ${code} before it started:\n${text.trim()}`),
+      ),
     );
   });
   child.stderr!.pipe(process.stderr);

@@ -17,6 +17,7 @@ import { loadTlsMaterial } from '../auth/index.js';
 import { channelCredentials, CommitLogClient, OffsetOutOfRangeError } from '../client/index.js';
 import { registerCertCommands } from './cert.js';
 import { addBenchCommand } from './bench/command.js';
+import { registerDevClusterCommand } from './dev-cluster.js';
 import { UsageError } from './errors.js';
 
 function camel(key: string): string {
@@ -237,6 +238,7 @@ field are described in docs/observability.md.`,
   });
   registerCertCommands(program);
   addBenchCommand(program);
+  registerDevClusterCommand(program);
   return program;
 }
 

@@ -170,7 +170,8 @@ export class RaftStorage implements LogStorage, SnapshotPort {
    * restart finds it (Raft keeps a bootstrap configuration in memory only).
    */
   async bootstrap(config: ConfState): Promise<void> {
-    if (this.initialized) throw new StateFileError(this.path('base'), 'cannot bootstrap a group that has state');
+    if (this.initialized)
+      throw new StateFileError(this.path('base'), 'cannot bootstrap a group that has state');
     await this.writeBase({ meta: { lastIndex: 0, lastTerm: 0, config }, baseOffset: 0n });
   }
 

@@ -136,8 +136,11 @@ export class ProcessCluster implements AsyncDisposable {
   /** GetServers as `node` answers it. */
   servers(node: ClusterNode): Promise<{ id: string; rpcAddr: string; isLeader: boolean }[]> {
     return new Promise((resolve, reject) => {
-      this.client(node).getServers({}, new grpc.Metadata(), { deadline: Date.now() + 3000 }, (err, res) =>
-        err ? reject(err) : resolve(res.servers),
+      this.client(node).getServers(
+        {},
+        new grpc.Metadata(),
+        { deadline: Date.now() + 3000 },
+        (err, res) => (err ? reject(err) : resolve(res.servers)),
       );
     });
   }
@@ -172,7 +175,8 @@ export class ProcessCluster implements AsyncDisposable {
     return new Promise((resolve, reject) => {
       this.client(node).produce(
         { record: { value: Buffer.from(value), offset: 0n, term: 0n, type: 0 } },
-        new grpc.Metadata(), { deadline: Date.now() + ms },
+        new grpc.Metadata(),
+        { deadline: Date.now() + ms },
         (err, res) => (err ? reject(err) : resolve(res.offset)),
       );
     });
@@ -185,7 +189,8 @@ export class ProcessCluster implements AsyncDisposable {
       const rec = await new Promise<LogRecord | undefined>((resolve, reject) => {
         this.client(node).consume(
           { offset: BigInt(out.length) },
-          new grpc.Metadata(), { deadline: Date.now() + 5000 },
+          new grpc.Metadata(),
+          { deadline: Date.now() + 5000 },
           (err, res) => {
             if (err?.code === grpc.status.OUT_OF_RANGE) resolve(undefined);
             else if (err) reject(err);
@@ -205,7 +210,7 @@ export class ProcessCluster implements AsyncDisposable {
   async close(): Promise<void> {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
-    await Promise.all(this.nodes.map((n) => n.proc?.kill()));
+    await Promise.all(this.nodes.map((n) => n.proc?.kill() ?? Promise.resolve()));
     await rm(this.root, { recursive: true, force: true });
   }
 
