@@ -3,13 +3,13 @@
 // 100, and reading back with ConsumeStream and ConsumeBatchStream. Client and node run
 // on the same machine. Medians of --runs runs.
 //   npm run bench:api [-- --runs 3 --seconds 1 --fsync always --size 100]
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { CommitLogClient } from '../src/client/index.js';
+import { spawnAgent } from '../test/support/agent-process.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -22,32 +22,21 @@ const { values: args } = parseArgs({
 const runs = Number(args.runs);
 const seconds = Number(args.seconds);
 const value = Buffer.alloc(Number(args.size), 120);
-const BIN = new URL('../../bin/commitlog.js', import.meta.url).pathname;
 
 async function withAgent<T>(fn: (addr: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'commitlog-api-bench-'));
-  const child = spawn(
-    process.execPath,
-    [BIN, 'agent', '--data-dir', dir, '--rpc-port', '0', '--http-port', '0'],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, COMMITLOG_FSYNC: args.fsync, COMMITLOG_LOG_LEVEL: 'warn' },
-    },
-  );
   try {
-    const addr = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /gRPC on (\S+),/.exec(out);
-        if (m?.[1]) resolve(m[1]);
-      });
-      child.on('exit', (code) => reject(new Error(`agent exited with ${code}`)));
+    const agent = await spawnAgent(['--data-dir', dir, '--rpc-port', '0', '--http-port', '0'], {
+      env: { ...process.env, COMMITLOG_FSYNC: args.fsync, COMMITLOG_LOG_LEVEL: 'warn' },
+      echoStderr: true,
+      stdout: 'ignore',
     });
-    return await fn(addr);
+    try {
+      return await fn(agent.rpcAddr);
+    } finally {
+      await agent.stop();
+    }
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((resolve) => child.once('exit', resolve));
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -7,8 +7,6 @@
 //
 //   npm run bench:auth -- [--records N] [--inflight K] [--rounds R] [--batch B]
 // (the machine is shared and noisy: read the ratios, measured in the same run)
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +19,7 @@ import {
   writeBookFileSet,
 } from '../src/auth/index.js';
 import { channelCredentials, CommitLogClient } from '../src/client/index.js';
-
-const BIN = new URL('../../bin/commitlog.js', import.meta.url).pathname;
+import { spawnAgent, type AgentProcess } from '../test/support/agent-process.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,13 +39,8 @@ type Kind = 'unary' | 'stream' | 'batch';
 const KINDS: Kind[] = ['unary', 'stream', 'batch'];
 const SETUPS: Setup[] = ['plaintext', 'mtls', 'mtls+acl'];
 
-interface Running {
-  child: ChildProcess;
-  rpcAddr: string;
-}
-
-async function startAgent(setup: Setup, certs: string, dataDir: string): Promise<Running> {
-  const flags = ['agent', '--data-dir', dataDir, '--rpc-port', '0', '--http-port', '0'];
+async function startAgent(setup: Setup, certs: string, dataDir: string): Promise<AgentProcess> {
+  const flags = ['--data-dir', dataDir, '--rpc-port', '0', '--http-port', '0'];
   flags.push('--fsync', 'never', '--log-level', 'error');
   if (setup !== 'plaintext') {
     flags.push('--server-tls-cert-file', join(certs, 'server.pem'));
@@ -59,23 +51,11 @@ async function startAgent(setup: Setup, certs: string, dataDir: string): Promise
     flags.push('--acl-model-file', join(certs, 'model.conf'));
     flags.push('--acl-policy-file', join(certs, 'policy.csv'));
   }
-  const child = spawn(process.execPath, [BIN, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  const rpcAddr = await new Promise<string>((resolve, reject) => {
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /gRPC on (\S+),/.exec(out);
-      if (m?.[1]) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`agent exited with ${code}`)));
-  });
-  return { child, rpcAddr };
+  return spawnAgent(flags, { echoStderr: true, stdout: 'ignore' });
 }
 
-async function stopAgent(r: Running): Promise<void> {
-  const exited = once(r.child, 'exit');
-  r.child.kill('SIGTERM');
-  await exited;
+async function stopAgent(r: AgentProcess): Promise<void> {
+  await r.stop();
 }
 
 async function client(setup: Setup, certs: string, rpcAddr: string): Promise<CommitLogClient> {

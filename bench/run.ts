@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import type { BenchReport } from '../src/cli/index.js';
+import { spawnAgent, type AgentProcess } from '../test/support/agent-process.js';
 
 const HELP = `npm run bench [-- options]
 
@@ -138,6 +139,7 @@ interface Summary {
 }
 
 const children = new Set<ChildProcess>();
+const agents: AgentProcess[] = [];
 const tempDirs: string[] = [];
 
 async function freePort(): Promise<number> {
@@ -348,12 +350,8 @@ async function main(): Promise<void> {
     ? ['--cpu-prof', '--cpu-prof-dir', resolve(args['cpu-prof'])]
     : [];
   console.error(`starting a node (fsync always, data in ${dataDir}) and the baseline server`);
-  const node = await startChild(
-    process.execPath,
+  const node = await spawnAgent(
     [
-      ...nodeArgs,
-      BIN,
-      'agent',
       '--data-dir',
       dataDir,
       '--rpc-port',
@@ -364,19 +362,19 @@ async function main(): Promise<void> {
       `127.0.0.1:${await freePort()}`,
       '--fsync',
       'always',
-      // info: the start-up line (where it listens) is an info log line; requests log at debug.
+      // warn: requests log at debug anyway; the start-up line is on stderr at any level.
       '--log-level',
-      'info',
+      'warn',
       '--node-name',
       'bench',
     ],
-    /gRPC on (\S+),/,
-    'commitlog agent',
+    { nodeArgs, echoStderr: true, stdout: 'ignore', startTimeoutMs: 30_000 },
   );
-  const nodeAddr = node.match[1] as string;
+  agents.push(node);
+  const nodeAddr = node.rpcAddr;
   const base = await startChild(process.execPath, [BASELINE], /"port":(\d+)/, 'baseline server');
   const baseAddr = `127.0.0.1:${base.match[1]}`;
-  const nodePid = String(node.child.pid);
+  const nodePid = String(node.pid);
   const basePid = String(base.child.pid);
 
   // Warm-up (untimed): JIT on both servers, and records for the consume rows to read.
@@ -428,7 +426,7 @@ async function main(): Promise<void> {
       (bare.get(row.id) ?? bare.set(row.id, []).get(row.id))?.push(b);
     }
   }
-  await stopChild(node.child);
+  await node.stop();
   await stopChild(base.child);
 
   const nats = args['vs-nats'] ? await runNats() : undefined;
@@ -502,6 +500,7 @@ async function main(): Promise<void> {
 
 async function cleanup(): Promise<void> {
   await Promise.all([...children].map(stopChild));
+  await Promise.all(agents.map((a) => a.stop()));
   await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
 }
 

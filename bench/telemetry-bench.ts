@@ -6,7 +6,7 @@
 // node's CPU time per record (from /proc, Linux), which contention on a shared machine
 // disturbs much less than throughput.
 //   npm run bench:telemetry [-- --runs 7 --seconds 2 --fsync never --size 100 --traces]
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { CommitLogClient } from '../src/client/index.js';
+import { spawnAgent, type AgentProcess } from '../test/support/agent-process.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,47 +31,29 @@ const runs = Number(args.runs);
 const seconds = Number(args.seconds);
 const inflight = Number(args.inflight);
 const value = Buffer.alloc(Number(args.size), 120);
-const BIN = new URL('../../bin/commitlog.js', import.meta.url).pathname;
 
 interface Node {
   name: string;
   client: CommitLogClient;
-  child: ChildProcess;
+  agent: AgentProcess;
   dir: string;
 }
 
 async function startNode(name: string, flags: string[]): Promise<Node> {
   const dir = await mkdtemp(join(tmpdir(), 'commitlog-telemetry-bench-'));
-  const child = spawn(
-    process.execPath,
-    [BIN, 'agent', '--data-dir', join(dir, 'data'), '--rpc-port', '0', '--http-port', '0']
+  const agent = await spawnAgent(
+    ['--data-dir', join(dir, 'data'), '--rpc-port', '0', '--http-port', '0']
       .concat(['--fsync', args.fsync, '--log-format', 'json'])
       .concat(flags.map((f) => f.replace('$DIR', dir))),
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    // The node's log lines are part of what is measured; they are read and dropped.
+    { echoStderr: true, stdout: 'ignore' },
   );
-  const addr = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const onData = (c: Buffer) => {
-      out += c.toString();
-      const m = /gRPC on (\S+),/.exec(out);
-      if (m?.[1]) {
-        // Keep draining stdout so that the node never blocks on a full pipe.
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        resolve(m[1]);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${name} node exited with ${code}`)));
-  });
-  return { name, client: new CommitLogClient(addr), child, dir };
+  return { name, client: new CommitLogClient(agent.rpcAddr), agent, dir };
 }
 
 async function stopNode(node: Node): Promise<void> {
   node.client.close();
-  const exited = new Promise((resolve) => node.child.once('exit', resolve));
-  node.child.kill('SIGTERM');
-  await exited;
+  await node.agent.stop();
   await rm(node.dir, { recursive: true, force: true });
 }
 
@@ -95,11 +78,11 @@ type Workload = (c: CommitLogClient) => (deadline: number) => Promise<number>;
 /** Runs `work` until the deadline after a short warm-up; measures rate and node CPU. */
 async function measure(node: Node, work: Workload): Promise<Sample> {
   await work(node.client)(performance.now() + 200);
-  const cpu = cpuSeconds(node.child.pid);
+  const cpu = cpuSeconds(node.agent.pid);
   const started = performance.now();
   const records = await work(node.client)(started + seconds * 1000);
   const elapsed = (performance.now() - started) / 1000;
-  const cpuUs = ((cpuSeconds(node.child.pid) - cpu) * 1e6) / records;
+  const cpuUs = ((cpuSeconds(node.agent.pid) - cpu) * 1e6) / records;
   return { recordsPerSec: records / elapsed, cpuUs };
 }
 

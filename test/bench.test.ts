@@ -1,29 +1,14 @@
 // `commitlog bench` end to end: a real node, the CLI as a process with tiny counts,
 // its --json output parsed and checked against what the node holds afterwards.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 
 import { CommitLogClient } from '../src/client/index.js';
 import type { BenchReport } from '../src/cli/index.js';
-import { startNode, within, type TestNode } from './support/node.js';
+import { runCli } from './support/agent-process.js';
+import { startNode, type TestNode } from './support/node.js';
 
-const BIN = new URL('../../bin/commitlog.js', import.meta.url).pathname;
-
-async function cli(
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const [code] = (await within(20_000, `commitlog ${args.join(' ')}`, once(child, 'exit'))) as [
-    number | null,
-  ];
-  return { code, stdout, stderr };
-}
+const cli = (args: string[]) => runCli(args, { ms: 20_000 });
 
 async function benchJson(args: string[]): Promise<BenchReport> {
   const r = await cli(['bench', ...args, '--json']);

@@ -1,97 +1,39 @@
 // End to end: `commitlog agent` as a real process, driven by `commitlog produce`,
 // `consume` and `servers`; then stopped with SIGTERM, restarted, and read again.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { CONFIG_ROWS, defaultText, envName, VERSION } from '../src/agent/index.js';
 import { buildProgram } from '../src/cli/index.js';
-import { tempDir, within } from './support/node.js';
+import { runCli, spawnAgent, type AgentProcess } from './support/agent-process.js';
+import { tempDir } from './support/node.js';
+import { within } from './support/wait.js';
 
-const BIN = new URL('../../bin/commitlog.js', import.meta.url).pathname;
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
+/** Starts `commitlog agent` on free ports and waits for its start-up line. */
+function startAgent(dataDir: string): Promise<AgentProcess> {
+  return spawnAgent([
+    '--data-dir',
+    dataDir,
+    '--rpc-port',
+    '0',
+    '--http-port',
+    '0',
+    '--node-name',
+    'e2e',
+  ]);
 }
 
-const children = new Set<ChildProcess>();
-
-/** Runs the CLI to completion (10 s at most), feeding `input` on stdin. */
-async function cli(args: string[], input?: string): Promise<Result> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  child.stdin.end(input);
-  const [code] = (await within(10_000, `commitlog ${args.join(' ')}`, once(child, 'exit'))) as [
-    number | null,
-  ];
-  children.delete(child);
-  return { code, stdout, stderr };
+async function stopAgent(agent: AgentProcess): Promise<number | null> {
+  return within(8000, 'agent exits after SIGTERM', agent.stop('SIGTERM'));
 }
 
-interface RunningAgent {
-  child: ChildProcess;
-  rpcAddr: string;
-  httpAddr: string;
-  stderr: () => string;
-}
-
-/** Starts `commitlog agent` on free ports and waits for the line saying where it listens. */
-async function startAgent(dataDir: string): Promise<RunningAgent> {
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'agent',
-      '--data-dir',
-      dataDir,
-      '--rpc-port',
-      '0',
-      '--http-port',
-      '0',
-      '--node-name',
-      'e2e',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const listening = new Promise<{ rpcAddr: string; httpAddr: string }>((resolve, reject) => {
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-      const m = /gRPC on (\S+), HTTP on http:\/\/(\S+),/.exec(stdout);
-      if (m?.[1] && m[2]) resolve({ rpcAddr: m[1], httpAddr: m[2] });
-    });
-    child.on('exit', (code) => reject(new Error(`agent exited with ${code}: ${stderr}`)));
-  });
-  const { rpcAddr, httpAddr } = await within(10_000, 'agent prints its addresses', listening);
-  return { child, rpcAddr, httpAddr, stderr: () => stderr };
-}
-
-async function stopAgent(agent: RunningAgent): Promise<number | null> {
-  const exited = once(agent.child, 'exit') as Promise<[number | null]>;
-  agent.child.kill('SIGTERM');
-  const [code] = await within(8000, 'agent exits after SIGTERM', exited);
-  children.delete(agent.child);
-  return code;
-}
-
-after(() => {
-  for (const child of children) child.kill('SIGKILL');
-});
+const cli = (args: string[], input?: string) => runCli(args, { input });
 
 describe('commitlog CLI end to end', () => {
   let dir: string;
-  let agent: RunningAgent;
+  let agent: AgentProcess;
 
   before(async () => {
     dir = await tempDir('cli');
@@ -194,6 +136,34 @@ describe('commitlog agent configuration errors', () => {
       res.stderr,
       /rpc-port: must be an integer from 0 to 65535, got "eighty" \(from flag --rpc-port\)/,
     );
+  });
+});
+
+describe('commitlog client usage errors', () => {
+  it('refuses a bad option of a client command, naming it (exit 2)', async () => {
+    const count = await cli(['consume', '--count', 'some']);
+    assert.equal(count.code, 2);
+    assert.match(count.stderr, /count: must be a non-negative integer, got some/);
+    const tls = await cli(['produce', '--cert-file', 'a.pem', 'x']);
+    assert.equal(tls.code, 2);
+    assert.match(tls.stderr, /key-file: --cert-file and --key-file go together/);
+  });
+
+  it('shows each key with its default and environment variable, from the config rows', () => {
+    const agent = buildProgram().commands.find((c) => c.name() === 'agent');
+    assert.ok(agent);
+    const help = agent.helpInformation().replace(/\s+/g, ' ');
+    for (const row of CONFIG_ROWS) {
+      assert.ok(help.includes(`env ${envName(row.key)}`), `${row.key} in ${help}`);
+      const shown = defaultText(row);
+      if (shown !== undefined) assert.ok(help.includes(`default: ${shown}`), `${row.key} default`);
+    }
+    assert.ok(help.includes('default: 8400; env COMMITLOG_RPC_PORT'));
+  });
+
+  it('prints the package version', async () => {
+    const res = await cli(['--version']);
+    assert.equal(res.stdout.trim(), VERSION);
   });
 });
 

@@ -13,41 +13,25 @@ import * as grpc from '@grpc/grpc-js';
 import { ConsumeRequest, ConsumeResponse, LogClient } from '../src/api/index.js';
 import { CommitLogClient } from '../src/client/index.js';
 import { Log } from '../src/log/index.js';
-import { ApiServer, type CommitLog } from '../src/server/index.js';
-import { tempDir, values, within } from './support/node.js';
+import { ApiServer, type CommitLog, type ReadBatchOptions } from '../src/server/index.js';
+import { serveLog, tempDir, values } from './support/node.js';
+import { settled, within } from './support/wait.js';
 
-/** A CommitLog that counts the records the server has pulled out of readFrom. */
+/** A CommitLog that counts the records the server has pulled out of the log. */
 function counting(log: Log): CommitLog & { pulled: number } {
+  const inner = serveLog(log).log;
   const wrapper = {
     pulled: 0,
-    append: (v: Uint8Array) => log.append(v),
-    appendBatch: (v: readonly Uint8Array[]) => log.appendBatch(v),
-    read: (o: bigint) => log.read(o),
-    readBatchesFrom: log.readBatchesFrom.bind(log),
-    async *readFrom(from: bigint, opts?: { signal?: AbortSignal }) {
-      for await (const r of log.readFrom(from, opts)) {
-        wrapper.pulled++;
-        yield r;
+    append: inner.append.bind(inner),
+    read: inner.read.bind(inner),
+    async *readBatchesFrom(from: bigint, opts?: ReadBatchOptions) {
+      for await (const batch of inner.readBatchesFrom(from, opts)) {
+        wrapper.pulled += batch.length;
+        yield batch;
       }
     },
   };
   return wrapper;
-}
-
-/** Resolves once `read()` has not changed for `quietMs` (checked every 25 ms). */
-async function settled(read: () => number, quietMs: number): Promise<number> {
-  let last = read();
-  let since = Date.now();
-  for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, 25));
-    const now = read();
-    if (now !== last) {
-      last = now;
-      since = Date.now();
-    } else if (Date.now() - since >= quietMs) {
-      return now;
-    }
-  }
 }
 
 describe('flow control', () => {
@@ -67,10 +51,7 @@ describe('flow control', () => {
       observer: { appended: (records) => groups.push(records) },
     });
     wrapped = counting(log);
-    server = new ApiServer({
-      log: wrapped,
-      servers: { getServers: async () => [] },
-    });
+    server = new ApiServer({ ...serveLog(log), log: wrapped });
     const bound = await server.listenGrpc('127.0.0.1', 0);
     addr = `127.0.0.1:${bound.port}`;
     httpAddr = `127.0.0.1:${(await server.listenHttp('127.0.0.1', 0)).port}`;
@@ -235,11 +216,7 @@ describe('interceptors', () => {
           }),
       });
     };
-    const server = new ApiServer({
-      log,
-      servers: { getServers: async () => [] },
-      interceptors: [interceptor],
-    });
+    const server = new ApiServer({ ...serveLog(log), interceptors: [interceptor] });
     const target = `127.0.0.1:${(await server.listenGrpc('127.0.0.1', 0)).port}`;
     const client = new CommitLogClient(target);
     const raw = new LogClient(target, grpc.credentials.createInsecure());

@@ -8,7 +8,8 @@ import * as grpc from '@grpc/grpc-js';
 
 import { LogClient } from '../src/api/index.js';
 import { ApiServer, type CommitLog } from '../src/server/index.js';
-import { within } from './support/node.js';
+import { NO_CLUSTER } from './support/node.js';
+import { settled, within } from './support/wait.js';
 
 /** Appends wait in `pending` until the test settles them. */
 class GatedLog implements CommitLog {
@@ -17,7 +18,8 @@ class GatedLog implements CommitLog {
   maxPending = 0;
   private waiters: (() => void)[] = [];
 
-  append(value: Uint8Array): Promise<bigint> {
+  append(values: readonly Uint8Array[]): Promise<bigint> {
+    const value = values[0] as Uint8Array; // ProduceStream appends one record at a time
     return new Promise((resolve, reject) => {
       this.pending.push({ value, settle: resolve, fail: reject });
       this.maxPending = Math.max(this.maxPending, this.pending.length);
@@ -28,29 +30,11 @@ class GatedLog implements CommitLog {
   async waitForPending(n: number): Promise<void> {
     while (this.pending.length < n) await new Promise<void>((r) => this.waiters.push(r));
   }
-  appendBatch(): Promise<bigint> {
-    throw new Error('not used');
-  }
-  read(): Promise<Buffer> {
-    throw new Error('not used');
-  }
-  readFrom(): AsyncIterable<never> {
+  read(): Promise<never> {
     throw new Error('not used');
   }
   readBatchesFrom(): AsyncIterable<never> {
     throw new Error('not used');
-  }
-}
-
-/** Resolves with `read()` once it has not changed for `quietMs` (checked every 20 ms). */
-async function settled(read: () => number, quietMs: number): Promise<number> {
-  let last = read();
-  let since = Date.now();
-  for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const now = read();
-    if (now !== last) [last, since] = [now, Date.now()];
-    else if (Date.now() - since >= quietMs) return now;
   }
 }
 
@@ -64,7 +48,7 @@ describe('ProduceStream pipelining', () => {
     log = new GatedLog();
     server = new ApiServer({
       log,
-      servers: { getServers: async () => [] },
+      cluster: NO_CLUSTER,
       maxInFlight: MAX_IN_FLIGHT,
     });
     const port = (await server.listenGrpc('127.0.0.1', 0)).port;

@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CommitLogClient, OffsetOutOfRangeError } from '../src/client/index.js';
 import { Log } from '../src/log/index.js';
 import { ApiServer } from '../src/server/index.js';
-import { tempDir, values, within } from './support/node.js';
+import { serveLog, tempDir, values, within } from './support/node.js';
 
 describe('reads below the retained range', () => {
   let dir: string;
@@ -25,7 +25,7 @@ describe('reads below the retained range', () => {
     for (const value of values(100)) await log.append(value);
     await log.truncatePrefix(log.highestOffset);
     assert.ok(log.lowestOffset > 0n, 'retention dropped the first segments');
-    server = new ApiServer({ log, servers: { getServers: async () => [] } });
+    server = new ApiServer(serveLog(log));
     client = new CommitLogClient(`127.0.0.1:${(await server.listenGrpc('127.0.0.1', 0)).port}`);
     httpAddr = `127.0.0.1:${(await server.listenHttp('127.0.0.1', 0)).port}`;
   });

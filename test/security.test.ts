@@ -3,8 +3,6 @@
 // and an expired one; policy reloads; and the start-up refusals. Certificates are made
 // here, never committed.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { access, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -28,9 +26,9 @@ import {
   CommitLogError,
   type TlsFiles,
 } from '../src/client/index.js';
-import { startNode, tempDir, within, type TestNode } from './support/node.js';
+import { runCli, spawnAgent } from './support/agent-process.js';
+import { startNode, tempDir, within, type NodeFlags, type TestNode } from './support/node.js';
 
-const BIN = new URL('../../bin/commitlog.js', import.meta.url).pathname;
 const DAY = 24 * 60 * 60 * 1000;
 
 type Who = 'root' | 'nobody' | 'none' | 'stranger' | 'expired';
@@ -73,11 +71,11 @@ async function makeCertificates(dir: string): Promise<Record<Who, TlsFiles>> {
 
 function secureConfig(dir: string) {
   return {
-    serverTlsCertFile: join(dir, 'server.pem'),
-    serverTlsKeyFile: join(dir, 'server-key.pem'),
-    serverTlsCaFile: join(dir, 'ca.pem'),
-    aclModelFile: join(dir, 'model.conf'),
-    aclPolicyFile: join(dir, 'policy.csv'),
+    'server-tls-cert-file': join(dir, 'server.pem'),
+    'server-tls-key-file': join(dir, 'server-key.pem'),
+    'server-tls-ca-file': join(dir, 'ca.pem'),
+    'acl-model-file': join(dir, 'model.conf'),
+    'acl-policy-file': join(dir, 'policy.csv'),
     fsync: 'never',
   };
 }
@@ -361,7 +359,7 @@ describe('without ACL files, TLS on: every authenticated client is allowed', () 
   it('lets nobody produce, still refuses no certificate', async () => {
     const dir = await tempDir('security-open');
     const ids = await makeCertificates(dir);
-    const { aclModelFile: _m, aclPolicyFile: _p, ...tlsOnly } = secureConfig(dir);
+    const { 'acl-model-file': _m, 'acl-policy-file': _p, ...tlsOnly } = secureConfig(dir);
     const node = await startNode(tlsOnly);
     const nobody = new CommitLogClient(node.agent.rpcAddr, {
       credentials: await channelCredentials(ids.nobody, node.agent.rpcAddr),
@@ -393,9 +391,9 @@ describe('start-up refusals', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   /** Starting must fail with `check`, before the log is created. */
-  async function refuses(overrides: object, check: (err: unknown) => boolean) {
+  async function refuses(overrides: NodeFlags, check: (err: unknown) => boolean) {
     const dataDir = join(dir, `data-${Math.random().toString(16).slice(2)}`);
-    await assert.rejects(startNode({ dataDir, ...overrides }), check);
+    await assert.rejects(startNode({ 'data-dir': dataDir, ...overrides }), check);
     await assert.rejects(
       access(join(dataDir, 'log')),
       { code: 'ENOENT' },
@@ -408,7 +406,7 @@ describe('start-up refusals', () => {
       'bind-addr: 0.0.0.0 is not a loopback address; serving it without TLS needs --insecure';
     await assert.rejects(resolveConfig({ flags: { 'bind-addr': '0.0.0.0:8401' } }), { message });
     await refuses(
-      { bindAddr: '0.0.0.0:8401' },
+      { 'bind-addr': '0.0.0.0:8401' },
       (err) => err instanceof ConfigError && err.message === message,
     );
   });
@@ -416,7 +414,7 @@ describe('start-up refusals', () => {
   it('a missing certificate file, naming it', async () => {
     const certFile = join(dir, 'missing.pem');
     await refuses(
-      { ...secureConfig(dir), serverTlsCertFile: certFile },
+      { ...secureConfig(dir), 'server-tls-cert-file': certFile },
       (err) =>
         err instanceof TlsConfigError &&
         err.file === certFile &&
@@ -427,7 +425,7 @@ describe('start-up refusals', () => {
   it('a key that does not match the certificate, naming the key', async () => {
     const keyFile = join(dir, 'root-client-key.pem');
     await refuses(
-      { ...secureConfig(dir), serverTlsKeyFile: keyFile },
+      { ...secureConfig(dir), 'server-tls-key-file': keyFile },
       (err) =>
         err instanceof TlsConfigError &&
         err.file === keyFile &&
@@ -440,9 +438,9 @@ describe('start-up refusals', () => {
     await refuses(
       {
         ...secureConfig(dir),
-        peerTlsCertFile,
-        peerTlsKeyFile: join(dir, 'server-key.pem'),
-        peerTlsCaFile: join(dir, 'ca.pem'),
+        'peer-tls-cert-file': peerTlsCertFile,
+        'peer-tls-key-file': join(dir, 'server-key.pem'),
+        'peer-tls-ca-file': join(dir, 'ca.pem'),
       },
       (err) => err instanceof TlsConfigError && err.file === peerTlsCertFile,
     );
@@ -451,33 +449,14 @@ describe('start-up refusals', () => {
   it('an unreadable ACL file, naming it', async () => {
     const aclPolicyFile = join(dir, 'no-policy.csv');
     await refuses(
-      { ...secureConfig(dir), aclPolicyFile },
+      { ...secureConfig(dir), 'acl-policy-file': aclPolicyFile },
       (err) => err instanceof AclLoadError && err.file === aclPolicyFile,
     );
   });
 });
 
 describe('commitlog agent with TLS, as a process', () => {
-  const children = new Set<ChildProcess>();
-  after(() => {
-    for (const child of children) child.kill('SIGKILL');
-  });
-
-  async function cli(
-    args: string[],
-  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const [code] = (await within(10_000, `commitlog ${args.join(' ')}`, once(child, 'exit'))) as [
-      number | null,
-    ];
-    children.delete(child);
-    return { code, stdout, stderr };
-  }
+  const cli = (args: string[]) => runCli(args);
 
   it('stops with a message naming a missing TLS file', async () => {
     const dir = await tempDir('security-cli-missing');
@@ -509,59 +488,28 @@ describe('commitlog agent with TLS, as a process', () => {
     try {
       const init = await cli(['cert', 'init', '--dir', certs]);
       assert.equal(init.code, 0, init.stderr);
-      const agent = spawn(
-        process.execPath,
-        [
-          BIN,
-          'agent',
-          '--data-dir',
-          join(dir, 'data'),
-          '--rpc-port',
-          '0',
-          '--http-port',
-          '0',
-          '--fsync',
-          'never',
-          '--server-tls-cert-file',
-          join(certs, 'server.pem'),
-          '--server-tls-key-file',
-          join(certs, 'server-key.pem'),
-          '--server-tls-ca-file',
-          join(certs, 'ca.pem'),
-          '--acl-model-file',
-          join(certs, 'model.conf'),
-          '--acl-policy-file',
-          join(certs, 'policy.csv'),
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      children.add(agent);
-      let stdout = ''; // the agent's log lines (JSON) and its start-up line
-      let stderr = '';
-      const logWaiters: [RegExp, () => void][] = [];
-      agent.stderr.on('data', (c: Buffer) => {
-        stderr += c.toString();
-      });
-      agent.stdout.on('data', (c: Buffer) => {
-        stdout += c.toString();
-        for (const [re, resolve] of logWaiters) if (re.test(stdout)) resolve();
-      });
-      const logged = (re: RegExp) =>
-        new Promise<void>((resolve) => {
-          if (re.test(stdout)) resolve();
-          else logWaiters.push([re, resolve]);
-        });
-      const rpcAddr = await within(
-        10_000,
-        'the agent prints where it listens',
-        new Promise<string>((resolve, reject) => {
-          agent.stdout.on('data', () => {
-            const m = /gRPC on (\S+), HTTP on https:\/\/\S+, .*mutual TLS/.exec(stdout);
-            if (m?.[1]) resolve(m[1]);
-          });
-          agent.once('exit', (code) => reject(new Error(`agent exited ${code}: ${stderr}`)));
-        }),
-      );
+      const agent = await spawnAgent([
+        '--data-dir',
+        join(dir, 'data'),
+        '--rpc-port',
+        '0',
+        '--http-port',
+        '0',
+        '--fsync',
+        'never',
+        '--server-tls-cert-file',
+        join(certs, 'server.pem'),
+        '--server-tls-key-file',
+        join(certs, 'server-key.pem'),
+        '--server-tls-ca-file',
+        join(certs, 'ca.pem'),
+        '--acl-model-file',
+        join(certs, 'model.conf'),
+        '--acl-policy-file',
+        join(certs, 'policy.csv'),
+      ]);
+      assert.ok(agent.tls, 'the start-up line says mutual TLS');
+      const { rpcAddr } = agent;
       const as = (who: string) => [
         '--addr',
         rpcAddr,
@@ -593,23 +541,18 @@ describe('commitlog agent with TLS, as a process', () => {
           message: 'nobody is not permitted to produce',
         });
         await writeFile(join(certs, 'policy.csv'), `${DEFAULT_POLICY_CSV}p, nobody, *, produce\n`);
-        agent.kill('SIGHUP');
-        await within(
-          5000,
-          'the SIGHUP reload is logged',
-          logged(/^(?=.*"rules":3)(?=.*"signal":"SIGHUP")(?=.*ACL policy reloaded).*$/m),
-        );
+        agent.child.kill('SIGHUP');
+        // The SIGHUP reload is logged.
+        await agent.logged(/^(?=.*"rules":3)(?=.*"signal":"SIGHUP")(?=.*ACL policy reloaded).*$/m);
         // The same channel, not reconnected: the policy changed under a live connection.
         assert.equal(await nobody.produce(Buffer.from('again')), 1n);
       } finally {
         nobody.close();
       }
-      assert.match(stdout, /^(?=.*"subject":"nobody")(?=.*permission denied).*$/m);
+      assert.match(agent.stdout(), /^(?=.*"subject":"nobody")(?=.*permission denied).*$/m);
 
-      const exited = once(agent, 'exit');
-      agent.kill('SIGTERM');
-      assert.deepEqual(await within(8000, 'the agent exits', exited), [0, null]);
-      children.delete(agent);
+      assert.equal(await within(8000, 'the agent exits', agent.stop('SIGTERM')), 0);
+      assert.deepEqual(await agent.exited, { code: 0, signal: null });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -18,7 +18,8 @@ import {
   type Sample,
   type SpanLine,
 } from '../src/telemetry/index.js';
-import { startNode, tempDir, within, type TestNode } from './support/node.js';
+import { startNode, tempDir, type TestNode } from './support/node.js';
+import { until, within } from './support/wait.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT_ID = '00f067aa0ba902b7';
@@ -43,17 +44,6 @@ function captureLines() {
       write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>),
     },
   };
-}
-
-/** Waits, one event-loop turn at a time, until `predicate` holds. */
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  await within(
-    10_000,
-    what,
-    (async () => {
-      while (!predicate()) await new Promise((resolve) => setTimeout(resolve, 5));
-    })(),
-  );
 }
 
 describe('metrics of a node', () => {
@@ -179,7 +169,7 @@ describe('traces of a node', () => {
   it('write a produce span with its caller as parent and the storage append as child', async () => {
     const dir = await tempDir('trace');
     const traceFile = join(dir, 'trace.jsonl');
-    const node = await startNode({ traceFile, traceSampleRatio: 1 });
+    const node = await startNode({ 'trace-file': traceFile, 'trace-sample-ratio': 1 });
     const raw = new LogClient(node.agent.rpcAddr, grpc.credentials.createInsecure());
     let offset: bigint;
     try {
@@ -227,16 +217,16 @@ describe('logs of a node', () => {
   it('are JSON lines: start-up addresses, one line per request, nothing per record at info', async () => {
     const out = captureLines();
     const node = await startNode(
-      { logLevel: 'debug', nodeName: 'log-node' },
+      { 'log-level': 'debug', 'node-name': 'log-node' },
       { logDestination: out.destination },
     );
     const client = new CommitLogClient(node.agent.rpcAddr);
     try {
       await client.produce(Buffer.from('a'));
-      await until(
-        () => out.lines.some((l) => l.method === 'log.v1.Log/Produce'),
-        'the Produce request line',
-      );
+      await until(() => out.lines.some((l) => l.method === 'log.v1.Log/Produce'), {
+        ms: 10_000,
+        what: 'the Produce request line',
+      });
     } finally {
       client.close();
       await node.cleanup();
@@ -263,7 +253,7 @@ describe('logs of a node', () => {
 
   it('at the default level, keep the hot path silent and report recovery as a warning', async () => {
     const first = captureLines();
-    const node = await startNode({ logLevel: 'info' }, { logDestination: first.destination });
+    const node = await startNode({ 'log-level': 'info' }, { logDestination: first.destination });
     const client = new CommitLogClient(node.agent.rpcAddr);
     const dir = node.dir;
     try {
@@ -283,7 +273,7 @@ describe('logs of a node', () => {
 
     const second = captureLines();
     const again = await startNode(
-      { dataDir: dir, logLevel: 'info' },
+      { 'data-dir': dir, 'log-level': 'info' },
       { logDestination: second.destination },
     );
     await again.cleanup();

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { Agent } from './agent.js';
+import { AGENT_STEPS, parseStartupLine, startupLine, type Step } from './steps.js';
 import { defaultConfig, type AgentConfig } from './config.js';
 
 describe('Agent', () => {
@@ -17,13 +18,14 @@ describe('Agent', () => {
   });
 
   function config(name: string, overrides: Partial<AgentConfig> = {}): AgentConfig {
+    const defaults = defaultConfig();
     return {
-      ...defaultConfig(),
+      ...defaults,
       nodeName: name,
       dataDir: join(root, name),
       rpcPort: 0,
       httpPort: 0,
-      logLevel: 'silent',
+      telemetry: { ...defaults.telemetry, logLevel: 'silent' },
       ...overrides,
     };
   }
@@ -55,5 +57,70 @@ describe('Agent', () => {
     } finally {
       await first.shutdown();
     }
+  });
+});
+
+describe('Agent steps', () => {
+  let root: string;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'commitlog-steps-'));
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('a failed step unwinds the steps before it in reverse; shutdown unwinds them all', async () => {
+    const defaults = defaultConfig();
+    const config: AgentConfig = {
+      ...defaults,
+      nodeName: 'steps',
+      dataDir: join(root, 'steps'),
+      rpcPort: 0,
+      httpPort: 0,
+      telemetry: { ...defaults.telemetry, logLevel: 'silent' },
+    };
+    const undone: string[] = [];
+    const marker = (name: string): Step => ({
+      name,
+      async run(_ctx, teardown) {
+        teardown.defer(() => undone.push(name));
+      },
+    });
+    const boom: Step = {
+      name: 'boom',
+      run: () => Promise.reject(new Error('step failed')),
+    };
+    const [first, ...rest] = AGENT_STEPS;
+    assert.ok(first);
+    await assert.rejects(
+      Agent.start(config, {}, [marker('a'), first, ...rest, marker('b'), boom, marker('c')]),
+      /step failed/,
+    );
+    assert.deepEqual(undone, ['b', 'a']);
+    // The log was closed by the unwind: the same directory opens again.
+    undone.length = 0;
+    const agent = await Agent.start(config, {}, [marker('a'), ...AGENT_STEPS, marker('b')]);
+    assert.deepEqual(undone, []);
+    await agent.shutdown();
+    await agent.shutdown();
+    assert.deepEqual(undone, ['b', 'a']);
+  });
+
+  it('prints a start-up line that reads back', async () => {
+    const line = startupLine({
+      nodeName: 'n1',
+      rpcAddr: '127.0.0.1:1',
+      httpAddr: '127.0.0.1:2',
+      dataDir: '/tmp/with space',
+      tls: true,
+    });
+    assert.deepEqual(parseStartupLine(`noise\n${line}\nmore`), {
+      nodeName: 'n1',
+      rpcAddr: '127.0.0.1:1',
+      httpAddr: '127.0.0.1:2',
+      dataDir: '/tmp/with space',
+      tls: true,
+    });
+    assert.equal(parseStartupLine('nothing here'), undefined);
   });
 });

@@ -4,7 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { ConfigError, defaultConfig, envName, resolveConfig, securitySettings } from './config.js';
+import {
+  CONFIG_ROWS,
+  ConfigError,
+  defaultConfig,
+  defaultText,
+  envName,
+  formatFsync,
+  resolveConfig,
+  securitySettings,
+  valueAt,
+} from './config.js';
 
 describe('agent configuration', () => {
   let dir: string;
@@ -27,8 +37,8 @@ describe('agent configuration', () => {
     assert.equal(config.bindAddr, '127.0.0.1:8401');
     assert.equal(config.rpcPort, 8400);
     assert.equal(config.httpPort, 8080);
-    assert.equal(config.fsync, 'always');
-    assert.equal(config.bootstrap, true, 'bootstrap is implied without join addresses');
+    assert.equal(config.storage.fsync, 'always');
+    assert.equal(config.raft.bootstrap, true, 'bootstrap is implied without join addresses');
     assert.equal(envName('segment-max-bytes'), 'COMMITLOG_SEGMENT_MAX_BYTES');
   });
 
@@ -44,7 +54,7 @@ describe('agent configuration', () => {
     assert.equal(config.rpcPort, 1003, 'flag wins');
     assert.equal(config.httpPort, 2002, 'environment beats the file');
     assert.equal(config.dataDir, '/from/file', 'file beats the default');
-    assert.equal(config.fsync, 'never');
+    assert.equal(config.storage.fsync, 'never');
     assert.equal(config.nodeName, defaultConfig().nodeName);
   });
 
@@ -57,28 +67,28 @@ describe('agent configuration', () => {
       }),
     );
     const config = await resolveConfig({ flags: { 'config-file': json } });
-    assert.deepEqual(config.startJoinAddrs, ['127.0.0.1:9401', '127.0.0.1:9402']);
-    assert.equal(config.bootstrap, false);
+    assert.deepEqual(config.membership.startJoinAddrs, ['127.0.0.1:9401', '127.0.0.1:9402']);
+    assert.equal(config.raft.bootstrap, false);
     const fromEnv = await resolveConfig({ env: { COMMITLOG_START_JOIN_ADDRS: 'a:1, b:2' } });
-    assert.deepEqual(fromEnv.startJoinAddrs, ['a:1', 'b:2']);
+    assert.deepEqual(fromEnv.membership.startJoinAddrs, ['a:1', 'b:2']);
   });
 
   it('reads the telemetry keys, with metrics on and tracing off by default', async () => {
     const defaults = await resolveConfig({});
-    assert.equal(defaults.logFormat, 'auto');
-    assert.equal(defaults.metrics, true);
-    assert.equal(defaults.otlpEndpoint, undefined);
-    assert.equal(defaults.traceFile, undefined);
-    assert.equal(defaults.traceSampleRatio, 1);
+    assert.equal(defaults.telemetry.logFormat, 'auto');
+    assert.equal(defaults.telemetry.metrics, true);
+    assert.equal(defaults.telemetry.otlpEndpoint, undefined);
+    assert.equal(defaults.telemetry.traceFile, undefined);
+    assert.equal(defaults.telemetry.traceSampleRatio, 1);
     const set = await resolveConfig({
       flags: { 'log-level': 'DEBUG', 'trace-file': '/tmp/t.jsonl', 'trace-sample-ratio': '0.1' },
       env: { COMMITLOG_METRICS: 'false', COMMITLOG_OTLP_ENDPOINT: 'http://collector:4318' },
     });
-    assert.equal(set.logLevel, 'debug');
-    assert.equal(set.metrics, false);
-    assert.equal(set.otlpEndpoint, 'http://collector:4318');
-    assert.equal(set.traceFile, '/tmp/t.jsonl');
-    assert.equal(set.traceSampleRatio, 0.1);
+    assert.equal(set.telemetry.logLevel, 'debug');
+    assert.equal(set.telemetry.metrics, false);
+    assert.equal(set.telemetry.otlpEndpoint, 'http://collector:4318');
+    assert.equal(set.telemetry.traceFile, '/tmp/t.jsonl');
+    assert.equal(set.telemetry.traceSampleRatio, 0.1);
   });
 
   it('names the key and its source for every bad value', async () => {
@@ -171,5 +181,43 @@ describe('agent configuration', () => {
       resolveConfig({ flags: { 'acl-model-file': 'model.conf', 'acl-policy-file': 'policy.csv' } }),
       /acl-model-file: ACLs need server TLS/,
     );
+  });
+
+  it("takes the log library's fsync grammar, interval:100ms included", async () => {
+    const plain = await resolveConfig({ flags: { fsync: 'interval:100' } });
+    assert.deepEqual(plain.storage.fsync, { intervalMs: 100 });
+    const withUnit = await resolveConfig({ env: { COMMITLOG_FSYNC: 'interval:100ms' } });
+    assert.deepEqual(withUnit.storage.fsync, { intervalMs: 100 });
+    assert.equal(formatFsync(withUnit.storage.fsync), 'interval:100');
+  });
+
+  it('keeps the reason and the origin of a bad value as fields', async () => {
+    await assert.rejects(resolveConfig({ flags: { 'rpc-port': 'x' } }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.reason, 'must be an integer from 0 to 65535, got "x"');
+      assert.equal(err.origin, 'flag --rpc-port');
+      return true;
+    });
+  });
+
+  it('has one row per key, each landing in its own place in the grouped config', () => {
+    const defaults = defaultConfig();
+    const paths = new Set<string>();
+    for (const row of CONFIG_ROWS) {
+      const parent = row.path.slice(0, -1);
+      assert.equal(typeof valueAt(defaults, parent), 'object', `${row.key}: ${row.path.join('.')}`);
+      assert.ok(!paths.has(row.path.join('.')), `${row.key} shares its place`);
+      paths.add(row.path.join('.'));
+      assert.ok(row.help.length > 0);
+    }
+    assert.equal(defaultText(CONFIG_ROWS.find((r) => r.key === 'rpc-port')!), '8400');
+    assert.equal(defaultText(CONFIG_ROWS.find((r) => r.key === 'fsync')!), 'always');
+  });
+
+  it('derives bootstrap without mutating through the security check', async () => {
+    const config = await resolveConfig({});
+    const before = structuredClone(config);
+    securitySettings(config);
+    assert.deepEqual(config, before);
   });
 });

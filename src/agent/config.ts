@@ -7,6 +7,8 @@ import { isIP } from 'node:net';
 
 import { parse as parseYaml } from 'yaml';
 
+import type { TlsFiles } from '../auth/index.js';
+import { InvalidLogOptionError, parseFsyncPolicy, type FsyncPolicy } from '../log/index.js';
 import {
   InvalidTelemetryOptionError,
   type LogFormat,
@@ -18,18 +20,42 @@ import {
 
 /** A configuration problem; `key` is the flag/config-file name (e.g. `rpc-port`). */
 export class ConfigError extends Error {
-  override name = 'ConfigError';
+  override readonly name = 'ConfigError';
   constructor(
     readonly key: string,
-    message: string,
-    options?: ErrorOptions,
+    /** What is wrong, without the key or the origin. */
+    readonly reason: string,
+    options?: ErrorOptions & {
+      /** Where the bad value came from (`flag --rpc-port`, `config file a.yaml`, …). */
+      origin?: string;
+    },
   ) {
-    super(`${key}: ${message}`, options);
+    super(`${key}: ${reason}${options?.origin ? ` (from ${options.origin})` : ''}`, options);
+    this.origin = options?.origin;
+  }
+
+  readonly origin: string | undefined;
+
+  /** The same problem, saying where the value came from. */
+  withOrigin(origin: string): ConfigError {
+    return new ConfigError(this.key, this.reason, { origin, cause: this.cause });
   }
 }
 
-export type { LogFormat, LogLevel };
+export type { FsyncPolicy, LogFormat, LogLevel };
 
+/** TLS files as given: each may be missing (securitySettings checks they come in threes). */
+export interface TlsFileFields {
+  certFile?: string;
+  keyFile?: string;
+  caFile?: string;
+}
+
+/**
+ * The parsed configuration, grouped by the part of the node that uses it. Flags,
+ * environment variables and config-file keys stay flat (`server-tls-cert-file`); each
+ * row of CONFIG_ROWS says where its value lands here.
+ */
 export interface AgentConfig {
   dataDir: string;
   nodeName: string;
@@ -37,33 +63,45 @@ export interface AgentConfig {
   bindAddr: string;
   rpcPort: number;
   httpPort: number;
-  startJoinAddrs: string[];
-  bootstrap: boolean;
-  aclModelFile?: string;
-  aclPolicyFile?: string;
-  serverTlsCertFile?: string;
-  serverTlsKeyFile?: string;
-  serverTlsCaFile?: string;
-  peerTlsCertFile?: string;
-  peerTlsKeyFile?: string;
-  peerTlsCaFile?: string;
-  /** 'always' | 'never' | 'interval:<ms>' (checked by the log when it opens). */
-  fsync: string;
-  segmentMaxBytes: number;
-  logLevel: LogLevel;
-  logFormat: LogFormat;
-  /** Prometheus metrics on GET /metrics. */
-  metrics: boolean;
-  /** OTLP/HTTP collector for traces; tracing is on when this or traceFile is set. */
-  otlpEndpoint?: string;
-  /** Append spans to this file as JSON lines. */
-  traceFile?: string;
-  /** Share of new traces recorded, 0..1. */
-  traceSampleRatio: number;
+  /** Allow a non-loopback bind without server TLS. */
   insecure: boolean;
+  membership: {
+    startJoinAddrs: string[];
+  };
+  raft: {
+    /** Start a new cluster with this node (derived: true when there is nobody to join). */
+    bootstrap: boolean;
+  };
+  storage: {
+    fsync: FsyncPolicy;
+    segmentMaxBytes: number;
+  };
+  tls: {
+    /** Mutual TLS for what clients reach (gRPC and HTTP). */
+    server: TlsFileFields;
+    /** This node's identity towards other nodes. */
+    peer: TlsFileFields;
+  };
+  acl: {
+    modelFile?: string;
+    policyFile?: string;
+  };
+  telemetry: {
+    logLevel: LogLevel;
+    logFormat: LogFormat;
+    /** Prometheus metrics on GET /metrics. */
+    metrics: boolean;
+    /** OTLP/HTTP collector for traces; tracing is on when this or traceFile is set. */
+    otlpEndpoint?: string;
+    /** Append spans to this file as JSON lines. */
+    traceFile?: string;
+    /** Share of new traces recorded, 0..1. */
+    traceSampleRatio: number;
+  };
 }
 
-type Raw = string | number | boolean | string[];
+/** A value as a source gives it: flags and environment give strings, config files more. */
+export type Raw = string | number | boolean | string[];
 type Parser = (raw: Raw, key: string) => unknown;
 
 function asString(raw: Raw, key: string): string {
@@ -115,10 +153,23 @@ function asHostPortList(raw: Raw, key: string): string[] {
   return items.map((item, i) => asHostPort(item, `${key}[${i}]`));
 }
 
-function asFsync(raw: Raw, key: string): string {
-  const text = asString(raw, key);
-  if (text === 'always' || text === 'never' || /^interval:[1-9][0-9]*$/.test(text)) return text;
-  throw new ConfigError(key, `must be always, never or interval:<ms>, got ${JSON.stringify(raw)}`);
+/** The log library's grammar (always | never | interval:<ms>[ms]), as a ConfigError. */
+function asFsync(raw: Raw, key: string): FsyncPolicy {
+  try {
+    return parseFsyncPolicy(asString(raw, key));
+  } catch (err) {
+    if (!(err instanceof InvalidLogOptionError)) throw err;
+    throw new ConfigError(
+      key,
+      `must be always, never or interval:<ms>, got ${JSON.stringify(raw)}`,
+      { cause: err },
+    );
+  }
+}
+
+/** How an fsync policy is written (the inverse of asFsync). */
+export function formatFsync(policy: FsyncPolicy): string {
+  return typeof policy === 'object' ? `interval:${policy.intervalMs}` : policy;
 }
 
 /** A parser of the telemetry library, its error turned into a ConfigError for `key`. */
@@ -144,40 +195,232 @@ function asHttpUrl(raw: Raw, key: string): string {
   return text;
 }
 
-/** Every key, as written on the command line and in config files, with its parser. */
-const KEYS = {
-  'data-dir': ['dataDir', asString],
-  'node-name': ['nodeName', asString],
-  'bind-addr': ['bindAddr', asHostPort],
-  'rpc-port': ['rpcPort', asInt(0, 65535)],
-  'http-port': ['httpPort', asInt(0, 65535)],
-  'start-join-addrs': ['startJoinAddrs', asHostPortList],
-  bootstrap: ['bootstrap', asBool],
-  'acl-model-file': ['aclModelFile', asString],
-  'acl-policy-file': ['aclPolicyFile', asString],
-  'server-tls-cert-file': ['serverTlsCertFile', asString],
-  'server-tls-key-file': ['serverTlsKeyFile', asString],
-  'server-tls-ca-file': ['serverTlsCaFile', asString],
-  'peer-tls-cert-file': ['peerTlsCertFile', asString],
-  'peer-tls-key-file': ['peerTlsKeyFile', asString],
-  'peer-tls-ca-file': ['peerTlsCaFile', asString],
-  fsync: ['fsync', asFsync],
-  'segment-max-bytes': ['segmentMaxBytes', asInt(1024, 2 ** 31 - 1)],
-  'log-level': ['logLevel', telemetry(parseLogLevel)],
-  'log-format': ['logFormat', telemetry(parseLogFormat)],
-  metrics: ['metrics', asBool],
-  'otlp-endpoint': ['otlpEndpoint', asHttpUrl],
-  'trace-file': ['traceFile', asString],
-  'trace-sample-ratio': ['traceSampleRatio', telemetry(parseSampleRatio)],
-  insecure: ['insecure', asBool],
-} as const satisfies Record<string, readonly [keyof AgentConfig, Parser]>;
+/** One configuration key: everything flags, environment, config files, --help and docs need. */
+export interface ConfigRow {
+  /** The flag (`--key`) and config-file key. */
+  key: string;
+  /** The flag's argument in --help (`<dir>`); absent for switches. */
+  arg?: string;
+  help: string;
+  parse: Parser;
+  /** Where the parsed value lands in AgentConfig. */
+  path: readonly [keyof AgentConfig, ...string[]];
+  /** How the default reads in --help and docs, when the value itself would not do. */
+  defaultText?: string;
+  /** On by default: the flag is `--no-<key>`. */
+  negatable?: boolean;
+}
 
-export type ConfigKey = keyof typeof KEYS;
-export const CONFIG_KEYS = Object.keys(KEYS) as ConfigKey[];
+/** Every key, in --help order. */
+const ROWS = [
+  {
+    key: 'data-dir',
+    arg: '<dir>',
+    help: 'where the log lives (<data-dir>/log)',
+    parse: asString,
+    path: ['dataDir'],
+  },
+  {
+    key: 'node-name',
+    arg: '<name>',
+    help: "this node's unique id in the cluster",
+    parse: asString,
+    path: ['nodeName'],
+    defaultText: 'the host name',
+  },
+  {
+    key: 'bind-addr',
+    arg: '<host:port>',
+    help: 'gossip address; its host is where gRPC and HTTP listen too',
+    parse: asHostPort,
+    path: ['bindAddr'],
+  },
+  {
+    key: 'rpc-port',
+    arg: '<port>',
+    help: 'gRPC port on the bind host (0 picks a free port)',
+    parse: asInt(0, 65535),
+    path: ['rpcPort'],
+  },
+  {
+    key: 'http-port',
+    arg: '<port>',
+    help: 'HTTP/JSON API port on the bind host (0 picks a free port)',
+    parse: asInt(0, 65535),
+    path: ['httpPort'],
+  },
+  {
+    key: 'start-join-addrs',
+    arg: '<addrs>',
+    help: 'comma-separated gossip addresses of nodes to join (a list in config files)',
+    parse: asHostPortList,
+    path: ['membership', 'startJoinAddrs'],
+    defaultText: 'none',
+  },
+  {
+    key: 'bootstrap',
+    help: 'start a new cluster with this node',
+    parse: asBool,
+    path: ['raft', 'bootstrap'],
+    defaultText: 'implied without start-join-addrs',
+  },
+  {
+    key: 'acl-model-file',
+    arg: '<file>',
+    help: 'Casbin ACL model (sub, obj, act); with --acl-policy-file, needs server TLS',
+    parse: asString,
+    path: ['acl', 'modelFile'],
+  },
+  {
+    key: 'acl-policy-file',
+    arg: '<file>',
+    help: 'Casbin ACL policy; without ACL files every client with a valid certificate is allowed. Reloaded on SIGHUP and when the files change',
+    parse: asString,
+    path: ['acl', 'policyFile'],
+  },
+  {
+    key: 'server-tls-cert-file',
+    arg: '<file>',
+    help: 'certificate for gRPC and HTTPS (PEM); with the key and CA files, turns on mutual TLS',
+    parse: asString,
+    path: ['tls', 'server', 'certFile'],
+  },
+  {
+    key: 'server-tls-key-file',
+    arg: '<file>',
+    help: 'private key of --server-tls-cert-file (PEM)',
+    parse: asString,
+    path: ['tls', 'server', 'keyFile'],
+  },
+  {
+    key: 'server-tls-ca-file',
+    arg: '<file>',
+    help: 'CA that signs client certificates; clients must present one (PEM)',
+    parse: asString,
+    path: ['tls', 'server', 'caFile'],
+  },
+  {
+    key: 'peer-tls-cert-file',
+    arg: '<file>',
+    help: "this node's certificate towards other nodes (PEM)",
+    parse: asString,
+    path: ['tls', 'peer', 'certFile'],
+  },
+  {
+    key: 'peer-tls-key-file',
+    arg: '<file>',
+    help: 'private key of --peer-tls-cert-file (PEM)',
+    parse: asString,
+    path: ['tls', 'peer', 'keyFile'],
+  },
+  {
+    key: 'peer-tls-ca-file',
+    arg: '<file>',
+    help: "CA that signs other nodes' certificates (PEM)",
+    parse: asString,
+    path: ['tls', 'peer', 'caFile'],
+  },
+  {
+    key: 'fsync',
+    arg: '<policy>',
+    help: 'always (with group commit) | never | interval:<ms> (e.g. interval:100 or interval:100ms)',
+    parse: asFsync,
+    path: ['storage', 'fsync'],
+  },
+  {
+    key: 'segment-max-bytes',
+    arg: '<n>',
+    help: 'roll to a new segment past this size',
+    parse: asInt(1024, 2 ** 31 - 1),
+    path: ['storage', 'segmentMaxBytes'],
+  },
+  {
+    key: 'log-level',
+    arg: '<level>',
+    help: 'fatal | error | warn | info | debug | trace | silent (successful requests are logged at debug)',
+    parse: telemetry(parseLogLevel),
+    path: ['telemetry', 'logLevel'],
+  },
+  {
+    key: 'log-format',
+    arg: '<format>',
+    help: 'json | pretty | auto (auto: pretty when stdout is a terminal, JSON lines otherwise)',
+    parse: telemetry(parseLogFormat),
+    path: ['telemetry', 'logFormat'],
+  },
+  {
+    key: 'metrics',
+    help: 'Prometheus metrics on GET /metrics of the HTTP port (--no-metrics turns them off)',
+    parse: asBool,
+    path: ['telemetry', 'metrics'],
+    negatable: true,
+  },
+  {
+    key: 'otlp-endpoint',
+    arg: '<url>',
+    help: 'send trace spans to this OTLP/HTTP collector, e.g. http://localhost:4318 (turns tracing on)',
+    parse: asHttpUrl,
+    path: ['telemetry', 'otlpEndpoint'],
+  },
+  {
+    key: 'trace-file',
+    arg: '<path>',
+    help: 'append trace spans to this file as JSON lines (turns tracing on)',
+    parse: asString,
+    path: ['telemetry', 'traceFile'],
+  },
+  {
+    key: 'trace-sample-ratio',
+    arg: '<ratio>',
+    help: "share of new traces recorded when tracing is on, 0 to 1 (a caller's choice is kept)",
+    parse: telemetry(parseSampleRatio),
+    path: ['telemetry', 'traceSampleRatio'],
+  },
+  {
+    key: 'insecure',
+    help: 'allow binding a non-loopback address without TLS (refused by default)',
+    parse: asBool,
+    path: ['insecure'],
+  },
+] as const satisfies readonly ConfigRow[];
+
+export type ConfigKey = (typeof ROWS)[number]['key'];
+export const CONFIG_ROWS: readonly ConfigRow[] = ROWS;
+export const CONFIG_KEYS: ConfigKey[] = ROWS.map<ConfigKey>((r) => r.key);
+
+const BY_KEY = new Map<string, ConfigRow>(ROWS.map((r) => [r.key, r]));
 
 /** The environment variable for a key: `data-dir` → `COMMITLOG_DATA_DIR`. */
 export function envName(key: string): string {
   return 'COMMITLOG_' + key.toUpperCase().replaceAll('-', '_');
+}
+
+/** The value at a row's path (undefined when unset). */
+export function valueAt(config: AgentConfig, path: readonly string[]): unknown {
+  let at: unknown = config;
+  for (const part of path) at = (at as Record<string, unknown> | undefined)?.[part];
+  return at;
+}
+
+function setAt(config: AgentConfig, path: readonly string[], value: unknown): void {
+  let at = config as unknown as Record<string, unknown>;
+  for (const part of path.slice(0, -1)) at = at[part] as Record<string, unknown>;
+  at[path[path.length - 1] as string] = value;
+}
+
+/** How a row's default reads in --help and docs; undefined when there is none. */
+export function defaultText(
+  row: ConfigRow,
+  defaults: AgentConfig = defaultConfig(),
+): string | undefined {
+  if (row.defaultText !== undefined) return row.defaultText;
+  const value = valueAt(defaults, row.path);
+  if (value === undefined) return undefined;
+  if (row.key === 'fsync') return formatFsync(value as FsyncPolicy);
+  if (Array.isArray(value)) return value.length === 0 ? 'none' : value.join(',');
+  const scalar =
+    typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
+  return scalar ? String(value) : JSON.stringify(value);
 }
 
 export function defaultConfig(): AgentConfig {
@@ -187,15 +430,13 @@ export function defaultConfig(): AgentConfig {
     bindAddr: '127.0.0.1:8401',
     rpcPort: 8400,
     httpPort: 8080,
-    startJoinAddrs: [],
-    bootstrap: false,
-    fsync: 'always',
-    segmentMaxBytes: 64 * 1024 * 1024,
-    logLevel: 'info',
-    logFormat: 'auto',
-    metrics: true,
-    traceSampleRatio: 1,
     insecure: false,
+    membership: { startJoinAddrs: [] },
+    raft: { bootstrap: false },
+    storage: { fsync: 'always', segmentMaxBytes: 64 * 1024 * 1024 },
+    tls: { server: {}, peer: {} },
+    acl: {},
+    telemetry: { logLevel: 'info', logFormat: 'auto', metrics: true, traceSampleRatio: 1 },
   };
 }
 
@@ -206,16 +447,14 @@ export interface ConfigSources {
 }
 
 function apply(config: AgentConfig, key: string, raw: Raw, origin: string): void {
-  const entry = (KEYS as Record<string, readonly [keyof AgentConfig, Parser]>)[key];
-  if (!entry)
+  const row = BY_KEY.get(key);
+  if (!row) {
     throw new ConfigError(key, `unknown key in ${origin} (known: ${CONFIG_KEYS.join(', ')})`);
-  const [field, parse] = entry;
+  }
   try {
-    (config as unknown as Record<string, unknown>)[field] = parse(raw, key);
+    setAt(config, row.path, row.parse(raw, key));
   } catch (err) {
-    if (err instanceof ConfigError) {
-      throw new ConfigError(err.key, `${err.message.slice(err.key.length + 2)} (from ${origin})`);
-    }
+    if (err instanceof ConfigError) throw err.withOrigin(origin);
     throw err;
   }
 }
@@ -283,7 +522,9 @@ export async function resolveConfig(sources: ConfigSources): Promise<AgentConfig
   for (const [key, value] of Object.entries(flags)) {
     if (key !== 'config-file' && value !== undefined) apply(config, key, value, `flag --${key}`);
   }
-  check(config);
+  // With nobody to join, a node starts its own cluster (the embedded default).
+  if (config.membership.startJoinAddrs.length === 0) config.raft.bootstrap = true;
+  securitySettings(config); // refuse bad combinations before anything starts
   return config;
 }
 
@@ -293,29 +534,20 @@ function isLoopback(host: string): boolean {
   return isIP(bare) === 4 && bare.startsWith('127.');
 }
 
-/** TLS files as the agent passes them on: all three or none. */
-export interface TlsFileSet {
-  certFile: string;
-  keyFile: string;
-  caFile: string;
-}
-
 /** What the security keys ask for, once their combinations have been checked. */
 export interface SecuritySettings {
   /** Mutual TLS for what clients reach (gRPC and HTTP). */
-  serverTls?: TlsFileSet;
+  serverTls?: TlsFiles;
   /** This node's identity towards other nodes (Raft, node-to-node calls). */
-  peerTls?: TlsFileSet;
+  peerTls?: TlsFiles;
   /** Casbin model and policy; without them every authenticated client is allowed. */
   acl?: { modelFile: string; policyFile: string };
 }
 
 function tlsGroup(
   prefix: 'server-tls' | 'peer-tls',
-  certFile: string | undefined,
-  keyFile: string | undefined,
-  caFile: string | undefined,
-): TlsFileSet | undefined {
+  { certFile, keyFile, caFile }: TlsFileFields,
+): TlsFiles | undefined {
   const given = [certFile, keyFile, caFile];
   if (given.every((v) => v === undefined)) return undefined;
   if (certFile === undefined || keyFile === undefined || caFile === undefined) {
@@ -335,19 +567,9 @@ function tlsGroup(
  * Secure by default: a non-loopback bind without server TLS needs --insecure.
  */
 export function securitySettings(config: AgentConfig): SecuritySettings {
-  const serverTls = tlsGroup(
-    'server-tls',
-    config.serverTlsCertFile,
-    config.serverTlsKeyFile,
-    config.serverTlsCaFile,
-  );
-  const peerTls = tlsGroup(
-    'peer-tls',
-    config.peerTlsCertFile,
-    config.peerTlsKeyFile,
-    config.peerTlsCaFile,
-  );
-  const { aclModelFile: modelFile, aclPolicyFile: policyFile } = config;
+  const serverTls = tlsGroup('server-tls', config.tls.server);
+  const peerTls = tlsGroup('peer-tls', config.tls.peer);
+  const { modelFile, policyFile } = config.acl;
   if ((modelFile === undefined) !== (policyFile === undefined)) {
     throw new ConfigError(
       modelFile === undefined ? 'acl-policy-file' : 'acl-model-file',
@@ -370,13 +592,6 @@ export function securitySettings(config: AgentConfig): SecuritySettings {
     );
   }
   return { serverTls, peerTls, acl };
-}
-
-/** Rules that span keys. */
-function check(config: AgentConfig): void {
-  // With nobody to join, a node starts its own cluster (the embedded default).
-  if (config.startJoinAddrs.length === 0) config.bootstrap = true;
-  securitySettings(config);
 }
 
 /** The host part of bind-addr, where the RPC and HTTP ports listen too. */

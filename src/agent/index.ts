@@ -1,18 +1,49 @@
 export { Agent } from './agent.js';
-export type { AgentOptions } from './agent.js';
+export {
+  AGENT_STEPS,
+  MAX_RECORD_BYTES,
+  StartContext,
+  StepOrderError,
+  announce,
+  createApiServer,
+  joinHostPort,
+  listenGrpc,
+  listenHttp,
+  loadSecurity,
+  openLog,
+  parseStartupLine,
+  singleNodeCluster,
+  startTelemetry,
+  startupLine,
+  watchAcl,
+} from './steps.js';
+export type { AgentOptions, Security, StartupInfo, Step } from './steps.js';
+export { Teardown, TeardownClosedError, TeardownError } from './teardown.js';
+export type { Deferred } from './teardown.js';
+export { LocalCommitLog } from './local-log.js';
+export { LOG_ERROR_STATUSES } from './error-statuses.js';
+export { VERSION } from './version.js';
 export {
   CONFIG_KEYS,
+  CONFIG_ROWS,
   ConfigError,
   defaultConfig,
+  defaultText,
   envName,
+  formatFsync,
   resolveConfig,
   securitySettings,
+  valueAt,
 } from './config.js';
 export type {
   AgentConfig,
   ConfigKey,
+  ConfigRow,
   ConfigSources,
+  FsyncPolicy,
+  LogFormat,
   LogLevel,
+  Raw,
   SecuritySettings,
-  TlsFileSet,
+  TlsFileFields,
 } from './config.js';

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { Any } from './gen/google/protobuf/any.js';
-import { LocalizedMessage } from './gen/google/rpc/error_details.js';
+import { ErrorInfo, LocalizedMessage } from './gen/google/rpc/error_details.js';
 import { Status } from './gen/google/rpc/status.js';
 
 export {
@@ -31,6 +31,7 @@ export type { LogServer } from './gen/log/v1/log.js';
 export const LOG_SERVICE_NAME = 'log.v1.Log';
 
 const LOCALIZED_MESSAGE_TYPE = 'type.googleapis.com/google.rpc.LocalizedMessage';
+const ERROR_INFO_TYPE = 'type.googleapis.com/google.rpc.ErrorInfo';
 
 /** The package was installed without its proto/ folder (reflection needs it). */
 export class ProtoFilesNotFoundError extends Error {
@@ -57,31 +58,54 @@ export interface StatusMessage {
   message: string;
 }
 
+/** Why a call failed, machine-readable, as google.rpc.ErrorInfo carries it. */
+export interface StatusErrorInfo {
+  /** UPPER_SNAKE_CASE, stable within `domain` (e.g. NOT_LEADER). */
+  reason: string;
+  domain: string;
+  metadata: { [key: string]: string };
+}
+
+/** One entry of google.rpc.Status.details. */
+export type StatusDetail = { localized: StatusMessage } | { errorInfo: StatusErrorInfo };
+
+function packDetail(detail: StatusDetail): Any {
+  return 'localized' in detail
+    ? {
+        typeUrl: LOCALIZED_MESSAGE_TYPE,
+        value: Buffer.from(LocalizedMessage.encode(detail.localized).finish()),
+      }
+    : {
+        typeUrl: ERROR_INFO_TYPE,
+        value: Buffer.from(ErrorInfo.encode(detail.errorInfo).finish()),
+      };
+}
+
 /**
- * Encodes the value of the `grpc-status-details-bin` trailer: a google.rpc.Status
- * whose details hold one LocalizedMessage (what the book's ErrOffsetOutOfRange sends).
+ * Encodes the value of the `grpc-status-details-bin` trailer: a google.rpc.Status with
+ * the given details (the book's ErrOffsetOutOfRange sends one LocalizedMessage).
  */
 export function encodeStatusDetails(
   code: number,
   message: string,
-  localized: StatusMessage,
+  details: readonly StatusDetail[],
 ): Buffer {
-  const detail = Any.fromPartial({
-    typeUrl: LOCALIZED_MESSAGE_TYPE,
-    value: Buffer.from(LocalizedMessage.encode(localized).finish()),
-  });
-  return Buffer.from(Status.encode({ code, message, details: [detail] }).finish());
+  return Buffer.from(Status.encode({ code, message, details: details.map(packDetail) }).finish());
 }
 
-/** Decodes `grpc-status-details-bin`; returns its LocalizedMessage details. */
+/** Decodes `grpc-status-details-bin`: its LocalizedMessage and ErrorInfo details. */
 export function decodeStatusDetails(bytes: Uint8Array): {
   code: number;
   message: string;
   localized: StatusMessage[];
+  errorInfo: StatusErrorInfo[];
 } {
   const status = Status.decode(bytes);
   const localized = status.details
     .filter((d) => d.typeUrl === LOCALIZED_MESSAGE_TYPE)
     .map((d) => LocalizedMessage.decode(d.value));
-  return { code: status.code, message: status.message, localized };
+  const errorInfo = status.details
+    .filter((d) => d.typeUrl === ERROR_INFO_TYPE)
+    .map((d) => ErrorInfo.decode(d.value));
+  return { code: status.code, message: status.message, localized, errorInfo };
 }

@@ -1,2 +1,3 @@
 export { buildProgram, main } from './main.js';
 export type { BenchReport } from './bench/command.js';
+export { UsageError } from './errors.js';

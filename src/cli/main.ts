@@ -5,106 +5,32 @@ import { Command, CommanderError, Option } from 'commander';
 import {
   Agent,
   CONFIG_KEYS,
+  CONFIG_ROWS,
   ConfigError,
+  defaultText,
   envName,
   resolveConfig,
+  VERSION,
   type ConfigKey,
 } from '../agent/index.js';
 import { loadTlsMaterial } from '../auth/index.js';
 import { channelCredentials, CommitLogClient, OffsetOutOfRangeError } from '../client/index.js';
 import { registerCertCommands } from './cert.js';
 import { addBenchCommand } from './bench/command.js';
-
-/** The agent's flags: config key, argument, help. Booleans take no argument. */
-const AGENT_FLAGS: [ConfigKey, string, string][] = [
-  ['data-dir', '<dir>', 'where the log lives (default ./data)'],
-  ['node-name', '<name>', "this node's unique id in the cluster (default: the host name)"],
-  [
-    'bind-addr',
-    '<host:port>',
-    'gossip address (default 127.0.0.1:8401); its host is where gRPC and HTTP listen too',
-  ],
-  ['rpc-port', '<port>', 'gRPC port on the bind host (default 8400; 0 picks a free port)'],
-  [
-    'http-port',
-    '<port>',
-    'HTTP/JSON API port on the bind host (default 8080; 0 picks a free port)',
-  ],
-  [
-    'start-join-addrs',
-    '<addrs>',
-    'comma-separated gossip addresses of nodes to join (clustering: coming; accepted and ignored)',
-  ],
-  [
-    'bootstrap',
-    '',
-    'start a new cluster with this node (implied when no join addresses are given)',
-  ],
-  [
-    'acl-model-file',
-    '<file>',
-    'Casbin ACL model (sub, obj, act); with --acl-policy-file, needs server TLS',
-  ],
-  [
-    'acl-policy-file',
-    '<file>',
-    'Casbin ACL policy; without ACL files every client with a valid certificate is allowed. Reloaded on SIGHUP and when the files change',
-  ],
-  [
-    'server-tls-cert-file',
-    '<file>',
-    'certificate for gRPC and HTTPS (PEM); with the key and CA files, turns on mutual TLS',
-  ],
-  ['server-tls-key-file', '<file>', 'private key of --server-tls-cert-file (PEM)'],
-  [
-    'server-tls-ca-file',
-    '<file>',
-    'CA that signs client certificates; clients must present one (PEM)',
-  ],
-  [
-    'peer-tls-cert-file',
-    '<file>',
-    "this node's certificate towards other nodes (checked at start; used by clustering)",
-  ],
-  ['peer-tls-key-file', '<file>', 'private key of --peer-tls-cert-file (PEM)'],
-  ['peer-tls-ca-file', '<file>', "CA that signs other nodes' certificates (PEM)"],
-  ['fsync', '<policy>', 'always | never | interval:<ms> (default always, with group commit)'],
-  ['segment-max-bytes', '<n>', 'roll to a new segment past this size (default 67108864)'],
-  [
-    'log-level',
-    '<level>',
-    'fatal | error | warn | info | debug | trace | silent (default info; successful requests are logged at debug)',
-  ],
-  [
-    'log-format',
-    '<format>',
-    'json | pretty | auto (default auto: pretty when stdout is a terminal, JSON lines otherwise)',
-  ],
-  [
-    'metrics',
-    '',
-    'turn off the Prometheus metrics on GET /metrics of the HTTP port (on by default)',
-  ],
-  [
-    'otlp-endpoint',
-    '<url>',
-    'send trace spans to this OTLP/HTTP collector, e.g. http://localhost:4318 (tracing is off by default)',
-  ],
-  ['trace-file', '<path>', 'append trace spans to this file as JSON lines (turns tracing on)'],
-  [
-    'trace-sample-ratio',
-    '<ratio>',
-    "share of new traces recorded when tracing is on, 0 to 1 (default 1; a caller's choice is kept)",
-  ],
-  ['insecure', '', 'allow binding a non-loopback address without TLS (refused by default)'],
-];
+import { UsageError } from './errors.js';
 
 function camel(key: string): string {
   return key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
 }
 
-/** Flags on by default are offered as `--no-<key>`. */
-const NEGATED_FLAGS: ReadonlySet<ConfigKey> = new Set<ConfigKey>(['metrics']);
+/** A key's flag in --help, from its configuration row: help, default and variable. */
+function agentOption(row: (typeof CONFIG_ROWS)[number]): Option {
+  const shown = defaultText(row);
+  const notes = [...(shown !== undefined ? [`default: ${shown}`] : []), `env ${envName(row.key)}`];
+  const help = `${row.help} (${notes.join('; ')})`;
+  if (row.arg !== undefined) return new Option(`--${row.key} ${row.arg}`, help);
+  return new Option(row.negatable ? `--no-${row.key}` : `--${row.key}`, help);
+}
 
 async function runAgent(command: Command): Promise<void> {
   const opts = command.opts<Record<string, string | boolean | undefined>>();
@@ -119,6 +45,9 @@ async function runAgent(command: Command): Promise<void> {
   const config = await resolveConfig({ flags, env: process.env });
   // Logs go to stdout; the agent's start-up lines name every address and the data directory.
   const agent = await Agent.start(config);
+  // The start-up line on stderr too, whatever the log level or format: scripts and
+  // tests wait for it (its form: parseStartupLine).
+  process.stderr.write(`${agent.startupLine}\n`);
   // SIGHUP reloads the ACL policy; connections stay up.
   const reload = () => {
     agent.reloadAcl().then(
@@ -152,14 +81,14 @@ interface ClientFlags {
 async function checkClientTls(flags: ClientFlags): Promise<void> {
   const { caFile, certFile, keyFile } = flags;
   if ((certFile === undefined) !== (keyFile === undefined)) {
-    throw new ConfigError(
+    throw new UsageError(
       certFile === undefined ? 'cert-file' : 'key-file',
       '--cert-file and --key-file go together',
     );
   }
   if (certFile === undefined || keyFile === undefined) return;
   if (caFile === undefined) {
-    throw new ConfigError('ca-file', 'mutual TLS needs --ca-file to verify the server');
+    throw new UsageError('ca-file', 'mutual TLS needs --ca-file to verify the server');
   }
   await loadTlsMaterial({ certFile, keyFile, caFile });
 }
@@ -191,7 +120,7 @@ async function* stdinLines(): AsyncGenerator<Buffer> {
 
 function parseCount(text: string, name: string): bigint {
   if (!/^[0-9]+$/.test(text))
-    throw new ConfigError(name, `must be a non-negative integer, got ${text}`);
+    throw new UsageError(name, `must be a non-negative integer, got ${text}`);
   return BigInt(text);
 }
 
@@ -209,7 +138,7 @@ function printRecord(record: { offset: bigint; value: Buffer }, json: boolean): 
 export function buildProgram(): Command {
   const program = new Command('commitlog')
     .description('A distributed commit log: append records, read them by offset, stream them live.')
-    .version('0.1.0')
+    .version(VERSION)
     .showHelpAfterError();
 
   const agent = program
@@ -221,10 +150,7 @@ export function buildProgram(): Command {
       '--config-file <file>',
       'YAML or JSON file with the same keys as the flags (e.g. data-dir: /var/lib/commitlog)',
     );
-  for (const [key, arg, help] of AGENT_FLAGS) {
-    if (arg) agent.option(`--${key} ${arg}`, help);
-    else agent.option(NEGATED_FLAGS.has(key) ? `--no-${key}` : `--${key}`, help);
-  }
+  for (const row of CONFIG_ROWS) agent.addOption(agentOption(row));
   agent.addHelpText(
     'after',
     `
@@ -232,6 +158,8 @@ Precedence: flags > environment > config file > defaults. Every key has an
 environment variable: ${envName('data-dir')}, ${envName('rpc-port')}, … (${envName('config-file')} too).
 Unknown config-file keys and bad values are errors that name the key.
 SIGINT/SIGTERM: stop accepting, finish in-flight calls (up to 5 s), close the log, exit 0.
+The start-up line ("commitlog agent <name>: gRPC on …, HTTP on …, data in …") is also
+written to stderr, whatever the log level.
 Logs are JSON lines on stdout (pretty on a terminal); metrics, traces and every log
 field are described in docs/observability.md.`,
   );
@@ -320,7 +248,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof UsageError) {
       console.error(`commitlog: ${err.message}`);
       return 2;
     }

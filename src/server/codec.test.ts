@@ -128,3 +128,46 @@ describe('request codec: ProduceBatchRequest decodes as the generated decoder do
     assert.equal(decoded.records[0]?.value.toString(), 'abc');
   });
 });
+
+describe('records sent from their stored bytes (wire)', () => {
+  /** The stored form: the Record without its offset field, as the generated encoder writes it. */
+  const stored = (r: LogRecord): Buffer =>
+    Buffer.from(ConsumeResponse.encode({ record: { ...r, offset: 0n } }).finish()).subarray(
+      // ConsumeResponse is tag 0x12 + length + Record: skip to the Record's bytes.
+      2,
+    );
+
+  it('decode to the same record as a full encoding, offset appended at send time', () => {
+    fc.assert(
+      fc.property(record, (r) => {
+        const inner = Buffer.from(
+          ConsumeResponse.encode({ record: { ...r, offset: 0n } }).finish(),
+        );
+        // Skip the outer tag and its varint length to reach the Record bytes.
+        let at = 1;
+        while ((inner[at] as number) >= 0x80) at++;
+        const wire = inner.subarray(at + 1);
+        const sent = encodeConsumeResponse({ record: { ...r, wire } as LogRecord });
+        const decoded = ConsumeResponse.decode(sent).record;
+        assert.deepEqual(decoded, {
+          ...r,
+          value: Buffer.from(r.value),
+        });
+        const batch = encodeConsumeBatchResponse({ records: [{ ...r, wire } as LogRecord] });
+        assert.deepEqual(ConsumeBatchResponse.decode(batch).records, [
+          { ...r, value: Buffer.from(r.value) },
+        ]);
+      }),
+    );
+  });
+
+  it('copies the stored bytes verbatim and appends 0x10 varint(offset)', () => {
+    const r: LogRecord = { value: Buffer.from('hi'), offset: 300n, term: 7n, type: 0 };
+    const wire = stored(r);
+    const sent = encodeConsumeResponse({ record: { ...r, wire } as LogRecord });
+    // 0x12 len | stored bytes | 0x10 0xac 0x02 (300)
+    assert.deepEqual(sent.subarray(2, 2 + wire.length), wire);
+    assert.deepEqual([...sent.subarray(2 + wire.length)], [0x10, 0xac, 0x02]);
+    assert.equal(sent[1], wire.length + 3);
+  });
+});

@@ -61,8 +61,21 @@ function writeUint64(buf: Buffer, at: number, v: bigint): number {
   return at;
 }
 
+/**
+ * A Record to send. With `wire` (the stored Record bytes without the offset field) the
+ * encoder copies those bytes and appends field 2 with the offset, instead of encoding
+ * value, term and type: a repeated scalar field's last value wins, so the message
+ * decodes the same, and a consume sends what is on disk without re-encoding it.
+ */
+export interface WireRecord extends LogRecord {
+  wire?: Buffer;
+}
+
 /** Size of a Record's fields (proto3: zero values are left out). */
-function recordSize(r: LogRecord): number {
+function recordSize(r: WireRecord): number {
+  if (r.wire !== undefined) {
+    return r.wire.length + (r.offset !== 0n ? 1 + uint64Size(r.offset, 'message.offset') : 0);
+  }
   let size = 0;
   if (r.value.length !== 0) size += 1 + varintSize(r.value.length) + r.value.length;
   if (r.offset !== 0n) size += 1 + uint64Size(r.offset, 'message.offset');
@@ -71,7 +84,16 @@ function recordSize(r: LogRecord): number {
   return size;
 }
 
-function writeRecord(buf: Buffer, at: number, r: LogRecord): number {
+function writeRecord(buf: Buffer, at: number, r: WireRecord): number {
+  if (r.wire !== undefined) {
+    buf.set(r.wire, at);
+    at += r.wire.length;
+    if (r.offset !== 0n) {
+      buf[at++] = 0x10;
+      at = writeUint64(buf, at, r.offset);
+    }
+    return at;
+  }
   if (r.value.length !== 0) {
     buf[at++] = 0x0a;
     at = writeVarint(buf, at, r.value.length);

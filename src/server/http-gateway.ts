@@ -4,15 +4,25 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import { ACTION_CONSUME, ACTION_PRODUCE } from '../auth/index.js';
 import type { HttpAuthorize } from './auth.js';
 import type { Metrics } from '../telemetry/index.js';
-import type { CommitLog, CommitLogRecord, ServerLogger } from './commit-log.js';
-import { InvalidRequestError, isExpectedError, toHttpError, ValueTooLargeError } from './errors.js';
+import {
+  InvalidRequestError,
+  ShuttingDownError,
+  ValueTooLargeError,
+  type ErrorTable,
+} from './errors.js';
+import type { Appender } from './forwarding.js';
+import { findRoute, routeRest, type HttpHandlerName } from './http-routes.js';
+import { recordsFrom } from './log-service.js';
+import type { CommitLog, CommittedRecord, ServerLogger } from './ports.js';
 import { httpScope, serveMetrics, traceAppend } from './telemetry.js';
 
 export interface HttpGatewayOptions {
   log: CommitLog;
+  /** Appends through here: to the log, or to the leader when this node is not it. */
+  appender: Appender;
+  errors: ErrorTable;
   logger: ServerLogger;
   /** Records and bytes produced and consumed, open tails; serves GET /metrics. */
   metrics?: Metrics;
@@ -25,15 +35,6 @@ export interface HttpGatewayOptions {
   authorize?: HttpAuthorize;
 }
 
-/** The action a route needs; `undefined` for open routes (probes, 404s, 405s). */
-function routeAction(method: string, path: string): string | undefined {
-  const records = path === '/' || path === '/v1/records' || path.startsWith('/v1/records/');
-  if (!records) return undefined;
-  if (method === 'POST' && !path.startsWith('/v1/records/')) return ACTION_PRODUCE;
-  if (method === 'GET') return ACTION_CONSUME;
-  return undefined;
-}
-
 const MAX_OFFSET = (1n << 64n) - 1n;
 
 /** A JSON number written with every digit, so offsets past 2^53 are not rounded. */
@@ -41,7 +42,7 @@ function offsetJson(offset: bigint): string {
   return offset.toString();
 }
 
-function recordJson(r: CommitLogRecord): string {
+function recordJson(r: { offset: bigint; value: Buffer }): string {
   return `{"value":${JSON.stringify(r.value.toString('base64'))},"offset":${offsetJson(r.offset)}}`;
 }
 
@@ -106,7 +107,7 @@ function send(res: ServerResponse, status: number, json: string): void {
 export function createHttpHandler(
   opts: HttpGatewayOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const { log, logger, metrics } = opts;
+  const { log, appender, errors, logger, metrics } = opts;
   // base64 grows by 4/3; leave room for the JSON around the value.
   const bodyLimit = Math.ceil((opts.maxRecordBytes * 4) / 3) + 64 * 1024;
 
@@ -122,15 +123,15 @@ export function createHttpHandler(
     }
     const value = parseValue(record.value, field, opts.maxRecordBytes);
     const bytes = value.byteLength;
-    const offset = await traceAppend(httpScope(req), 1, bytes, () => log.append(value));
+    const offset = await traceAppend(httpScope(req), 1, bytes, () => appender.append([value]));
     metrics?.produced(1, bytes);
     send(res, 200, `{"offset":${offsetJson(offset)}}`);
   }
 
   async function consume(res: ServerResponse, offset: bigint) {
-    const value = await log.read(offset);
-    metrics?.consumed(1, value.byteLength);
-    send(res, 200, `{"record":${recordJson({ offset, value })}}`);
+    const record: CommittedRecord = await log.read(offset);
+    metrics?.consumed(1, record.value.byteLength);
+    send(res, 200, `{"record":${recordJson(record)}}`);
   }
 
   async function tail(req: IncomingMessage, res: ServerResponse, url: URL) {
@@ -152,71 +153,81 @@ export function createHttpHandler(
     res.flushHeaders();
     let sent = 0n;
     if (count === 0n) return void res.end();
+    let failure: unknown;
     try {
-      for await (const r of log.readFrom(from, { signal })) {
+      for await (const r of recordsFrom(log, from, signal)) {
         const line = sse ? `id: ${r.offset}\ndata: ${recordJson(r)}\n\n` : `${recordJson(r)}\n`;
         const more = res.write(line);
         metrics?.consumed(1, r.value.byteLength);
         if (!more) await once(res, 'drain', { signal });
         sent += 1n;
-        if (count !== undefined && sent >= count) break;
+        if (count !== undefined && sent >= count) return void res.end();
       }
+      // The records ended without the client leaving: the node is stopping (as gRPC says).
+      failure = new ShuttingDownError();
     } catch (err) {
-      if (signal.aborted) return void res.end();
-      // The status line is gone: the failure becomes the stream's last entry.
-      if (!isExpectedError(err)) logger.error({ err, url: req.url }, 'HTTP tail failed');
-      const error = JSON.stringify(toHttpError(err).body);
-      res.end(sse ? `event: error\ndata: ${error}\n\n` : `${error}\n`);
-      return;
+      failure = opts.shutdownSignal.aborted ? new ShuttingDownError() : err;
     }
-    res.end();
+    if (controller.signal.aborted) return void res.end(); // the client went away
+    // The status line is gone: the failure becomes the stream's last entry.
+    if (!errors.isExpected(failure)) {
+      logger.error({ err: failure, url: req.url }, 'HTTP tail failed');
+    }
+    const error = JSON.stringify(errors.toHttpError(failure).body);
+    res.end(sse ? `event: error\ndata: ${error}\n\n` : `${error}\n`);
   }
+
+  type Handler = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    rest: string,
+  ) => Promise<void> | void;
+  const handlers: Record<HttpHandlerName, Handler> = {
+    produceWrapped: (req, res) => produce(req, res, true),
+    consumeBody: async (req, res) => {
+      const body = await readJson(req, 64 * 1024);
+      if (!isObject(body)) throw new InvalidRequestError('body must be an object', 'body');
+      return consume(res, parseOffset(body.offset, 'offset'));
+    },
+    produce: (req, res) => produce(req, res, false),
+    tail: (req, res, url) => tail(req, res, url),
+    consumeAt: (_req, res, _url, rest) =>
+      consume(res, parseOffset(decodeURIComponent(rest), 'offset')),
+    metrics: (_req, res) => (metrics ? serveMetrics(metrics, res) : undefined),
+    healthz: (_req, res) => send(res, 200, '{"status":"ok"}'),
+    readyz: (_req, res) =>
+      opts.isReady()
+        ? send(res, 200, '{"status":"ready"}')
+        : send(res, 503, '{"status":"shutting down"}'),
+  };
 
   async function route(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     const method = req.method ?? 'GET';
-    const action = routeAction(method, path);
-    if (action !== undefined) opts.authorize?.(req, action);
-    if (path === '/') {
-      if (method === 'POST') return produce(req, res, true);
-      if (method === 'GET') {
-        const body = await readJson(req, 64 * 1024);
-        if (!isObject(body)) throw new InvalidRequestError('body must be an object', 'body');
-        return consume(res, parseOffset(body.offset, 'offset'));
-      }
-    } else if (path === '/v1/records') {
-      if (method === 'POST') return produce(req, res, false);
-      if (method === 'GET') return tail(req, res, url);
-    } else if (path.startsWith('/v1/records/')) {
-      if (method === 'GET') {
-        return consume(res, parseOffset(decodeURIComponent(path.slice(12)), 'offset'));
-      }
-    } else if (path === '/metrics' && metrics) {
-      if (method === 'GET') return serveMetrics(metrics, res);
-    } else if (path === '/healthz') {
-      if (method === 'GET') return send(res, 200, '{"status":"ok"}');
-    } else if (path === '/readyz') {
-      if (method === 'GET') {
-        return opts.isReady()
-          ? send(res, 200, '{"status":"ready"}')
-          : send(res, 503, '{"status":"shutting down"}');
-      }
-    } else {
+    // Without metrics there is no /metrics route at all (404, not 405).
+    const found = findRoute(method, path, (r) => r.handler === 'metrics' && !metrics);
+    if (found.kind === 'not-found') {
       return send(res, 404, JSON.stringify({ error: `no route for ${path}` }));
     }
-    res.setHeader('allow', path === '/' || path === '/v1/records' ? 'GET, POST' : 'GET');
-    return send(res, 405, JSON.stringify({ error: `${method} is not allowed on ${path}` }));
+    if (found.kind === 'method-not-allowed') {
+      res.setHeader('allow', found.allow.join(', '));
+      return send(res, 405, JSON.stringify({ error: `${method} is not allowed on ${path}` }));
+    }
+    const { route } = found;
+    if (route.action !== undefined) opts.authorize?.(req, route.action);
+    return handlers[route.handler](req, res, url, routeRest(route, path));
   }
 
   return (req, res) => {
     route(req, res).catch((err: unknown) => {
-      if (!isExpectedError(err)) logger.error({ err, url: req.url }, 'HTTP request failed');
+      if (!errors.isExpected(err)) logger.error({ err, url: req.url }, 'HTTP request failed');
       if (res.headersSent) {
         res.destroy();
         return;
       }
-      const { status, body } = toHttpError(err);
+      const { status, body } = errors.toHttpError(err);
       // The rest of an oversized body is not read: close rather than drain it.
       if (!req.complete) res.setHeader('connection', 'close');
       send(res, status, JSON.stringify(body));

@@ -24,19 +24,24 @@ import type {
   ProduceResponse,
 } from '../api/index.js';
 import type { Metrics } from '../telemetry/index.js';
-import type { CommitLog, CommitLogRecord, ServerLister, ServerLogger } from './commit-log.js';
+import type { WireRecord } from './codec.js';
 import {
   InvalidRequestError,
-  isExpectedError,
   ShuttingDownError,
-  toGrpcStatus,
   ValueTooLargeError,
+  type ErrorTable,
 } from './errors.js';
+import type { Appender } from './forwarding.js';
+import type { ClusterView, CommitLog, CommittedRecord, ServerLogger } from './ports.js';
+import { ProduceStreamSession } from './produce-stream.js';
 import { grpcScope, traceAppend } from './telemetry.js';
 
 export interface LogServiceOptions {
   log: CommitLog;
-  servers: ServerLister;
+  /** Appends through here: to the log, or to the leader when this node is not it. */
+  appender: Appender;
+  cluster: ClusterView;
+  errors: ErrorTable;
   logger: ServerLogger;
   /** Records and bytes produced and consumed, open consume streams. */
   metrics?: Metrics;
@@ -75,8 +80,24 @@ export class StreamRegistry {
   }
 }
 
-function toRecordMessage(r: CommitLogRecord) {
-  return { value: r.value, offset: r.offset, term: 0n, type: 0 };
+/** The message for a record; the codec sends `wire` (stored bytes) when the log has them. */
+function toRecordMessage(r: CommittedRecord): WireRecord {
+  return { value: r.value, offset: r.offset, term: r.term, type: 0, wire: r.wire };
+}
+
+/**
+ * Per-record streams read the log in small batches, so that a consumer that stops
+ * reading stops the server reading after a few records, not a megabyte.
+ */
+const STREAM_BATCH = { maxRecords: 64, maxBytes: 64 * 1024 };
+
+/** Every committed record from `from` on, waiting for new ones. */
+export async function* recordsFrom(
+  log: CommitLog,
+  from: bigint,
+  signal: AbortSignal,
+): AsyncGenerator<CommittedRecord, void, undefined> {
+  for await (const batch of log.readBatchesFrom(from, { signal, ...STREAM_BATCH })) yield* batch;
 }
 
 /** Waits until `call` can take more writes; rejects if `signal` aborts first. */
@@ -88,31 +109,42 @@ async function drained(call: Writable<unknown>, signal: AbortSignal): Promise<vo
  * A live read ended: by abort (cancel or shutdown, whose reason is thrown) or because
  * the log closed, which only happens when the node stops.
  */
-function endOfLog(signal: AbortSignal): never {
+function throwStreamEnd(signal: AbortSignal): never {
   signal.throwIfAborted();
   throw new ShuttingDownError();
 }
 
-/** Ends a stream with the status for `err`, unless the client already went away. */
-function failStream(call: Writable<unknown>, err: unknown): void {
-  if (call.cancelled || call.writableEnded) return;
-  call.emit('error', toGrpcStatus(err));
+/** Aborts when the client cancels the call. */
+function cancelSignal(call: {
+  on(event: 'cancelled', listener: () => void): unknown;
+}): AbortSignal {
+  const controller = new AbortController();
+  call.on('cancelled', () => controller.abort());
+  return controller.signal;
 }
 
 export function createLogService(opts: LogServiceOptions, streams: StreamRegistry): LogServer {
-  const { log, logger, metrics } = opts;
+  const { log, appender, errors, logger, metrics } = opts;
+
+  /** Ends a stream with the status for `err`, unless the client already went away. */
+  function failStream(call: Writable<unknown>, err: unknown): void {
+    if (call.cancelled || call.writableEnded) return;
+    call.emit('error', errors.toGrpcStatus(err));
+  }
 
   function traced(
     metadata: Metadata,
-    records: number,
+    values: readonly Uint8Array[],
     bytes: number,
-    append: () => Promise<bigint>,
+    signal?: AbortSignal,
   ): Promise<bigint> {
-    return traceAppend(grpcScope(metadata), records, bytes, append);
+    return traceAppend(grpcScope(metadata), values.length, bytes, () =>
+      appender.append(values, signal),
+    );
   }
 
-  function report(method: string, err: unknown): void {
-    if (!isExpectedError(err)) logger.error({ err, method }, 'request failed');
+  function reportFailure(method: string, err: unknown): void {
+    if (!errors.isExpected(err)) logger.error({ err, method }, 'request failed');
   }
 
   function checkValue(value: Uint8Array | undefined, field: string): Uint8Array {
@@ -131,8 +163,8 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
       handle(call.request, call).then(
         (res) => callback(null, res),
         (err: unknown) => {
-          report(method, err);
-          callback(toGrpcStatus(err));
+          reportFailure(method, err);
+          callback(errors.toGrpcStatus(err));
         },
       );
     };
@@ -165,7 +197,7 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
         metrics?.consumeStreamClosed();
         const reason: unknown = controller.signal.aborted ? controller.signal.reason : err;
         if (call.cancelled) return;
-        report(method, reason);
+        reportFailure(method, reason);
         failStream(call, reason);
       },
     );
@@ -174,15 +206,16 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
   return {
     produce: unary<ProduceRequest, ProduceResponse>('Produce', async (req, call) => {
       const value = checkValue(req.record?.value, 'record');
-      const offset = await traced(call.metadata, 1, value.byteLength, () => log.append(value));
+      const signal = cancelSignal(call);
+      const offset = await traced(call.metadata, [value], value.byteLength, signal);
       metrics?.produced(1, value.byteLength);
       return { offset };
     }),
 
     consume: unary<ConsumeRequest, ConsumeResponse>('Consume', async (req) => {
-      const value = await log.read(req.offset);
-      metrics?.consumed(1, value.byteLength);
-      return { record: toRecordMessage({ offset: req.offset, value }) };
+      const record = await log.read(req.offset);
+      metrics?.consumed(1, record.value.byteLength);
+      return { record: toRecordMessage(record) };
     }),
 
     produceBatch: unary<ProduceBatchRequest, ProduceBatchResponse>(
@@ -193,26 +226,25 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
         }
         const values = req.records.map((r, i) => checkValue(r.value, `records[${i}]`));
         const bytes = values.reduce((sum, v) => sum + v.byteLength, 0);
-        const firstOffset = await traced(call.metadata, values.length, bytes, () =>
-          log.appendBatch(values),
-        );
+        const firstOffset = await traced(call.metadata, values, bytes, cancelSignal(call));
         metrics?.produced(values.length, bytes);
         return { firstOffset, count: values.length };
       },
     ),
 
     getServers: unary<GetServersRequest, GetServersResponse>('GetServers', async () => {
-      return { servers: await opts.servers.getServers() };
+      const servers = await opts.cluster.servers();
+      return { servers: servers.map(({ id, rpcAddr, isLeader }) => ({ id, rpcAddr, isLeader })) };
     }),
 
     consumeStream(call: ServerWritableStream<ConsumeRequest, ConsumeResponse>) {
       serverStream('ConsumeStream', call, async (signal) => {
-        for await (const r of log.readFrom(call.request.offset, { signal })) {
+        for await (const r of recordsFrom(log, call.request.offset, signal)) {
           const more = call.write({ record: toRecordMessage(r) });
           metrics?.consumed(1, r.value.byteLength);
           if (!more) await drained(call, signal);
         }
-        endOfLog(signal);
+        throwStreamEnd(signal);
       });
     },
 
@@ -232,7 +264,7 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
           }
           if (!more) await drained(call, signal);
         }
-        endOfLog(signal);
+        throwStreamEnd(signal);
       });
     },
 
@@ -244,77 +276,37 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
         failStream(call, err);
         return;
       }
-      const cancel = new AbortController();
-      // Appends start as requests arrive (the log groups them into one write and one
-      // fsync); `pending` holds their outcomes in request order for the acks.
-      type Outcome = { offset: bigint; bytes: number } | { error: unknown };
-      const pending: Promise<Outcome>[] = [];
-      let inputEnded = false;
-      let wake: (() => void) | undefined;
-      const poke = () => {
-        wake?.();
-        wake = undefined;
-      };
-      const stopReading = () => {
-        call.pause();
-        inputEnded = true;
-        poke();
-      };
-      call.on('cancelled', () => {
-        cancel.abort();
-        poke();
-      });
+      const session = new ProduceStreamSession(
+        {
+          write: (offset) => call.write({ offset }),
+          drained: (signal) => drained(call, signal),
+          pause: () => call.pause(),
+          resume: () => call.resume(),
+          isPaused: () => call.isPaused(),
+        },
+        {
+          append: (value) => traced(call.metadata, [value], value.byteLength),
+          maxInFlight: opts.maxInFlight,
+          acknowledged: (bytes) => metrics?.produced(1, bytes),
+        },
+      );
+      call.on('cancelled', () => session.onCancel());
       // At shutdown, read no more requests but acknowledge the appends already started.
-      shutdown.signal.addEventListener('abort', stopReading, { once: true });
-
+      shutdown.signal.addEventListener('abort', () => session.stop(shutdown.signal.reason), {
+        once: true,
+      });
       call.on('data', (req: ProduceRequest) => {
-        if (inputEnded) return;
-        let outcome: Promise<Outcome>;
+        let value: Uint8Array;
         try {
-          const value = checkValue(req.record?.value, 'record');
-          const bytes = value.byteLength;
-          outcome = traced(call.metadata, 1, bytes, () => log.append(value)).then(
-            (offset) => ({ offset, bytes }),
-            (error: unknown) => ({ error }),
-          );
-        } catch (error) {
-          // Refuse in order: read nothing after an invalid request.
-          outcome = Promise.resolve({ error });
-          stopReading();
+          value = checkValue(req.record?.value, 'record');
+        } catch (err) {
+          session.onInvalid(err);
+          return;
         }
-        pending.push(outcome);
-        if (pending.length >= opts.maxInFlight) call.pause();
-        poke();
+        session.onData(value);
       });
-      call.on('end', () => {
-        inputEnded = true;
-        poke();
-      });
-
-      const acknowledge = async () => {
-        for (;;) {
-          cancel.signal.throwIfAborted();
-          // Peek, not shift: the append being awaited still counts against maxInFlight.
-          const next = pending[0];
-          if (next === undefined) {
-            if (inputEnded) break;
-            await new Promise<void>((resolve) => (wake = resolve));
-            continue;
-          }
-          const outcome = await next;
-          void pending.shift(); // settled: it is `next`, awaited above
-          cancel.signal.throwIfAborted();
-          if ('error' in outcome) throw outcome.error;
-          const more = call.write({ offset: outcome.offset });
-          metrics?.produced(1, outcome.bytes);
-          if (!more) await drained(call, cancel.signal);
-          if (call.isPaused() && !inputEnded && pending.length < opts.maxInFlight / 2) {
-            call.resume();
-          }
-        }
-        if (shutdown.signal.aborted) throw shutdown.signal.reason;
-      };
-      acknowledge().then(
+      call.on('end', () => session.onEnd());
+      session.acknowledge().then(
         () => {
           streams.done(shutdown);
           call.end();
@@ -322,7 +314,7 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
         (err: unknown) => {
           streams.done(shutdown);
           if (call.cancelled) return;
-          report('ProduceStream', err);
+          reportFailure('ProduceStream', err);
           failStream(call, err);
         },
       );

@@ -6,6 +6,7 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
@@ -16,8 +17,10 @@ import { LOG_SERVICE_NAME, protoRoot } from '../api/index.js';
 import { mutualTlsServerOptions, type Authorizer, type TlsMaterial } from '../auth/index.js';
 import { createAuthInterceptor, createHttpAuthorize, mutualTlsServerCredentials } from './auth.js';
 import type { Metrics, RequestTelemetry } from '../telemetry/index.js';
-import type { CommitLog, ServerLister, ServerLogger } from './commit-log.js';
-import { silentLogger } from './commit-log.js';
+import { ErrorTable, type ErrorStatusRow } from './errors.js';
+import { Appender, type NotLeaderClassifier } from './forwarding.js';
+import type { ClusterView, CommitLog, LeaderForwarder, ServerLogger } from './ports.js';
+import { silentLogger } from './ports.js';
 import { createHttpHandler } from './http-gateway.js';
 import { createLogService, StreamRegistry } from './log-service.js';
 import { instrumentHttp, telemetryInterceptor } from './telemetry.js';
@@ -25,7 +28,17 @@ import { FastLogService } from './codec.js';
 
 export interface ApiServerOptions {
   log: CommitLog;
-  servers: ServerLister;
+  /** Who is in the cluster and who leads it (GetServers). */
+  cluster: ClusterView;
+  /**
+   * Statuses for errors of folders the server does not import (the log's, the
+   * cluster's), matched with `instanceof` after the built-in rows; first match wins.
+   */
+  errorStatuses?: readonly ErrorStatusRow[];
+  /** Recognises the log's "not the leader" refusal of an append. */
+  notLeader?: NotLeaderClassifier;
+  /** Sends refused produces to the leader (one hop); absent, the client gets the hint. */
+  forwarder?: LeaderForwarder;
   logger?: ServerLogger;
   /** Run on every gRPC call, health and reflection included (authn, authz). */
   interceptors?: grpc.ServerInterceptor[];
@@ -79,6 +92,7 @@ export class ApiServer {
   private readonly shutdown = new AbortController();
   private readonly logger: ServerLogger;
   private readonly credentials: grpc.ServerCredentials;
+  private readonly injectors: grpc.ConnectionInjector[] = [];
   private ready = true;
   private closing: Promise<void> | undefined;
 
@@ -87,6 +101,11 @@ export class ApiServer {
     const maxRecordBytes = opts.maxRecordBytes ?? 1024 * 1024;
     const maxBatchBytes = opts.maxBatchBytes ?? 1024 * 1024;
     const security = opts.security;
+    const errors = new ErrorTable(opts.errorStatuses);
+    const appender = new Appender(opts.log, {
+      notLeader: opts.notLeader,
+      forwarder: opts.forwarder,
+    });
     this.grpcServer = new grpc.Server({
       interceptors: [
         // Telemetry first: it then sees the calls that later interceptors refuse.
@@ -105,7 +124,9 @@ export class ApiServer {
       createLogService(
         {
           log: opts.log,
-          servers: opts.servers,
+          appender,
+          cluster: opts.cluster,
+          errors,
           logger: this.logger,
           metrics: opts.metrics,
           maxRecordBytes,
@@ -116,8 +137,15 @@ export class ApiServer {
         this.streams,
       ),
     );
-    this.health = new HealthImplementation({ '': 'SERVING', [LOG_SERVICE_NAME]: 'SERVING' });
+    const { cluster } = opts;
+    // With leader changes to follow, log.v1.Log is SERVING only while a leader is known.
+    const follows = cluster.leaderChanges !== undefined;
+    this.health = new HealthImplementation({
+      '': 'SERVING',
+      [LOG_SERVICE_NAME]: !follows || cluster.leader() ? 'SERVING' : 'NOT_SERVING',
+    });
     this.health.addToServer(this.grpcServer);
+    if (follows) this.followLeader(cluster);
     const root = protoRoot();
     const definition = loadSync(join(root, 'log', 'v1', 'log.proto'), {
       includeDirs: [root],
@@ -130,6 +158,8 @@ export class ApiServer {
       : (opts.credentials ?? grpc.ServerCredentials.createInsecure());
     const handler = createHttpHandler({
       log: opts.log,
+      appender,
+      errors,
       logger: this.logger,
       metrics: opts.metrics,
       maxRecordBytes,
@@ -148,6 +178,23 @@ export class ApiServer {
       : createServer(observed);
   }
 
+  private followLeader(cluster: ClusterView): void {
+    const changes = cluster.leaderChanges?.({ signal: this.shutdown.signal });
+    if (!changes) return;
+    void (async () => {
+      try {
+        for await (const leader of changes) {
+          if (!this.ready) return;
+          this.health.setStatus(LOG_SERVICE_NAME, leader ? 'SERVING' : 'NOT_SERVING');
+        }
+      } catch (err) {
+        if (!this.shutdown.signal.aborted) {
+          this.logger.error({ err }, 'following leader changes failed; health stays as it was');
+        }
+      }
+    })();
+  }
+
   /** Binds gRPC to `host:port` (port 0: any free port) and answers what was bound. */
   async listenGrpc(host: string, port: number): Promise<BoundAddress> {
     const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -157,6 +204,18 @@ export class ApiServer {
       );
     });
     return { host, port: bound };
+  }
+
+  /**
+   * Serves gRPC on connections accepted elsewhere (a port multiplexer): each socket is
+   * handed over raw, with any peeked bytes unshifted, and grpc-js does the TLS handshake
+   * itself, so the auth interceptor sees the client certificate as on a bound port.
+   * Shut down by `close()` like the bound ports.
+   */
+  grpcSink(): (socket: Duplex) => void {
+    const injector = this.grpcServer.createConnectionInjector(this.credentials);
+    this.injectors.push(injector);
+    return (socket) => injector.injectConnection(socket);
   }
 
   /** Binds the HTTP API to `host:port` (port 0: any free port). */

@@ -20,6 +20,9 @@ import type {
   RequestScope,
   RequestTelemetry,
 } from '../telemetry/index.js';
+import { findRoute, httpRoute } from './http-routes.js';
+
+export { httpRoute };
 
 const grpcScopes = new WeakMap<Metadata, RequestScope>();
 const httpScopes = new WeakMap<IncomingMessage, RequestScope>();
@@ -141,16 +144,6 @@ export function telemetryInterceptor(requests: RequestTelemetry): ServerIntercep
   };
 }
 
-/** The route templates of the HTTP API, so that metrics keep a bounded set of labels. */
-export function httpRoute(path: string): string {
-  if (path === '/' || path === '/v1/records' || path === '/healthz' || path === '/readyz') {
-    return path;
-  }
-  if (path === '/metrics') return path;
-  if (path.startsWith('/v1/records/')) return '/v1/records/{offset}';
-  return 'other';
-}
-
 function httpOutcome(code: number): Outcome {
   if (code >= 500) return 'server_error';
   return code >= 400 ? 'client_error' : 'ok';
@@ -175,13 +168,13 @@ export function instrumentHttp(
   return (req, res) => {
     const method = req.method ?? 'GET';
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-    const route = httpRoute(path);
+    const found = findRoute(method, path);
     const scope = requests.http({
       method,
-      route,
+      route: httpRoute(path),
       peer: peerOf(req),
       headers: requests.tracing ? req.headers : undefined,
-      streaming: route === '/v1/records' && method === 'GET',
+      streaming: found.kind === 'found' && found.route.streaming === true,
     });
     httpScopes.set(req, scope);
     res.once('close', () => {

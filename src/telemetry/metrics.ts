@@ -143,9 +143,15 @@ export class Metrics {
     });
   }
 
-  /** Points the log gauges at a log; `undefined` detaches them (e.g. while closing). */
-  watchLog(log: LogStatsSource | undefined): void {
+  /**
+   * Points the log gauges at a log; `undefined` detaches them (e.g. while closing).
+   * Returns the undo: it detaches them, unless another log was watched since.
+   */
+  watchLog(log: LogStatsSource | undefined): () => void {
     this.logSource = log;
+    return () => {
+      if (this.logSource === log) this.logSource = undefined;
+    };
   }
 
   /** One finished gRPC call. `method` is `log.v1.Log/Produce`, `code` the status name (`OK`). */

@@ -6,10 +6,18 @@ import { join } from 'node:path';
 
 import {
   Agent,
-  defaultConfig,
-  type AgentConfig,
+  LOG_ERROR_STATUSES,
+  LocalCommitLog,
+  resolveConfig,
   type AgentOptions,
+  type ConfigKey,
+  type Raw,
 } from '../../src/agent/index.js';
+
+import type { Log } from '../../src/log/index.js';
+import type { ApiServerOptions, ClusterView } from '../../src/server/index.js';
+
+export { within } from './wait.js';
 
 export interface TestNode {
   agent: Agent;
@@ -22,25 +30,29 @@ export async function tempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `commitlog-${prefix}-`));
 }
 
-/** Logs are off unless `overrides` sets a level (and `options` where they go). */
+/** Configuration keys as flags would give them (`{ fsync: 'never', 'log-level': 'info' }`). */
+export type NodeFlags = Partial<Record<ConfigKey, Raw>>;
+
+/**
+ * A node on free ports, configured through the same keys as the command line. Logs are
+ * off unless `flags` sets a level (and `options` where they go).
+ */
 export async function startNode(
-  overrides: Partial<AgentConfig> = {},
+  flags: NodeFlags = {},
   options: AgentOptions = {},
 ): Promise<TestNode> {
-  const dir = overrides.dataDir ?? (await tempDir('node'));
-  const agent = await Agent.start(
-    {
-      ...defaultConfig(),
-      nodeName: 'test-node',
-      dataDir: dir,
-      rpcPort: 0,
-      httpPort: 0,
-      bootstrap: true,
-      logLevel: 'silent',
-      ...overrides,
+  const dir = typeof flags['data-dir'] === 'string' ? flags['data-dir'] : await tempDir('node');
+  const config = await resolveConfig({
+    flags: {
+      'node-name': 'test-node',
+      'rpc-port': 0,
+      'http-port': 0,
+      'log-level': 'silent',
+      ...flags,
+      'data-dir': dir,
     },
-    options,
-  );
+  });
+  const agent = await Agent.start(config, options);
   return {
     agent,
     dir,
@@ -51,19 +63,14 @@ export async function startNode(
   };
 }
 
-/** Rejects with a message naming `what` if `promise` takes longer than `ms`. */
-export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 export function values(n: number, prefix = 'record'): Buffer[] {
   return Array.from({ length: n }, (_, i) => Buffer.from(`${prefix}-${i}`));
 }
+
+/** The ApiServer options that serve a storage engine as the agent does (adapter, error rows). */
+export function serveLog(log: Log): Pick<ApiServerOptions, 'log' | 'cluster' | 'errorStatuses'> {
+  return { log: new LocalCommitLog(log), cluster: NO_CLUSTER, errorStatuses: LOG_ERROR_STATUSES };
+}
+
+/** A cluster view with no servers and no leader (servers under test that never ask). */
+export const NO_CLUSTER: ClusterView = { servers: async () => [], leader: () => undefined };

@@ -1,0 +1,24 @@
+// Statuses for the errors of folders the server may not import, registered with the
+// ApiServer and matched with `instanceof`: a renamed class is a compile error here,
+// never a silent INTERNAL. Cluster and Raft errors join this list when they are wired.
+import {
+  CorruptSegmentError,
+  LogClosedError,
+  LogFailedError,
+  OffsetOutOfRangeError,
+  RecordTooLargeError,
+} from '../log/index.js';
+import { errorStatus, GrpcStatus as status, type ErrorStatusRow } from '../server/index.js';
+
+/**
+ * OUT_OF_RANGE, not the book's 404 (not a gRPC code; grpc-go sends it as-is but other
+ * stacks map unknown codes to UNKNOWN): it is the code gRPC defines for "read past the
+ * end of a sequence", which a consumer can wait on and retry.
+ */
+export const LOG_ERROR_STATUSES: readonly ErrorStatusRow[] = [
+  errorStatus(OffsetOutOfRangeError, { grpc: status.OUT_OF_RANGE, http: 404, localized: true }),
+  errorStatus(RecordTooLargeError, { grpc: status.RESOURCE_EXHAUSTED, http: 413 }),
+  errorStatus(LogClosedError, { grpc: status.UNAVAILABLE, http: 503 }),
+  errorStatus(LogFailedError, { grpc: status.UNAVAILABLE, http: 503 }),
+  errorStatus(CorruptSegmentError, { grpc: status.DATA_LOSS, http: 500 }),
+];

@@ -1,0 +1,356 @@
+// The agent's start-up as ordered steps. Each step reads what earlier steps put in the
+// context, adds its own part, and defers how that part is undone; a failed start and a
+// shutdown unwind the same Teardown in reverse. Adding a part of the node (membership,
+// Raft, the port multiplexer, forwarding) means adding a step here.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { Authorizer, loadTlsMaterial, watchAclFiles, type TlsMaterial } from '../auth/index.js';
+import { Log } from '../log/index.js';
+import { ApiServer, type ClusterView, type CommitLog } from '../server/index.js';
+import { type Logger, TraceFileError } from '../telemetry/index.js';
+import {
+  type AgentConfig,
+  bindHost,
+  ConfigError,
+  formatFsync,
+  securitySettings,
+} from './config.js';
+import { LOG_ERROR_STATUSES } from './error-statuses.js';
+import { LocalCommitLog } from './local-log.js';
+import type { Teardown } from './teardown.js';
+import { NodeTelemetry, type NodeTelemetryOptions } from './telemetry.js';
+import { VERSION } from './version.js';
+
+export interface AgentOptions {
+  /** Where log lines go (default stdout). */
+  logDestination?: NodeTelemetryOptions['logDestination'];
+  /** Reload the ACL when its files change (default true; SIGHUP works either way). */
+  watchAcl?: boolean;
+  /** How long shutdown lets in-flight calls finish (default 5 s). */
+  shutdownGraceMs?: number;
+}
+
+/** The largest record value; the server refuses larger ones before they reach the log. */
+export const MAX_RECORD_BYTES = 1024 * 1024;
+
+/** What the node secures itself with; loaded before anything else starts. */
+export interface Security {
+  serverTls?: TlsMaterial;
+  /** This node's identity towards peers: checked now, used by the cluster's steps. */
+  peerTls?: TlsMaterial;
+  authorizer?: Authorizer;
+}
+
+/** A step read a part that no earlier step provided: the step list is out of order. */
+export class StepOrderError extends Error {
+  override readonly name = 'StepOrderError';
+  constructor(
+    readonly part: string,
+    options?: ErrorOptions,
+  ) {
+    super(`start step needs ${part}, which no earlier step provided`, options);
+  }
+}
+
+/** What the steps build, filled in as they run. */
+export class StartContext {
+  security?: Security;
+  telemetry?: NodeTelemetry;
+  /** The node's logger for its own events (component `agent`). */
+  logger?: Logger;
+  /** The single-node storage engine. */
+  log?: Log;
+  /** What the server appends to and reads from. */
+  commitLog?: CommitLog;
+  /** GetServers and the leader hint. */
+  cluster?: ClusterView;
+  server?: ApiServer;
+  /** host:port actually bound (the real port when 0 was asked for). */
+  rpcAddr?: string;
+  httpAddr?: string;
+  /** How long the server's close lets calls finish: 0 while starting, the grace once up. */
+  closeGraceMs = 0;
+  /** True once every step ran. */
+  started = false;
+
+  constructor(
+    readonly config: AgentConfig,
+    readonly options: AgentOptions,
+  ) {}
+
+  /** A part an earlier step provided. */
+  need<K extends keyof StartContext>(part: K): NonNullable<StartContext[K]> {
+    const value = this[part];
+    if (value === undefined || value === null) throw new StepOrderError(part);
+    return value;
+  }
+}
+
+export interface Step {
+  /** For logs and errors: what the step starts. */
+  name: string;
+  run(ctx: StartContext, teardown: Teardown): Promise<void>;
+}
+
+export function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Every TLS and ACL file, loaded and checked before anything touches the data. */
+export const loadSecurity: Step = {
+  name: 'security',
+  async run(ctx) {
+    const settings = securitySettings(ctx.config);
+    const [serverTls, peerTls] = await Promise.all([
+      settings.serverTls && loadTlsMaterial(settings.serverTls),
+      settings.peerTls && loadTlsMaterial(settings.peerTls),
+    ]);
+    const authorizer = serverTls ? await Authorizer.open(settings.acl ?? {}) : undefined;
+    ctx.security = { serverTls, peerTls, authorizer };
+  },
+};
+
+/** Logger, metrics, tracing; flushed last, after everything else has stopped. */
+export const startTelemetry: Step = {
+  name: 'telemetry',
+  async run(ctx, teardown) {
+    const { config, options } = ctx;
+    const t = config.telemetry;
+    let telemetry: NodeTelemetry;
+    try {
+      telemetry = NodeTelemetry.create({
+        nodeName: config.nodeName,
+        logLevel: t.logLevel,
+        logFormat: t.logFormat,
+        metrics: t.metrics,
+        otlpEndpoint: t.otlpEndpoint,
+        traceFile: t.traceFile,
+        traceSampleRatio: t.traceSampleRatio,
+        version: VERSION,
+        logDestination: options.logDestination,
+      });
+    } catch (err) {
+      if (err instanceof TraceFileError) {
+        throw new ConfigError('trace-file', err.message, { cause: err });
+      }
+      throw err;
+    }
+    const logger = telemetry.logger.child({ component: 'agent' });
+    ctx.telemetry = telemetry;
+    ctx.logger = logger;
+    teardown.defer(async () => {
+      if (ctx.started) logger.info({}, 'node stopped');
+      await telemetry.shutdown();
+    });
+  },
+};
+
+/** The single-node log under <data-dir>/log, and the server's view of it. */
+export const openLog: Step = {
+  name: 'log',
+  async run(ctx, teardown) {
+    const { config } = ctx;
+    const telemetry = ctx.need('telemetry');
+    const logger = ctx.need('logger');
+    const dir = join(config.dataDir, 'log');
+    await mkdir(dir, { recursive: true });
+    const log = await Log.open(dir, {
+      fsync: config.storage.fsync,
+      maxStoreBytes: config.storage.segmentMaxBytes,
+      maxRecordBytes: MAX_RECORD_BYTES,
+      observer: telemetry.logObserver(),
+    });
+    teardown.defer(() => log.close());
+    const unwatch = telemetry.metrics?.watchLog(log);
+    if (unwatch) teardown.defer(unwatch);
+    ctx.log = log;
+    ctx.commitLog = new LocalCommitLog(log);
+    logger.info(
+      {
+        dataDir: config.dataDir,
+        fsync: formatFsync(config.storage.fsync),
+        segmentMaxBytes: config.storage.segmentMaxBytes,
+        lowestOffset: log.lowestOffset.toString(),
+        highestOffset: log.highestOffset.toString(),
+      },
+      `data directory ${config.dataDir}`,
+    );
+    if (log.recovery.truncated || log.recovery.indexesRebuilt.length > 0) {
+      logger.warn({ recovery: log.recovery }, 'log recovered from an unclean shutdown');
+    }
+  },
+};
+
+/**
+ * Until clustering lands, a node serves alone: GetServers lists it as leader. Its
+ * address is read when asked, since the RPC port is bound by a later step.
+ */
+export const singleNodeCluster: Step = {
+  name: 'cluster view',
+  async run(ctx) {
+    const { config } = ctx;
+    if (config.membership.startJoinAddrs.length > 0) {
+      ctx
+        .need('logger')
+        .warn(
+          { startJoinAddrs: config.membership.startJoinAddrs },
+          'clustering is not available yet; serving as a single node',
+        );
+    }
+    const self = () => ({ id: config.nodeName, addr: ctx.rpcAddr ?? '' });
+    ctx.cluster = {
+      servers: async () => [{ id: self().id, rpcAddr: self().addr, isLeader: true }],
+      leader: self,
+    };
+  },
+};
+
+/** The gRPC and HTTP API over the commit log; closed first, so calls end before the log. */
+export const createApiServer: Step = {
+  name: 'API server',
+  async run(ctx, teardown) {
+    const telemetry = ctx.need('telemetry');
+    const { serverTls, authorizer } = ctx.need('security');
+    const server = new ApiServer({
+      log: ctx.need('commitLog'),
+      cluster: ctx.need('cluster'),
+      errorStatuses: LOG_ERROR_STATUSES,
+      logger: telemetry.logger.child({ component: 'server' }),
+      requests: telemetry.requests,
+      metrics: telemetry.metrics,
+      maxRecordBytes: MAX_RECORD_BYTES,
+      security: serverTls && authorizer ? { tls: serverTls, authorizer } : undefined,
+    });
+    teardown.defer(() => server.close(ctx.closeGraceMs));
+    ctx.server = server;
+  },
+};
+
+/** gRPC on bind host:rpc-port (the port multiplexer will own this port instead). */
+export const listenGrpc: Step = {
+  name: 'gRPC listener',
+  async run(ctx) {
+    const host = bindHost(ctx.config);
+    const bound = await ctx.need('server').listenGrpc(host, ctx.config.rpcPort);
+    ctx.rpcAddr = joinHostPort(host, bound.port);
+    ctx.need('logger').info({ rpcAddr: ctx.rpcAddr }, `gRPC listening on ${ctx.rpcAddr}`);
+  },
+};
+
+/** The HTTP API on bind host:http-port. */
+export const listenHttp: Step = {
+  name: 'HTTP listener',
+  async run(ctx) {
+    const host = bindHost(ctx.config);
+    const bound = await ctx.need('server').listenHttp(host, ctx.config.httpPort);
+    const httpAddr = joinHostPort(host, bound.port);
+    ctx.httpAddr = httpAddr;
+    const scheme = ctx.need('security').serverTls ? 'https' : 'http';
+    ctx.need('logger').info(
+      {
+        httpAddr,
+        metrics: ctx.config.telemetry.metrics ? `${scheme}://${httpAddr}/metrics` : null,
+      },
+      `HTTP listening on ${scheme}://${httpAddr}`,
+    );
+  },
+};
+
+/** Reloads the ACL when its files change (SIGHUP is the CLI's). */
+export const watchAcl: Step = {
+  name: 'ACL watch',
+  async run(ctx, teardown) {
+    const { authorizer } = ctx.need('security');
+    if (authorizer?.mode !== 'acl' || ctx.options.watchAcl === false) return;
+    const logger = ctx.need('logger');
+    teardown.defer(
+      watchAclFiles(authorizer, {
+        onReload: ({ rules }) => logger.info({ rules }, 'ACL policy reloaded (files changed)'),
+        onError: (err) =>
+          logger.error({ err }, 'ACL policy reload failed; the previous policy stays in force'),
+      }),
+    );
+  },
+};
+
+/** The start-up log lines: tracing, then the one line a person looks for. */
+export const announce: Step = {
+  name: 'announce',
+  async run(ctx) {
+    const { config } = ctx;
+    const logger = ctx.need('logger');
+    const { serverTls, authorizer } = ctx.need('security');
+    const t = config.telemetry;
+    if (ctx.need('telemetry').tracing.enabled) {
+      logger.info(
+        {
+          otlpEndpoint: t.otlpEndpoint ?? null,
+          traceFile: t.traceFile ?? null,
+          traceSampleRatio: t.traceSampleRatio,
+        },
+        'tracing on',
+      );
+    }
+    logger.info(
+      {
+        rpcAddr: ctx.need('rpcAddr'),
+        httpAddr: ctx.need('httpAddr'),
+        dataDir: config.dataDir,
+        tls: serverTls !== undefined,
+        authorization: authorizer?.mode ?? 'none',
+      },
+      startupLine({
+        nodeName: config.nodeName,
+        rpcAddr: ctx.need('rpcAddr'),
+        httpAddr: ctx.need('httpAddr'),
+        dataDir: config.dataDir,
+        tls: serverTls !== undefined,
+      }),
+    );
+  },
+};
+
+/** The steps of a node, in order; the teardown undoes them in reverse. */
+export const AGENT_STEPS: readonly Step[] = [
+  loadSecurity, // before anything else: a bad certificate or policy must not touch the data
+  startTelemetry,
+  openLog,
+  singleNodeCluster,
+  createApiServer,
+  listenGrpc,
+  listenHttp,
+  watchAcl,
+  announce,
+];
+
+/** What the start-up line says. */
+export interface StartupInfo {
+  nodeName: string;
+  rpcAddr: string;
+  httpAddr: string;
+  dataDir: string;
+  tls: boolean;
+}
+
+/**
+ * The one line a person (and a script) looks for. Its form is a contract, parsed by
+ * parseStartupLine: `commitlog agent <name>: gRPC on <addr>, HTTP on <scheme>://<addr>,
+ * data in <dir>[, mutual TLS]`.
+ */
+export function startupLine(s: StartupInfo): string {
+  const scheme = s.tls ? 'https' : 'http';
+  return `commitlog agent ${s.nodeName}: gRPC on ${s.rpcAddr}, HTTP on ${scheme}://${s.httpAddr}, data in ${s.dataDir}${s.tls ? ', mutual TLS' : ''}`;
+}
+
+const STARTUP_RE =
+  /commitlog agent (\S+): gRPC on (\S+), HTTP on (https?):\/\/(\S+), data in (.*?)(, mutual TLS)?$/m;
+
+/** Reads a start-up line back (from a process's output); undefined when `text` has none. */
+export function parseStartupLine(text: string): StartupInfo | undefined {
+  const m = STARTUP_RE.exec(text);
+  if (!m) return undefined;
+  const [, nodeName, rpcAddr, , httpAddr, dataDir, tls] = m;
+  if (!nodeName || !rpcAddr || !httpAddr || dataDir === undefined) return undefined;
+  return { nodeName, rpcAddr, httpAddr, dataDir, tls: tls !== undefined };
+}
