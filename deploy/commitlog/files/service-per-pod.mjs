@@ -8,6 +8,7 @@
 //   service-per-pod-ports            "port:targetPort[/PROTOCOL],…", e.g. "8400:8400,8401:8401/UDP"
 //   service-per-pod-external-domain  optional: an external-dns hostname <pod>.<domain> per Service
 // SERVICE_ANNOTATIONS (environment, JSON) are copied onto every Service.
+import { Buffer } from 'node:buffer';
 import { createServer } from 'node:http';
 
 /** The hook's answer to one sync request. */
@@ -40,7 +41,10 @@ export function sync(request, extraAnnotations = {}) {
       metadata: {
         name: pod,
         namespace: sts.metadata.namespace,
-        labels: { 'app.kubernetes.io/component': 'pod-service', 'service-per-pod': sts.metadata.name },
+        labels: {
+          'app.kubernetes.io/component': 'pod-service',
+          'service-per-pod': sts.metadata.name,
+        },
         annotations: meta,
       },
       spec: {
@@ -65,7 +69,9 @@ function serve(port, extraAnnotations) {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       try {
-        const body = JSON.stringify(sync(JSON.parse(Buffer.concat(chunks).toString()), extraAnnotations));
+        const body = JSON.stringify(
+          sync(JSON.parse(Buffer.concat(chunks).toString()), extraAnnotations),
+        );
         res.setHeader('content-type', 'application/json');
         res.end(body);
       } catch (err) {
