@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { parseAllDocuments } from 'yaml';
 
@@ -170,4 +170,38 @@ export function selects(
 ): boolean {
   if (selector === undefined || Object.keys(selector).length === 0) return false;
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+/** Calls `probe` until it returns a value other than undefined, or fails at the deadline. */
+export async function until<T>(
+  what: string,
+  ms: number,
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      const why = last instanceof Error ? `: ${last.message}` : '';
+      throw new Error(`timed out after ${ms} ms waiting for ${what}${why}`);
+    }
+    // Between attempts only; each attempt is a real request with its own deadline.
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** deploy/health-probe.mjs, the probe the chart runs under TLS. */
+export interface HealthProbe {
+  check(o: { addr: string; service: string; tlsDir?: string; timeoutMs: number }): Promise<string>;
+}
+
+export async function healthProbe(): Promise<HealthProbe> {
+  const url = pathToFileURL(join(ROOT, 'deploy', 'health-probe.mjs')).href;
+  return (await import(url)) as HealthProbe;
 }
