@@ -69,7 +69,7 @@ describe('the agent as the chart runs it', () => {
           proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
           const exited = new Promise<never>((_resolve, reject) =>
             proc.once('exit', (code, signal) =>
-              reject(new Error(`pod ${i} exited (${code ?? signal}):\n${out.slice(-2000)}`)),
+              reject(new Error(`pod ${i} exited (${code ?? signal}):\n${out.slice(0, 1500)}`)),
             ),
           );
           exited.catch(() => undefined);

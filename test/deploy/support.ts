@@ -198,7 +198,10 @@ export async function until<T>(
 
 /** deploy/health-probe.mjs, the probe the chart runs under TLS. */
 export interface HealthProbe {
-  check(o: { addr: string; service: string; tlsDir?: string; timeoutMs: number }): Promise<string>;
+  check(
+    this: void,
+    o: { addr: string; service: string; tlsDir?: string; timeoutMs: number },
+  ): Promise<string>;
 }
 
 export async function healthProbe(): Promise<HealthProbe> {
