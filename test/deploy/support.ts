@@ -172,7 +172,15 @@ export function selects(
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
-/** Calls `probe` until it returns a value other than undefined, or fails at the deadline. */
+/** Thrown by a probe of `until` when waiting longer cannot help (a process died). */
+export class GiveUpError extends Error {
+  override readonly name = 'GiveUpError';
+}
+
+/**
+ * Calls `probe` until it returns a value other than undefined, or fails at the deadline.
+ * Errors count as "not yet", except GiveUpError.
+ */
 export async function until<T>(
   what: string,
   ms: number,
@@ -185,6 +193,7 @@ export async function until<T>(
       const v = await probe();
       if (v !== undefined) return v;
     } catch (err) {
+      if (err instanceof GiveUpError) throw err;
       last = err;
     }
     if (Date.now() > deadline) {
