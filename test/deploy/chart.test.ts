@@ -55,7 +55,10 @@ const SCENARIOS: Record<string, object> = {
     gossip: { existingSecret: 'gossip-key' },
   },
   '1 replica': { replicas: 1 },
-  '5 replicas, leave on terminate': { replicas: 5, agent: { leaveOnTerminate: true } },
+  '5 replicas, leave on terminate, extra flags': {
+    replicas: 5,
+    agent: { leaveOnTerminate: true, extraArgs: ['--otlp-endpoint', 'http://otel:4318'] },
+  },
 };
 
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {
@@ -333,6 +336,12 @@ describe('helm chart deploy/commitlog', () => {
           const tls = f.has('server-tls-cert-file');
           assert.equal(f.get('insecure'), tls ? undefined : true);
           assert.equal(f.has('peer-tls-cert-file'), tls);
+          const agent = (values as { agent?: { leaveOnTerminate?: boolean; extraArgs?: string[] } })
+            .agent;
+          assert.equal(f.get('leave-on-terminate'), agent?.leaveOnTerminate ? true : undefined);
+          const extra = agent?.extraArgs ?? [];
+          for (let k = 0; k < extra.length; k += 2)
+            assert.equal(f.get(extra[k]!.slice(2)), extra[k + 1]);
         }
       });
     });
