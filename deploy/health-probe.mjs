@@ -6,6 +6,10 @@
 //
 //   node health-probe.mjs [--addr 127.0.0.1:8400] [--service log.v1.Log] [--tls-dir DIR]
 //                         [--timeout-ms 3000]
+//
+// Without flags it follows the agent's own environment (as a container's HEALTHCHECK
+// needs): the port from COMMITLOG_RPC_PORT, the certificate from
+// COMMITLOG_SERVER_TLS_{CERT,KEY,CA}_FILE.
 import { Buffer } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:http2';
@@ -13,8 +17,13 @@ import { join } from 'node:path';
 
 const STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
 
-function flags(argv) {
-  const out = { addr: '127.0.0.1:8400', service: '', 'tls-dir': '', 'timeout-ms': '3000' };
+function flags(argv, env) {
+  const out = {
+    addr: `127.0.0.1:${env.COMMITLOG_RPC_PORT ?? 8400}`,
+    service: '',
+    'tls-dir': '',
+    'timeout-ms': '3000',
+  };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i]?.replace(/^--/, '');
     if (!key || !(key in out) || argv[i + 1] === undefined) {
@@ -44,17 +53,33 @@ function status(frame) {
   return body.length >= 2 && body[0] === 0x08 ? body[1] : 0;
 }
 
-export function check({ addr, service, tlsDir, timeoutMs }) {
-  const tls = tlsDir
+/** The TLS files: the chart's mounted Secret, else the agent's own settings, else none. */
+function tlsFiles(tlsDir, env) {
+  if (tlsDir) {
+    return {
+      ca: join(tlsDir, 'ca.crt'),
+      cert: join(tlsDir, 'tls.crt'),
+      key: join(tlsDir, 'tls.key'),
+    };
+  }
+  const cert = env.COMMITLOG_SERVER_TLS_CERT_FILE;
+  const key = env.COMMITLOG_SERVER_TLS_KEY_FILE;
+  const ca = env.COMMITLOG_SERVER_TLS_CA_FILE;
+  return cert && key && ca ? { ca, cert, key } : undefined;
+}
+
+export function check({ addr, service, tlsDir, timeoutMs, env = {} }) {
+  const files = tlsFiles(tlsDir, env);
+  const tls = files
     ? {
-        ca: readFileSync(join(tlsDir, 'ca.crt')),
-        cert: readFileSync(join(tlsDir, 'tls.crt')),
-        key: readFileSync(join(tlsDir, 'tls.key')),
+        ca: readFileSync(files.ca),
+        cert: readFileSync(files.cert),
+        key: readFileSync(files.key),
         ALPNProtocols: ['h2'],
       }
     : {};
   return new Promise((resolve, reject) => {
-    const session = connect(`${tlsDir ? 'https' : 'http'}://${addr}`, tls);
+    const session = connect(`${files ? 'https' : 'http'}://${addr}`, tls);
     const timer = setTimeout(() => {
       session.destroy();
       reject(new Error(`no answer from ${addr} within ${timeoutMs} ms`));
@@ -94,12 +119,13 @@ export function check({ addr, service, tlsDir, timeoutMs }) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   try {
-    const f = flags(process.argv.slice(2));
+    const f = flags(process.argv.slice(2), process.env);
     const state = await check({
       addr: f.addr,
       service: f.service,
       tlsDir: f['tls-dir'],
       timeoutMs: Number(f['timeout-ms']),
+      env: process.env,
     });
     console.log(`${f.service || '(server)'}: ${state}`);
     process.exitCode = state === 'SERVING' ? 0 : 1;

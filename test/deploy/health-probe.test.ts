@@ -57,6 +57,13 @@ describe('health-probe.mjs', () => {
         await check({ addr, service: 'log.v1.Log', tlsDir, timeoutMs: 3000 }),
         'SERVING',
       );
+      // As a container's HEALTHCHECK: the files the agent was configured with.
+      const env = {
+        COMMITLOG_SERVER_TLS_CERT_FILE: join(tlsDir, 'tls.crt'),
+        COMMITLOG_SERVER_TLS_KEY_FILE: join(tlsDir, 'tls.key'),
+        COMMITLOG_SERVER_TLS_CA_FILE: join(tlsDir, 'ca.crt'),
+      };
+      assert.equal(await check({ addr, service: 'log.v1.Log', env, timeoutMs: 3000 }), 'SERVING');
       // Without a certificate the handshake is refused: the probe must carry one.
       await assert.rejects(check({ addr, service: 'log.v1.Log', timeoutMs: 3000 }));
     } finally {

@@ -209,7 +209,13 @@ export async function until<T>(
 export interface HealthProbe {
   check(
     this: void,
-    o: { addr: string; service: string; tlsDir?: string; timeoutMs: number },
+    o: {
+      addr: string;
+      service: string;
+      tlsDir?: string;
+      timeoutMs: number;
+      env?: Record<string, string>;
+    },
   ): Promise<string>;
 }
 
