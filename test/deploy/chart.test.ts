@@ -29,6 +29,7 @@ import {
   withValues,
   type ContainerPort,
   type K8sObject,
+  type PodSpec,
   type Probe,
 } from './support.js';
 
@@ -368,6 +369,16 @@ describe('helm chart deploy/commitlog', () => {
     const test = only(objects, 'Pod');
     assert.equal(test.metadata.annotations?.['helm.sh/hook'], 'test');
     assert.match(JSON.stringify(test.spec), /--cert-file \/etc\/commitlog\/tls\/tls.crt/);
+    const testVolume = (test.spec as unknown as PodSpec).volumes!.find((v) => v.name === 'tls')!;
+    assert.equal(testVolume.secret?.secretName, secret.metadata.name);
+    const withClient = render({
+      ...SCENARIOS['tls + acl from files']!,
+      tests: { clientSecret: 'root-client' },
+    });
+    const clientVolume = (only(withClient, 'Pod').spec as unknown as PodSpec).volumes!.find(
+      (v) => v.name === 'tls',
+    )!;
+    assert.equal(clientVolume.secret?.secretName, 'root-client');
     // The probes cannot use Kubernetes' plaintext gRPC probe under mutual TLS.
     assert.ok(pod.containers[0]!.readinessProbe!.exec, 'readiness under TLS');
   });
