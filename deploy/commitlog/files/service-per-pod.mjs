@@ -81,7 +81,9 @@ function serve(port, extraAnnotations) {
       }
     });
   });
-  server.listen(port);
+  server.listen(port, () =>
+    console.log(`service-per-pod hook listening on port ${server.address().port}`),
+  );
   // A Deployment's pod is stopped with SIGTERM: stop at once, Metacontroller retries.
   process.once('SIGTERM', () => server.close(() => process.exit(0)));
 }
