@@ -5,7 +5,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'src/api/gen/**', 'data/**', 'bench/results/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      '.cache/**',
+      'src/api/gen/**',
+      'data/**',
+      'bench/results/**',
+    ],
+  },
   js.configs.recommended,
   {
     files: ['**/*.ts'],

@@ -1,6 +1,8 @@
 // Enforces the import directions of the design brief: which folder under src/ may
-// import which, that other folders are reached only through their index.ts, and that
-// the pure cores (raft/core, membership/core) import nothing at all, not even node:*.
+// import which, that other folders are reached only through their index.ts, that
+// the pure cores (raft/core, membership/core) import nothing at all, not even node:*,
+// and that test doubles and simulators (a folder's `testing/`) reach other folders'
+// code only from tests, benchmarks and other `testing/` folders.
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,6 +78,19 @@ export function checkFile(root, file, source) {
       continue;
     }
     if (here.area === 'src' && here.folder === '') continue; // src/index.ts: the package surface
+    if (
+      here.area === 'src' &&
+      !isTest &&
+      here.sub !== 'testing' &&
+      target.area === 'src' &&
+      target.sub === 'testing' &&
+      target.folder !== here.folder
+    ) {
+      errors.push(
+        `${where}: test doubles (${target.folder}/testing) are for tests, not for src/${here.folder}`,
+      );
+      continue;
+    }
     const crossing = here.area !== 'src' || target.folder !== here.folder;
     if (!crossing || target.area !== 'src') continue;
     if (here.area === 'src') {

@@ -47,3 +47,19 @@ test('tests outside src reach src only through index files', () => {
   assert.deepEqual(check('test/e2e.test.ts', "import { Log } from '../src/log/index.js';"), []);
   assert.equal(check('test/e2e.test.ts', "import { Store } from '../src/log/store.js';").length, 1);
 });
+
+test('testing folders are for tests, benchmarks and other testing folders', () => {
+  const doubles = "import { MemoryLogStorage } from '../raft/testing/index.js';";
+  const prod = check('src/cluster/replicated-log.ts', doubles);
+  assert.equal(prod.length, 1);
+  assert.match(prod[0], /test doubles \(raft\/testing\) are for tests/);
+  assert.deepEqual(check('src/cluster/replicated-log.test.ts', doubles), []);
+  assert.deepEqual(
+    check('src/cluster/testing/harness.ts', "import { X } from '../../raft/testing/index.js';"),
+    [],
+  );
+  assert.deepEqual(
+    check('bench/raft-bench.ts', "import { X } from '../src/raft/testing/index.js';"),
+    [],
+  );
+});

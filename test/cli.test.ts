@@ -5,6 +5,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { CONFIG_ROWS, defaultText, envName, VERSION } from '../src/agent/index.js';
 import { buildProgram } from '../src/cli/index.js';
 import { runCli, spawnAgent, type AgentProcess } from './support/agent-process.js';
 import { tempDir } from './support/node.js';
@@ -136,6 +137,34 @@ describe('commitlog agent configuration errors', () => {
       res.stderr,
       /rpc-port: must be an integer from 0 to 65535, got "eighty" \(from flag --rpc-port\)/,
     );
+  });
+});
+
+describe('commitlog client usage errors', () => {
+  it('refuses a bad option of a client command, naming it (exit 2)', async () => {
+    const count = await cli(['consume', '--count', 'some']);
+    assert.equal(count.code, 2);
+    assert.match(count.stderr, /count: must be a non-negative integer, got some/);
+    const tls = await cli(['produce', '--cert-file', 'a.pem', 'x']);
+    assert.equal(tls.code, 2);
+    assert.match(tls.stderr, /key-file: --cert-file and --key-file go together/);
+  });
+
+  it('shows each key with its default and environment variable, from the config rows', () => {
+    const agent = buildProgram().commands.find((c) => c.name() === 'agent');
+    assert.ok(agent);
+    const help = agent.helpInformation().replace(/\s+/g, ' ');
+    for (const row of CONFIG_ROWS) {
+      assert.ok(help.includes(`env ${envName(row.key)}`), `${row.key} in ${help}`);
+      const shown = defaultText(row);
+      if (shown !== undefined) assert.ok(help.includes(`default: ${shown}`), `${row.key} default`);
+    }
+    assert.ok(help.includes('default: 8400; env COMMITLOG_RPC_PORT'));
+  });
+
+  it('prints the package version', async () => {
+    const res = await cli(['--version']);
+    assert.equal(res.stdout.trim(), VERSION);
   });
 });
 

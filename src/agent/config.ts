@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 
 import { parse as parseYaml } from 'yaml';
 
+import type { TlsFiles } from '../auth/index.js';
 import { InvalidLogOptionError, parseFsyncPolicy, type FsyncPolicy } from '../log/index.js';
 import {
   InvalidTelemetryOptionError,
@@ -646,19 +647,12 @@ function isLoopback(host: string): boolean {
   return isIP(bare) === 4 && bare.startsWith('127.');
 }
 
-/** TLS files as the agent passes them on: all three or none. */
-export interface TlsFileSet {
-  certFile: string;
-  keyFile: string;
-  caFile: string;
-}
-
 /** What the security keys ask for, once their combinations have been checked. */
 export interface SecuritySettings {
   /** Mutual TLS for what clients reach (gRPC and HTTP). */
-  serverTls?: TlsFileSet;
+  serverTls?: TlsFiles;
   /** This node's identity towards other nodes (Raft, node-to-node calls). */
-  peerTls?: TlsFileSet;
+  peerTls?: TlsFiles;
   /** Casbin model and policy; without them every authenticated client is allowed. */
   acl?: { modelFile: string; policyFile: string };
 }
@@ -666,7 +660,7 @@ export interface SecuritySettings {
 function tlsGroup(
   prefix: 'server-tls' | 'peer-tls',
   { certFile, keyFile, caFile }: TlsFileFields,
-): TlsFileSet | undefined {
+): TlsFiles | undefined {
   const given = [certFile, keyFile, caFile];
   if (given.every((v) => v === undefined)) return undefined;
   if (certFile === undefined || keyFile === undefined || caFile === undefined) {

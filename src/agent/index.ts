@@ -46,5 +46,4 @@ export type {
   Raw,
   SecuritySettings,
   TlsFileFields,
-  TlsFileSet,
 } from './config.js';

@@ -58,3 +58,15 @@ export class MemoryCommitLog implements CommitLog {
     }
   }
 }
+
+/** Resolves once `pred` holds (asked every 10 ms), or rejects after `ms` naming `what`. */
+export async function until(
+  pred: () => boolean | Promise<boolean>,
+  { ms = 5000, what }: { ms?: number; what: string },
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

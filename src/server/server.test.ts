@@ -14,7 +14,8 @@ import * as grpc from '@grpc/grpc-js';
 
 import { LogClient, type ProduceResponse } from '../api/index.js';
 import { Authorizer, BOOK_FILES, loadTlsMaterial, writeBookFileSet } from '../auth/index.js';
-import { MemoryCommitLog } from './fake-log.test-support.js';
+import { MemoryCommitLog, until } from './fake-log.test-support.js';
+import type { ClusterView, LeaderHint } from './ports.js';
 import { ApiServer } from './server.js';
 
 const NO_CLUSTER = { servers: async () => [], leader: () => undefined };
@@ -120,5 +121,54 @@ describe('ApiServer.grpcSink', () => {
         return true;
       });
     });
+  });
+});
+
+describe('ApiServer health', () => {
+  /** grpc.health.v1.Health/Check for `service`, hand-encoded: 1 SERVING, 2 NOT_SERVING. */
+  function check(client: grpc.Client, service: string): Promise<number> {
+    const name = Buffer.from(service);
+    return new Promise((resolve, reject) =>
+      client.makeUnaryRequest(
+        '/grpc.health.v1.Health/Check',
+        () => Buffer.concat([Buffer.from([0x0a, name.length]), name]),
+        (b: Buffer) => b,
+        {},
+        (err, res) => (err ? reject(err) : resolve(res?.[1] ?? 0)),
+      ),
+    );
+  }
+
+  it('serves log.v1.Log only while the cluster view knows a leader', async () => {
+    const waiting: ((v: IteratorResult<LeaderHint | undefined>) => void)[] = [];
+    let leader: LeaderHint | undefined;
+    const cluster: ClusterView = {
+      servers: async () => [],
+      leader: () => leader,
+      leaderChanges: () => ({
+        [Symbol.asyncIterator]: () => ({
+          next: () => new Promise((resolve) => waiting.push(resolve)),
+        }),
+      }),
+    };
+    const api = new ApiServer({ log: new MemoryCommitLog(), cluster });
+    const { port } = await api.listenGrpc('127.0.0.1', 0);
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const announce = async (hint: LeaderHint | undefined) => {
+      leader = hint;
+      await until(() => waiting.length > 0, { what: 'the server waits for a leader change' });
+      waiting.shift()?.({ value: hint, done: false });
+    };
+    try {
+      assert.equal(await check(client, 'log.v1.Log'), 2, 'no leader yet');
+      assert.equal(await check(client, ''), 1, 'the process itself is up');
+      await announce({ id: 'n1', addr: 'a:1' });
+      await until(async () => (await check(client, 'log.v1.Log')) === 1, { what: 'SERVING' });
+      await announce(undefined);
+      await until(async () => (await check(client, 'log.v1.Log')) === 2, { what: 'NOT_SERVING' });
+    } finally {
+      client.close();
+      await api.close(1000);
+    }
   });
 });

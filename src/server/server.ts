@@ -137,8 +137,15 @@ export class ApiServer {
         this.streams,
       ),
     );
-    this.health = new HealthImplementation({ '': 'SERVING', [LOG_SERVICE_NAME]: 'SERVING' });
+    const { cluster } = opts;
+    // With leader changes to follow, log.v1.Log is SERVING only while a leader is known.
+    const follows = cluster.leaderChanges !== undefined;
+    this.health = new HealthImplementation({
+      '': 'SERVING',
+      [LOG_SERVICE_NAME]: !follows || cluster.leader() ? 'SERVING' : 'NOT_SERVING',
+    });
     this.health.addToServer(this.grpcServer);
+    if (follows) this.followLeader(cluster);
     const root = protoRoot();
     const definition = loadSync(join(root, 'log', 'v1', 'log.proto'), {
       includeDirs: [root],
@@ -169,6 +176,23 @@ export class ApiServer {
           observed,
         )
       : createServer(observed);
+  }
+
+  private followLeader(cluster: ClusterView): void {
+    const changes = cluster.leaderChanges?.({ signal: this.shutdown.signal });
+    if (!changes) return;
+    void (async () => {
+      try {
+        for await (const leader of changes) {
+          if (!this.ready) return;
+          this.health.setStatus(LOG_SERVICE_NAME, leader ? 'SERVING' : 'NOT_SERVING');
+        }
+      } catch (err) {
+        if (!this.shutdown.signal.aborted) {
+          this.logger.error({ err }, 'following leader changes failed; health stays as it was');
+        }
+      }
+    })();
   }
 
   /** Binds gRPC to `host:port` (port 0: any free port) and answers what was bound. */

@@ -1,0 +1,221 @@
+// The container image under podman (`npm run test:image`, after scripts/image.sh): one
+// node and the book's curl session, SIGTERM as PID 1, data kept in the volume; then
+// three containers on a podman network joined by container name, the leader killed.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+
+import { CommitLogClient } from '../../src/client/index.js';
+import { GiveUpError, ROOT, until } from './support.js';
+
+const run = promisify(execFile);
+const IMAGE = process.env.IMAGE ?? 'localhost/commitlog:dev';
+const env = { ...process.env, CONTAINERS_CONF: join(ROOT, 'deploy', 'podman', 'containers.conf') };
+const tag = `clsmoke${process.pid}`;
+const created: { containers: string[]; volumes: string[]; networks: string[] } = {
+  containers: [],
+  volumes: [],
+  networks: [],
+};
+
+async function podman(...args: string[]): Promise<string> {
+  try {
+    return (await run('podman', args, { env, maxBuffer: 16 << 20 })).stdout.trim();
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`podman ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
+  }
+}
+
+after(async () => {
+  for (const c of created.containers)
+    await podman('rm', '--force', '--volumes', '--time', '0', c).catch(() => '');
+  for (const v of created.volumes) await podman('volume', 'rm', '--force', v).catch(() => '');
+  for (const n of created.networks) await podman('network', 'rm', '--force', n).catch(() => '');
+});
+
+/** Starts a container running the image's entrypoint with `args`; returns its name. */
+async function container(name: string, opts: string[], args: string[]): Promise<string> {
+  created.containers.push(name);
+  await podman('run', '--detach', '--name', name, ...opts, IMAGE, ...args);
+  return name;
+}
+
+async function hostPort(name: string, port: string): Promise<string> {
+  // "0.0.0.0:41234" or "127.0.0.1:41234"; the first line is enough.
+  const line = (await podman('port', name, port)).split('\n')[0]!;
+  return `127.0.0.1:${line.split(':').pop()}`;
+}
+
+async function running(name: string): Promise<boolean> {
+  return (await podman('inspect', '--format', '{{.State.Running}}', name)) === 'true';
+}
+
+async function alive(name: string): Promise<void> {
+  if (!(await running(name)))
+    throw new GiveUpError(`${name} stopped:\n${await podman('logs', name)}`);
+}
+
+async function readyz(http: string, name: string): Promise<true | undefined> {
+  await alive(name);
+  const res = await fetch(`http://${http}/readyz`, { signal: AbortSignal.timeout(2000) });
+  return res.status === 200 ? true : undefined;
+}
+
+async function curl(...args: string[]): Promise<string> {
+  return (await run('curl', ['--silent', '--show-error', '--max-time', '5', ...args])).stdout;
+}
+
+describe('the image', () => {
+  it("runs one node that serves the book's curl session, stops on SIGTERM and keeps its data", async () => {
+    const volume = `${tag}-data`;
+    created.volumes.push(volume);
+    const name = await container(
+      `${tag}-single`,
+      // As the chart runs it: read-only root, the data volume writable.
+      ['--read-only', '--volume', `${volume}:/var/lib/commitlog`, '--publish', '127.0.0.1::8080'],
+      ['agent', '--insecure'],
+    );
+    const http = await hostPort(name, '8080/tcp');
+    await until('the node to be ready', 30_000, () => readyz(http, name));
+    const url = `http://${http.replace('127.0.0.1', 'localhost')}`;
+    const values = ['TGV0J3MgR28gIzEK', 'TGV0J3MgR28gIzIK', 'TGV0J3MgR28gIzMK'];
+    for (const [i, v] of values.entries()) {
+      const out = await curl('-X', 'POST', url, '-d', `{"record": {"value": "${v}"}}`);
+      assert.deepEqual(JSON.parse(out), { offset: i });
+    }
+    for (const [i, v] of values.entries()) {
+      const out = await curl('-X', 'GET', url, '-d', `{"offset": ${i}}`);
+      assert.deepEqual(JSON.parse(out), { record: { value: v, offset: i } });
+    }
+    // The image's HEALTHCHECK (the chart's probe under TLS) agrees.
+    await podman('healthcheck', 'run', name);
+    assert.equal(await podman('exec', name, 'id', '-u'), '10001');
+
+    // SIGTERM reaches Node as PID 1: a clean exit well before podman's 20 s kill.
+    const t0 = Date.now();
+    await podman('stop', '--time', '20', name);
+    const stopMs = Date.now() - t0;
+    assert.equal(await podman('inspect', '--format', '{{.State.ExitCode}}', name), '0');
+    assert.ok(stopMs < 10_000, `stop took ${stopMs} ms`);
+    assert.match(await podman('logs', name), /shutting down/);
+    console.log(`# image: SIGTERM to exit ${stopMs} ms`);
+
+    await podman('start', name);
+    const again = await hostPort(name, '8080/tcp');
+    await until('the node to be ready again', 30_000, () => readyz(again, name));
+    const out = await curl('-X', 'GET', `http://${again}`, '-d', '{"offset": 2}');
+    assert.deepEqual(JSON.parse(out), { record: { value: values[2], offset: 2 } });
+  });
+
+  it(
+    'stops promptly on a SIGTERM that arrives while the node is still starting',
+    { todo: 'Node as PID 1 ignores SIGTERM until the agent has installed its handler' },
+    async () => {
+      const name = await container(`${tag}-early`, ['--read-only'], ['agent', '--insecure']);
+      // Sent at once: the process is still loading its modules or opening the log.
+      const t0 = Date.now();
+      await podman('stop', '--time', '8', name);
+      const ms = Date.now() - t0;
+      const code = await podman('inspect', '--format', '{{.State.ExitCode}}', name);
+      assert.ok(ms < 5000 && code !== '137', `stop took ${ms} ms, exit code ${code} (137: killed)`);
+    },
+  );
+
+  it(
+    'forms a three-node cluster by container name that survives the leader being killed',
+    { todo: 'needs the cluster' },
+    async () => {
+      const network = `${tag}-net`;
+      created.networks.push(network);
+      await podman('network', 'create', network);
+      const names = [0, 1, 2].map((i) => `${tag}-c${i}`);
+      for (const [i, name] of names.entries()) {
+        const joins = names.filter((n) => n !== name).map((n) => `${n}:8401`);
+        await container(
+          name,
+          [
+            '--network',
+            network,
+            '--hostname',
+            name,
+            '--read-only',
+            '--publish',
+            '127.0.0.1::8080',
+            '--publish',
+            '127.0.0.1::8400',
+          ],
+          [
+            'agent',
+            '--insecure',
+            '--node-name',
+            name,
+            '--advertise-host',
+            name,
+            ...(i === 0 ? ['--bootstrap'] : []),
+            '--start-join-addrs',
+            joins.join(','),
+          ],
+        );
+      }
+      const http = await Promise.all(names.map((n) => hostPort(n, '8080/tcp')));
+      const rpc = await Promise.all(names.map((n) => hostPort(n, '8400/tcp')));
+      type Server = { id: string; rpcAddr: string; isLeader: boolean };
+      /** GetServers through container `i`'s published RPC port. */
+      const servers = async (i: number): Promise<Server[]> => {
+        await alive(names[i]!);
+        const client = new CommitLogClient(rpc[i]!);
+        try {
+          return await client.getServers();
+        } finally {
+          client.close();
+        }
+      };
+      const formed = await until('three members and a leader', 60_000, async () => {
+        const list = await servers(0);
+        const ok = list.length === 3 && list.filter((s) => s.isLeader).length === 1;
+        return ok ? list : undefined;
+      });
+      // Members advertise their container names, which every container can dial.
+      assert.deepEqual(formed.map((s) => s.rpcAddr).sort(), names.map((n) => `${n}:8400`).sort());
+      for (const [i, h] of http.entries())
+        await until('every node ready', 30_000, () => readyz(h, names[i]!));
+
+      const produce = async (addr: string, text: string) => {
+        const res = await fetch(`http://${addr}/`, {
+          method: 'POST',
+          body: JSON.stringify({ record: { value: Buffer.from(text).toString('base64') } }),
+          signal: AbortSignal.timeout(5000),
+        });
+        if (res.status !== 200) throw new Error(`produce: ${res.status} ${await res.text()}`);
+        return (await res.json()) as { offset: number };
+      };
+      await produce(http[1]!, 'before');
+
+      const leader = formed.find((s) => s.isLeader)!.rpcAddr.split(':')[0]!;
+      const survivors = names.filter((n) => n !== leader);
+      const t0 = Date.now();
+      await podman('kill', '--signal', 'KILL', leader);
+      const survivorHttp = http[names.indexOf(survivors[0]!)]!;
+      await until('a produce after the leader died', 30_000, () => produce(survivorHttp, 'after'));
+      console.log(`# image: leader killed to next produce acknowledged ${Date.now() - t0} ms`);
+
+      // The killed node failed, it did not leave: still a member. Back up, its address answers.
+      await podman('start', leader);
+      const from = survivors[0]!;
+      await until('every listed address answering', 60_000, async () => {
+        const list = await servers(names.indexOf(from));
+        if (list.length !== 3) return undefined;
+        for (const s of list) {
+          await podman('exec', from, 'node', '/app/deploy/health-probe.mjs', '--addr', s.rpcAddr);
+        }
+        return true;
+      });
+      // And the operator's view: `commitlog servers` inside a container names all three.
+      const listed = await podman('exec', from, 'commitlog', 'servers', '--addr', `${from}:8400`);
+      for (const n of names) assert.match(listed, new RegExp(`${n}:8400`));
+    },
+  );
+});
