@@ -15,6 +15,11 @@ import {
   ReplicatedLogClosedError,
 } from '../cluster/index.js';
 import { ConfChangeInProgressError, LeadershipLostError, ShutdownError } from '../raft/index.js';
+import {
+  ForwardOutcomeUnknownError,
+  ForwardRefusedError,
+  LeaderUnreachableError,
+} from './forwarder.js';
 import { errorStatus, GrpcStatus as status, type ErrorStatusRow } from '../server/index.js';
 
 /**
@@ -45,4 +50,19 @@ export const CLUSTER_ERROR_STATUSES: readonly ErrorStatusRow[] = [
     errorInfo: () => ({ reason: 'OUTCOME_UNKNOWN', domain: 'commitlog', metadata: {} }),
   }),
   errorStatus(EntryCodecError, { grpc: status.DATA_LOSS, http: 500 }),
+  errorStatus(LeaderUnreachableError, {
+    grpc: status.UNAVAILABLE,
+    http: 503,
+    errorInfo: (err) => ({
+      reason: 'LEADER_UNREACHABLE',
+      domain: 'commitlog',
+      metadata: { leader_id: err.leader.id, leader_addr: err.leader.addr },
+    }),
+  }),
+  errorStatus(ForwardOutcomeUnknownError, {
+    grpc: status.UNAVAILABLE,
+    http: 503,
+    errorInfo: () => ({ reason: 'OUTCOME_UNKNOWN', domain: 'commitlog', metadata: {} }),
+  }),
+  errorStatus(ForwardRefusedError, { grpc: status.FAILED_PRECONDITION, http: 502 }),
 ];

@@ -5,9 +5,79 @@
 // authorized on the node it called.
 import * as grpc from '@grpc/grpc-js';
 
-import { LogClient } from '../api/index.js';
+import { decodeStatusDetails, LogClient } from '../api/index.js';
 import type { TlsMaterial } from '../auth/index.js';
-import type { LeaderForwarder, LeaderHint } from '../server/index.js';
+import { NotLeaderError, type LeaderForwarder, type LeaderHint } from '../server/index.js';
+
+/** The leader could not be reached: the produce certainly did not happen (retry). */
+export class LeaderUnreachableError extends Error {
+  override readonly name = 'LeaderUnreachableError';
+  constructor(
+    readonly leader: LeaderHint,
+    options?: ErrorOptions,
+  ) {
+    super(`the leader ${leader.id} at ${leader.addr} cannot be reached; retry shortly`, options);
+  }
+}
+
+/**
+ * A forwarded produce failed after it was sent: it may or may not have been appended.
+ * Retrying it blindly could store it twice.
+ */
+export class ForwardOutcomeUnknownError extends Error {
+  override readonly name = 'ForwardOutcomeUnknownError';
+  constructor(
+    readonly leader: LeaderHint,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `the produce was forwarded to the leader ${leader.id}, which did not confirm it; its outcome is unknown`,
+      options,
+    );
+  }
+}
+
+/** The leader refused the forwarding node itself (certificates or ACL between nodes). */
+export class ForwardRefusedError extends Error {
+  override readonly name = 'ForwardRefusedError';
+  constructor(
+    readonly leader: LeaderHint,
+    reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `the leader ${leader.id} refused a produce forwarded by this node (${reason}); ` +
+        "check that nodes' certificates are signed by the leader's client CA",
+      options,
+    );
+  }
+}
+
+/** What a failed forwarded call means for the caller. */
+export function forwardFailure(err: grpc.ServiceError, leader: LeaderHint): Error {
+  const raw = err.metadata?.get('grpc-status-details-bin')[0];
+  let reason: string | undefined;
+  let hint: LeaderHint | undefined;
+  if (raw instanceof Buffer) {
+    try {
+      const info = decodeStatusDetails(raw).errorInfo[0];
+      reason = info?.reason;
+      const id = info?.metadata.leader_id;
+      const addr = info?.metadata.leader_addr;
+      if (id && addr) hint = { id, addr };
+    } catch {
+      reason = undefined; // undecodable details: judged by the code alone
+    }
+  }
+  // The "leader" no longer leads: nothing was appended there.
+  if (reason === 'NOT_LEADER') return new NotLeaderError(hint, { cause: err });
+  if (err.code === grpc.status.PERMISSION_DENIED || err.code === grpc.status.UNAUTHENTICATED)
+    return new ForwardRefusedError(leader, err.details, { cause: err });
+  // Never connected: the call was not sent.
+  if (err.code === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED/.test(err.details))
+    return new LeaderUnreachableError(leader, { cause: err });
+  return new ForwardOutcomeUnknownError(leader, { cause: err });
+}
 
 /** A header naming the node a forwarded call came through (for logs and loops). */
 export const FORWARDED_BY = 'x-commitlog-forwarded-by';
@@ -56,7 +126,7 @@ export class GrpcLeaderForwarder implements LeaderForwarder {
       }));
       const call = client.produceBatch({ records }, md, (err, res) => {
         o.signal.removeEventListener('abort', cancel);
-        if (err) reject(err);
+        if (err) reject(forwardFailure(err, leader));
         else resolve(res.firstOffset);
       });
       const cancel = (): void => call.cancel();

@@ -45,11 +45,11 @@ describe('health-probe.mjs', () => {
     copyFileSync(join(certs, 'server.pem'), join(tlsDir, 'tls.crt'));
     copyFileSync(join(certs, 'server-key.pem'), join(tlsDir, 'tls.key'));
     const node = await startNode({
-      serverTlsCertFile: join(tlsDir, 'tls.crt'),
-      serverTlsKeyFile: join(tlsDir, 'tls.key'),
-      serverTlsCaFile: join(tlsDir, 'ca.crt'),
-      aclModelFile: join(certs, 'model.conf'),
-      aclPolicyFile: join(certs, 'policy.csv'),
+      'server-tls-cert-file': join(tlsDir, 'tls.crt'),
+      'server-tls-key-file': join(tlsDir, 'tls.key'),
+      'server-tls-ca-file': join(tlsDir, 'ca.crt'),
+      'acl-model-file': join(certs, 'model.conf'),
+      'acl-policy-file': join(certs, 'policy.csv'),
     });
     const addr = node.agent.rpcAddr;
     try {
