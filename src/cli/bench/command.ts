@@ -3,7 +3,7 @@
 import { type Command, Option } from 'commander';
 
 import { ConfigError } from '../../agent/index.js';
-import { channelCredentials, toClientError, type TlsFiles } from '../../client/index.js';
+import { channelCredentials, raw, toClientError, type TlsFiles } from '../../client/index.js';
 import {
   type CpuSource,
   type CpuUsage,
@@ -26,7 +26,6 @@ import {
   produceUnary,
   type RunLimits,
 } from './workloads.js';
-import { RawClient } from './wire.js';
 
 interface Flags extends TlsFiles {
   addr: string;
@@ -136,7 +135,7 @@ function medianOrNull(xs: (number | null)[]): number | null {
 
 async function oneRun(
   s: BenchSettings,
-  clients: RawClient[],
+  clients: raw.RawClient[],
   value: Buffer,
   server: CpuSource | undefined,
   latencies: Latencies,
@@ -145,7 +144,7 @@ async function oneRun(
 ): Promise<RunResult> {
   let count = s.count ?? (s.durationSeconds === null ? DEFAULT_COUNT : Infinity);
   if (s.command === 'consume') {
-    const end = await endOfLog(clients[0] as RawClient, s.from);
+    const end = await endOfLog(clients[0] as raw.RawClient, s.from);
     if (end <= s.from) {
       throw new ConfigError(
         'from',
@@ -199,7 +198,7 @@ export async function runBench(
   const credentials = await channelCredentials(tls);
   const clients = Array.from(
     { length: s.clients },
-    (_, i) => new RawClient(s.addresses[i % s.addresses.length] as string, credentials),
+    (_, i) => new raw.RawClient(s.addresses[i % s.addresses.length] as string, credentials),
   );
   try {
     await Promise.all(clients.map((c) => c.ready(10_000)));

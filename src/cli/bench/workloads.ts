@@ -3,17 +3,19 @@
 // the deadline. Each returns how many records it moved; latencies go to `latencies`.
 import * as grpc from '@grpc/grpc-js';
 
+import { raw } from '../../client/index.js';
 import type { Latencies } from './measure.js';
-import {
+
+type RawClient = raw.RawClient;
+const {
   consumeBatchRequest,
   consumeRequest,
   MalformedResponseError,
   produceBatchRequest,
   producedCount,
   produceRequest,
-  RawClient,
   scanRecords,
-} from './wire.js';
+} = raw;
 
 export type ProduceMode = 'unary' | 'stream' | 'batch';
 export type ConsumeMode = 'stream' | 'batch';

@@ -1,7 +1,7 @@
-// The benchmark's view of log.v1.Log: requests are encoded once (every record of a
-// run has the same value) and sent as bytes; responses are scanned, not decoded into
-// objects, so the client spends its CPU on gRPC rather than on protobuf. The node
-// still decodes every request and encodes every response in full.
+// Experimental: log.v1.Log with bytes in and bytes out. Requests are encoded by the
+// caller (a benchmark encodes one request and sends it many times); responses are
+// scanned, not decoded into objects, so the client spends its CPU on gRPC rather than
+// on protobuf. The node still decodes every request and encodes every response in full.
 import * as grpc from '@grpc/grpc-js';
 
 import {
@@ -10,7 +10,7 @@ import {
   LogService,
   ProduceBatchRequest,
   ProduceRequest,
-} from '../../api/index.js';
+} from '../api/index.js';
 
 const identity = (b: Buffer): Buffer => b;
 const raw = { requestSerialize: identity, responseDeserialize: identity };
@@ -184,11 +184,6 @@ function recordAt(buf: Buffer, start: number, end: number): { offset: number; by
     } else s.skip(tag & 7);
   }
   return { offset, bytes };
-}
-
-/** ProduceResponse.offset */
-export function producedOffset(res: Buffer): number {
-  return varintField(res, 1);
 }
 
 /** ProduceBatchResponse.count */
