@@ -118,8 +118,9 @@ export class CommitlogLoadBalancer implements grpc.experimental.LoadBalancer {
         if (code === grpc.status.OK) return;
         const hint = notLeaderHint(metadata);
         if (!hint && code !== grpc.status.UNAVAILABLE) return;
-        // Not from inside the call's completion: state changes re-run pickers.
-        setImmediate(() => this.onHint(hint?.leaderAddr));
+        // At once, before the caller sees the error and retries: the retry must find
+        // the new leader in the picker.
+        this.onHint(hint?.leaderAddr);
       },
     };
   }

@@ -10,7 +10,7 @@
 //   DEADLINE_EXCEEDED, CANCELLED, INTERNAL, UNKNOWN) is reported as
 //   ProduceOutcomeUnknownError and never retried: the records may or may not be in the
 //   log, and sending them again could write them twice.
-import { BinaryReader } from '@bufbuild/protobuf/wire';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
 
 import { decodeStatusDetails } from '../api/index.js';
@@ -41,6 +41,8 @@ export class CommitLogError extends Error {
    * The typed error for a failed grpc-js call (a `ServiceError`, with the status details
    * in its `grpc-status-details-bin` trailer); anything else is returned unchanged.
    */
+  static fromStatus(err: grpc.ServiceError): CommitLogError;
+  static fromStatus(err: unknown): unknown;
   static fromStatus(err: unknown): unknown {
     if (err instanceof CommitLogError || !isServiceError(err)) return err;
     const { message, errorInfo } = describe(err);
@@ -185,7 +187,7 @@ function decodeErrorInfos(statusBytes: Uint8Array): ErrorInfo[] {
   const r = new BinaryReader(statusBytes);
   while (r.pos < r.len) {
     const [field, wire] = r.tag();
-    if (field !== 3 || wire !== 2) {
+    if (field !== 3 || wire !== WireType.LengthDelimited) {
       r.skip(wire);
       continue;
     }
@@ -194,8 +196,8 @@ function decodeErrorInfos(statusBytes: Uint8Array): ErrorInfo[] {
     let value: Uint8Array | undefined;
     while (any.pos < any.len) {
       const [f, w] = any.tag();
-      if (f === 1 && w === 2) typeUrl = any.string();
-      else if (f === 2 && w === 2) value = any.bytes();
+      if (f === 1 && w === WireType.LengthDelimited) typeUrl = any.string();
+      else if (f === 2 && w === WireType.LengthDelimited) value = any.bytes();
       else any.skip(w);
     }
     if (typeUrl === ERROR_INFO_TYPE && value) out.push(decodeErrorInfo(value));
@@ -208,16 +210,16 @@ function decodeErrorInfo(bytes: Uint8Array): ErrorInfo {
   const r = new BinaryReader(bytes);
   while (r.pos < r.len) {
     const [field, wire] = r.tag();
-    if (field === 1 && wire === 2) info.reason = r.string();
-    else if (field === 2 && wire === 2) info.domain = r.string();
-    else if (field === 3 && wire === 2) {
+    if (field === 1 && wire === WireType.LengthDelimited) info.reason = r.string();
+    else if (field === 2 && wire === WireType.LengthDelimited) info.domain = r.string();
+    else if (field === 3 && wire === WireType.LengthDelimited) {
       const entry = new BinaryReader(r.bytes());
       let key = '';
       let value = '';
       while (entry.pos < entry.len) {
         const [f, w] = entry.tag();
-        if (f === 1 && w === 2) key = entry.string();
-        else if (f === 2 && w === 2) value = entry.string();
+        if (f === 1 && w === WireType.LengthDelimited) key = entry.string();
+        else if (f === 2 && w === WireType.LengthDelimited) value = entry.string();
         else entry.skip(w);
       }
       info.metadata[key] = value;

@@ -21,3 +21,30 @@ export {
 export type { ErrorInfo } from './errors.js';
 /** Experimental: log.v1.Log with bytes in and bytes out (benchmarks, proxies). */
 export * as raw from './raw.js';
+export {
+  clusterTarget,
+  CommitLog,
+  connect,
+  CONSISTENCY_HEADER,
+  tlsCredentials,
+  tlsFromFiles,
+} from './sdk.js';
+export type {
+  CallOptions,
+  ConnectOptions,
+  Consistency,
+  ConsumeOptions,
+  ReadOptions,
+  ServerEntry,
+  TlsOptions,
+} from './sdk.js';
+export { Producer, ProducerClosedError } from './producer.js';
+export type { ProducerOptions } from './producer.js';
+export {
+  clusterChannelOptions,
+  registerCommitlogPlugins,
+  ROUTE_HEADER,
+  routeInterceptor,
+} from './plugins.js';
+export type { ResolverSettings, Route } from './plugins.js';
+export { COMMITLOG_LB_POLICY, COMMITLOG_SCHEME, LEADER_ATTRIBUTE } from './resolver.js';

@@ -127,7 +127,8 @@ export class CommitlogResolver implements grpc.experimental.Resolver {
     // GetServers verifies the same TLS name as the channel's calls.
     this.clientOptions = {};
     for (const key of ['grpc.ssl_target_name_override', 'grpc.default_authority']) {
-      if (options[key] !== undefined) this.clientOptions[key] = options[key];
+      const value: unknown = options[key];
+      if (value !== undefined) this.clientOptions[key] = value;
     }
     if (this.clientOptions['grpc.ssl_target_name_override'] === undefined) {
       this.clientOptions['grpc.ssl_target_name_override'] = DEFAULT_AUTHORITY;
