@@ -69,6 +69,7 @@ export class FakeNode {
   constructor(
     readonly id: string,
     private readonly cluster: FakeCluster,
+    private readonly credentials = grpc.ServerCredentials.createInsecure(),
   ) {}
 
   get addr(): string {
@@ -85,7 +86,7 @@ export class FakeNode {
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(
         `127.0.0.1:${this.port}`,
-        grpc.ServerCredentials.createInsecure(),
+        this.credentials,
         (err, port) => (err ? reject(err) : resolve(port)),
       ),
     );
@@ -228,15 +229,18 @@ export class FakeCluster {
   /** Who GetServers lists (default: every live node). */
   listed: FakeNode[] | undefined;
 
-  static async start(n: number): Promise<FakeCluster> {
+  static async start(
+    n: number,
+    credentials?: (i: number) => grpc.ServerCredentials,
+  ): Promise<FakeCluster> {
     const c = new FakeCluster();
-    for (let i = 0; i < n; i++) await c.add();
+    for (let i = 0; i < n; i++) await c.add(credentials?.(i));
     c.leader = c.nodes[0];
     return c;
   }
 
-  async add(): Promise<FakeNode> {
-    const node = new FakeNode(`node-${this.nodes.length}`, this);
+  async add(credentials?: grpc.ServerCredentials): Promise<FakeNode> {
+    const node = new FakeNode(`node-${this.nodes.length}`, this, credentials);
     await node.start();
     this.nodes.push(node);
     return node;
