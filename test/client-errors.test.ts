@@ -98,3 +98,19 @@ describe('CommitLogError.fromStatus', () => {
     assert.ok(grpc.experimental.isLoadBalancerNameRegistered('commitlog_leader'));
   });
 });
+
+describe('raw.encodeProduceBatch', () => {
+  it('encodes what the generated encoder encodes', async () => {
+    const { raw } = await import('../src/client/index.js');
+    const { ProduceBatchRequest } = await import('../src/api/index.js');
+    const values = [Buffer.alloc(0), Buffer.from('a'), Buffer.alloc(200, 'b'), Buffer.alloc(70_000, 'c')];
+    const generated = ProduceBatchRequest.encode({
+      records: values.map((value) => ({ value, offset: 0n, term: 0n, type: 0 })),
+    }).finish();
+    assert.deepEqual(raw.encodeProduceBatch(values), Buffer.from(generated));
+    assert.deepEqual(
+      ProduceBatchRequest.decode(raw.encodeProduceBatch(values)).records.map((r) => r.value.length),
+      [0, 1, 200, 70_000],
+    );
+  });
+});

@@ -4,8 +4,8 @@
 // outstanding. Memory is bounded by `maxBufferedBytes`: ready() (and sendAll, which
 // uses it) waits while that much is queued or in flight.
 
-/** Sends one batch; resolves with one offset per value. */
-export type SendBatch = (values: Uint8Array[]) => Promise<bigint[]>;
+/** Sends one batch; resolves with the offset of its first value (the rest follow densely). */
+export type SendBatch = (values: Uint8Array[]) => Promise<bigint>;
 
 export interface ProducerOptions {
   /** How long a record may wait for others before its batch is sent (default 5 ms). */
@@ -23,10 +23,47 @@ export interface ProducerOptions {
   maxBufferedBytes?: number;
 }
 
+/** Told the outcome of each record it was queued with. */
+interface Ack {
+  ok(offset: bigint): void;
+  fail(err: unknown): void;
+}
+
 interface Pending {
   value: Uint8Array;
-  resolve: (offset: bigint) => void;
-  reject: (err: unknown) => void;
+  ack: Ack;
+}
+
+/** sendAll's one Ack for all its records (no allocation per record). */
+class Sink implements Ack {
+  readonly offsets = new Fifo<bigint>();
+  error: unknown;
+  failed = false;
+  private wake: (() => void) | undefined;
+
+  ok(offset: bigint): void {
+    this.offsets.push(offset);
+    this.notify();
+  }
+
+  fail(err: unknown): void {
+    if (!this.failed) {
+      this.failed = true;
+      this.error = err;
+    }
+    this.notify();
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  /** Resolves at the next ok or fail. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => (this.wake = resolve));
+  }
 }
 
 /** The producer was closed; nothing more can be sent. */
@@ -43,7 +80,7 @@ export class Producer implements AsyncDisposable {
   private readonly maxBatchRecords: number;
   private readonly maxInflight: number;
   private readonly maxBufferedBytes: number;
-  private queue: Pending[] = [];
+  private readonly queue = new Fifo<Pending>();
   private queuedBytes = 0;
   private inflight = 0;
   private inflightBytes = 0;
@@ -89,39 +126,61 @@ export class Producer implements AsyncDisposable {
    */
   send(value: Uint8Array): Promise<bigint> {
     if (this.closed) return Promise.reject(new ProducerClosedError());
-    return new Promise<bigint>((resolve, reject) => {
-      this.queue.push({ value, resolve, reject });
-      this.queuedBytes += value.byteLength;
-      if (this.queue.length === 1 && this.timer === undefined) {
-        this.timer = setTimeout(() => {
-          this.timer = undefined;
-          this.lingerDue = true;
-          this.pump();
-        }, this.lingerMs);
-      }
-      this.pump();
-    });
+    return new Promise<bigint>((resolve, reject) => this.enqueue(value, { ok: resolve, fail: reject }));
+  }
+
+  private enqueue(value: Uint8Array, ack: Ack): void {
+    this.queue.push({ value, ack });
+    this.queuedBytes += value.byteLength;
+    if (this.queue.size === 1 && this.timer === undefined) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.lingerDue = true;
+        this.pump();
+      }, this.lingerMs);
+    }
+    this.pump();
   }
 
   /**
    * Sends every value, waiting for room as it goes, and yields their offsets in order.
-   * Stops at the first failure (records already queued are still sent).
+   * Throws the first failure (records already queued are still sent).
    */
   async *sendAll(values: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<bigint> {
-    const acks: Promise<bigint>[] = [];
-    const track = (p: Promise<bigint>) => {
-      // Awaited in order below; this only keeps an early failure from being "unhandled".
-      p.catch(() => undefined);
-      acks.push(p);
+    if (this.closed) throw new ProducerClosedError();
+    const sink = new Sink();
+    let queued = 0;
+    let yielded = 0;
+    const add = (value: Uint8Array) => {
+      this.enqueue(value, sink);
+      queued++;
     };
-    for await (const value of values) {
-      while (this.full && acks.length > 0) yield await (acks.shift() as Promise<bigint>);
-      await this.ready();
-      track(this.send(value));
+    // A synchronous source is read without an await per value.
+    const it: Iterator<Uint8Array> | AsyncIterator<Uint8Array> =
+      Symbol.iterator in values ? values[Symbol.iterator]() : values[Symbol.asyncIterator]();
+    for (;;) {
+      const next = it.next();
+      const r = next instanceof Promise ? await next : next;
+      if (r.done) break;
+      while (sink.offsets.size > 0) {
+        yielded++;
+        yield sink.offsets.shift();
+      }
+      if (sink.failed) throw sink.error;
+      if (this.full) await this.ready();
+      add(r.value);
     }
     this.lingerDue = true;
     this.pump();
-    while (acks.length > 0) yield await (acks.shift() as Promise<bigint>);
+    while (yielded < queued) {
+      if (sink.offsets.size === 0) {
+        if (sink.failed) throw sink.error;
+        await sink.changed();
+        continue;
+      }
+      yielded++;
+      yield sink.offsets.shift();
+    }
   }
 
   /** Sends what is queued without waiting for lingerMs; resolves when all is acknowledged. */
@@ -129,7 +188,7 @@ export class Producer implements AsyncDisposable {
     this.flushing++;
     try {
       this.pump();
-      while (this.queue.length > 0 || this.inflight > 0) {
+      while (this.queue.size > 0 || this.inflight > 0) {
         await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       }
     } finally {
@@ -153,9 +212,9 @@ export class Producer implements AsyncDisposable {
   }
 
   private pump(): void {
-    while (this.queue.length > 0 && this.inflight < this.maxInflight) {
+    while (this.queue.size > 0 && this.inflight < this.maxInflight) {
       const fullBatch =
-        this.queuedBytes >= this.maxBatchBytes || this.queue.length >= this.maxBatchRecords;
+        this.queuedBytes >= this.maxBatchBytes || this.queue.size >= this.maxBatchRecords;
       if (!fullBatch && !this.lingerDue && this.flushing === 0) return;
       this.sendNext();
     }
@@ -163,18 +222,17 @@ export class Producer implements AsyncDisposable {
 
   private sendNext(): void {
     let bytes = 0;
-    let n = 0;
-    while (n < this.queue.length && n < this.maxBatchRecords) {
-      const size = (this.queue[n] as Pending).value.byteLength;
-      if (n > 0 && bytes + size > this.maxBatchBytes) break;
+    const batch: Pending[] = [];
+    while (this.queue.size > 0 && batch.length < this.maxBatchRecords) {
+      const size = this.queue.peek().value.byteLength;
+      if (batch.length > 0 && bytes + size > this.maxBatchBytes) break;
       bytes += size;
-      n++;
+      batch.push(this.queue.shift());
     }
-    const batch = this.queue.splice(0, n);
     this.queuedBytes -= bytes;
     this.inflight++;
     this.inflightBytes += bytes;
-    if (this.queue.length === 0) {
+    if (this.queue.size === 0) {
       this.lingerDue = false;
       if (this.timer !== undefined) clearTimeout(this.timer);
       this.timer = undefined;
@@ -184,19 +242,50 @@ export class Producer implements AsyncDisposable {
       this.inflightBytes -= bytes;
       if (!this.full) for (const w of this.roomWaiters.splice(0)) w();
       this.pump();
-      if (this.queue.length === 0 && this.inflight === 0) {
+      if (this.queue.size === 0 && this.inflight === 0) {
         for (const w of this.idleWaiters.splice(0)) w();
       }
     };
     this.sendBatch(batch.map((p) => p.value)).then(
-      (offsets) => {
+      (first) => {
         done();
-        batch.forEach((p, i) => p.resolve(offsets[i] as bigint));
+        let offset = first;
+        for (const p of batch) p.ack.ok(offset++);
       },
       (err: unknown) => {
         done();
-        for (const p of batch) p.reject(err);
+        for (const p of batch) p.ack.fail(err);
       },
     );
+  }
+}
+
+/** A first-in first-out queue with O(1) shift (Array.prototype.shift copies). */
+class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  peek(): T {
+    if (this.size === 0) throw new RangeError('empty queue');
+    return this.items[this.head] as T;
+  }
+
+  shift(): T {
+    const item = this.peek();
+    this.items[this.head] = undefined as T;
+    this.head++;
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
   }
 }

@@ -13,6 +13,7 @@ import {
   type GetServersResponse,
   LogClient,
   type LogRecord,
+  LogService,
   type ProduceBatchResponse,
   type ProduceResponse,
 } from '../api/index.js';
@@ -27,6 +28,7 @@ import {
 } from './errors.js';
 import { clusterChannelOptions, registerCommitlogPlugins } from './plugins.js';
 import { Producer, type ProducerOptions } from './producer.js';
+import { encodeProduceBatch } from './raw.js';
 import { COMMITLOG_SCHEME } from './resolver.js';
 
 /** Metadata key asking the node for a linearizable read (it confirms leadership first). */
@@ -245,7 +247,7 @@ export class CommitLog implements AsyncDisposable {
     invoke: (
       md: grpc.Metadata,
       opts: grpc.CallOptions,
-      cb: (err: grpc.ServiceError | null, res: Res) => void,
+      cb: (err: grpc.ServiceError | null, res?: Res) => void,
     ) => grpc.ClientUnaryCall,
     md: grpc.Metadata,
     o: CallOptions | undefined,
@@ -255,6 +257,7 @@ export class CommitLog implements AsyncDisposable {
       const call = invoke(md, this.callOptions(o), (err, res) => {
         o?.signal?.removeEventListener('abort', onAbort);
         if (err) reject(CommitLogError.fromStatus(err));
+        else if (res === undefined) reject(new CommitLogError('no answer', grpc.status.INTERNAL));
         else resolve(res);
       });
       const onAbort = () => call.cancel();
@@ -318,12 +321,27 @@ export class CommitLog implements AsyncDisposable {
 
   /** Appends records in one call (all or none); resolves with their offsets. */
   async produceBatch(values: readonly Uint8Array[], o?: CallOptions): Promise<bigint[]> {
-    if (values.length === 0) return [];
-    const req = { records: values.map(newRecord) };
+    const first = await this.produceValues(values, o);
+    return values.map((_, i) => first + BigInt(i));
+  }
+
+  /** Appends records in one call (all or none); resolves with the first offset. */
+  async produceValues(values: readonly Uint8Array[], o?: CallOptions): Promise<bigint> {
+    if (values.length === 0) throw new RangeError('produceValues needs at least one value');
     const res = await this.produceCall(
       () =>
         this.unary<ProduceBatchResponse>(
-          (md, opts, cb) => this.client.produceBatch(req, md, opts, cb),
+          (md, opts, cb) =>
+            // Encoded directly (raw.ts): the generated encoder costs more than the call.
+            this.client.makeUnaryRequest(
+              LogService.produceBatch.path,
+              encodeProduceBatch,
+              LogService.produceBatch.responseDeserialize,
+              values,
+              md,
+              opts,
+              cb,
+            ),
           this.metadata('leader'),
           o,
         ),
@@ -335,7 +353,7 @@ export class CommitLog implements AsyncDisposable {
         grpc.status.INTERNAL,
       );
     }
-    return values.map((_, i) => res.firstOffset + BigInt(i));
+    return res.firstOffset;
   }
 
   /** The record at `offset`; OffsetOutOfRangeError past either end. */
@@ -433,7 +451,7 @@ export class CommitLog implements AsyncDisposable {
   /** A batching producer on this connection (see ProducerOptions). */
   producer(options: ProducerOptions = {}): Producer {
     const p = new Producer(
-      (values) => this.produceBatch(values),
+      (values) => this.produceValues(values),
       options,
       () => this.producers.delete(p),
     );

@@ -121,7 +121,8 @@ export async function produceSdk(
       maxBatchRecords: batch,
       maxBatchBytes: batch * Math.max(value.length, 1),
       maxInflight: inflight,
-      maxBufferedBytes: Math.max(16 << 20, 2 * (inflight + 1) * batch * value.length),
+      // Room for the batches in flight and one being filled: what pipelining needs.
+      maxBufferedBytes: (inflight + 1) * batch * Math.max(value.length, 1),
     });
     function* values() {
       for (let i = 0; i < share && !expired(limits); i++) yield value;
