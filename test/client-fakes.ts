@@ -84,10 +84,8 @@ export class FakeNode {
     const server = new grpc.Server();
     server.addService(LogService, this.handlers());
     this.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(
-        `127.0.0.1:${this.port}`,
-        this.credentials,
-        (err, port) => (err ? reject(err) : resolve(port)),
+      server.bindAsync(`127.0.0.1:${this.port}`, this.credentials, (err, port) =>
+        err ? reject(err) : resolve(port),
       ),
     );
     this.server = server;

@@ -7,6 +7,7 @@ import { afterEach, describe, it } from 'node:test';
 
 import {
   type CommitLog,
+  CommitLogClient,
   connect,
   type ConnectOptions,
   OffsetOutOfRangeError,
@@ -204,5 +205,19 @@ describe('client SDK against a fake cluster', () => {
       if (seen.length === 2) ac.abort();
     }
     assert.deepEqual(seen, ['s0', 's1']);
+  });
+
+  it('CommitLogClient takes a member list and routes produces to the leader', async () => {
+    const c = await FakeCluster.start(3);
+    cluster = c;
+    const client = new CommitLogClient(`${c.node(1).addr},${c.node(2).addr}`);
+    try {
+      assert.equal(await client.produce(v('k0')), 0n);
+      assert.equal(c.node(0).calls.produce, 1, 'to the leader, found through GetServers');
+      assert.equal((await client.consume(0n)).value.toString(), 'k0');
+      assert.equal(c.node(0).calls.consume, 0, 'reads to a follower');
+    } finally {
+      client.close();
+    }
   });
 });

@@ -16,6 +16,13 @@ import {
   type ServerInfo,
 } from '../api/index.js';
 import { CommitLogError } from './errors.js';
+import {
+  clusterChannelOptions,
+  clusterTarget,
+  isClusterTarget,
+  registerCommitlogPlugins,
+  routeInterceptor,
+} from './plugins.js';
 
 /** A record as read back: its offset and value. */
 export interface ConsumedRecord {
@@ -119,10 +126,21 @@ export class CommitLogClient {
   private readonly raw: GeneratedLogClient;
 
   /** `address` is host:port of any node's RPC port. */
+  /**
+   * `address` is host:port of any node's RPC port, or several members (`a:8400,b:8400`
+   * or `commitlog://a:8400,b:8400`): then calls go through the cluster plug-ins,
+   * produces to the leader and the rest to any member (without the SDK's retries; see
+   * connect()).
+   */
   constructor(address: string, opts: ClientOptions = {}) {
     const credentials = opts.credentials ?? grpc.credentials.createInsecure();
-    this.raw = new GeneratedLogClient(address, credentials, {
+    const cluster = isClusterTarget(address);
+    if (cluster) registerCommitlogPlugins();
+    this.raw = new GeneratedLogClient(cluster ? clusterTarget(address) : address, credentials, {
       ...serverNameOptions(serverNameFor(address, opts.serverName)),
+      ...(cluster
+        ? { ...clusterChannelOptions({ credentials }), interceptors: [routeInterceptor] }
+        : {}),
       ...opts.channelOptions,
     });
   }

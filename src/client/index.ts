@@ -21,14 +21,7 @@ export {
 export type { ErrorInfo } from './errors.js';
 /** Experimental: log.v1.Log with bytes in and bytes out (benchmarks, proxies). */
 export * as raw from './raw.js';
-export {
-  clusterTarget,
-  CommitLog,
-  connect,
-  CONSISTENCY_HEADER,
-  tlsCredentials,
-  tlsFromFiles,
-} from './sdk.js';
+export { CommitLog, connect, CONSISTENCY_HEADER, tlsCredentials, tlsFromFiles } from './sdk.js';
 export type {
   CallOptions,
   ConnectOptions,
@@ -42,6 +35,8 @@ export { Producer, ProducerClosedError } from './producer.js';
 export type { ProducerOptions } from './producer.js';
 export {
   clusterChannelOptions,
+  clusterTarget,
+  isClusterTarget,
   registerCommitlogPlugins,
   ROUTE_HEADER,
   routeInterceptor,

@@ -83,5 +83,23 @@ export const routeInterceptor: grpc.Interceptor = (options, nextCall) =>
     },
   });
 
+/**
+ * `commitlog://…` as is; `a:1,b:2` or `a:1` become `commitlog:///a:1,b:2`: a list of
+ * members is always resolved through GetServers.
+ */
+export function clusterTarget(target: string): string {
+  if (target.startsWith(`${COMMITLOG_SCHEME}:`)) return target;
+  const list = target
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  return `${COMMITLOG_SCHEME}:///${list.join(',')}`;
+}
+
+/** Whether `target` names several members or uses the commitlog: scheme. */
+export function isClusterTarget(target: string): boolean {
+  return target.startsWith(`${COMMITLOG_SCHEME}:`) || target.includes(',');
+}
+
 export { ROUTE_HEADER };
 export type { Route };

@@ -126,7 +126,9 @@ export class Producer implements AsyncDisposable {
    */
   send(value: Uint8Array): Promise<bigint> {
     if (this.closed) return Promise.reject(new ProducerClosedError());
-    return new Promise<bigint>((resolve, reject) => this.enqueue(value, { ok: resolve, fail: reject }));
+    return new Promise<bigint>((resolve, reject) =>
+      this.enqueue(value, { ok: resolve, fail: reject }),
+    );
   }
 
   private enqueue(value: Uint8Array, ack: Ack): void {

@@ -26,10 +26,9 @@ import {
   ProduceOutcomeUnknownError,
   UnavailableError,
 } from './errors.js';
-import { clusterChannelOptions, registerCommitlogPlugins } from './plugins.js';
+import { clusterChannelOptions, clusterTarget, registerCommitlogPlugins } from './plugins.js';
 import { Producer, type ProducerOptions } from './producer.js';
 import { encodeProduceBatch } from './raw.js';
-import { COMMITLOG_SCHEME } from './resolver.js';
 
 /** Metadata key asking the node for a linearizable read (it confirms leadership first). */
 export const CONSISTENCY_HEADER = 'x-commitlog-consistency';
@@ -97,19 +96,6 @@ export interface ServerEntry {
   id: string;
   rpcAddr: string;
   isLeader: boolean;
-}
-
-/**
- * `commitlog://…` as is; `a:1,b:2` or `a:1` become `commitlog:///a:1,b:2`: a list of
- * members is always resolved through GetServers.
- */
-export function clusterTarget(target: string): string {
-  if (target.startsWith(`${COMMITLOG_SCHEME}:`)) return target;
-  const list = target
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  return `${COMMITLOG_SCHEME}:///${list.join(',')}`;
 }
 
 async function pem(
