@@ -89,6 +89,8 @@ export interface ConsumeOptions {
   /** Records per message asked of the node (0: the node's default). */
   maxRecords?: number;
   consistency?: Consistency;
+  /** Exclusive end: the iteration ends after offset `to - 1` (default: follow forever). */
+  to?: bigint;
 }
 
 /** A member of the cluster as GetServers reports it. */
@@ -360,6 +362,37 @@ export class CommitLog implements AsyncDisposable {
     return { offset: res.record.offset, value: res.record.value };
   }
 
+  /**
+   * The offset after the last record, found by probing with reads from `from` (which
+   * must hold a record or be the end): O(log n) reads. For `consume({ from, to })`
+   * without following.
+   */
+  async endOffset(from = 0n, o?: ReadOptions): Promise<bigint> {
+    const exists = async (offset: bigint) => {
+      try {
+        await this.read(offset, o);
+        return true;
+      } catch (err) {
+        if (err instanceof OffsetOutOfRangeError) return false;
+        throw err;
+      }
+    };
+    if (!(await exists(from))) return from;
+    let lo = from; // exists
+    let step = 1n;
+    while (await exists(lo + step)) {
+      lo += step;
+      step *= 2n;
+    }
+    let hi = lo + step; // does not exist
+    while (hi - lo > 1n) {
+      const mid = lo + (hi - lo) / 2n;
+      if (await exists(mid)) lo = mid;
+      else hi = mid;
+    }
+    return hi;
+  }
+
   /** The members, as one of them reports them. */
   async servers(o?: CallOptions): Promise<ServerEntry[]> {
     const res = await this.readCall(
@@ -384,6 +417,7 @@ export class CommitLog implements AsyncDisposable {
   async *consume(o: ConsumeOptions): AsyncGenerator<ConsumedRecord> {
     let next = o.from;
     let failures = 0;
+    if (o.to !== undefined && next >= o.to) return;
     const route: Route = o.consistency === 'linearizable' ? 'leader' : 'any';
     while (!o.signal?.aborted) {
       const call = this.client.consumeBatchStream(
@@ -406,6 +440,7 @@ export class CommitLog implements AsyncDisposable {
             next = r.offset + 1n;
             failures = 0;
             yield { offset: r.offset, value: r.value };
+            if (o.to !== undefined && next >= o.to) return;
           }
         }
       } catch (err) {
