@@ -146,6 +146,17 @@ describe('client SDK against a fake cluster', () => {
     assert.deepEqual(c.duplicates(), []);
   });
 
+  it('keeps going when its only seed dies: the members it learned answer GetServers', async () => {
+    const { c, log } = await setUp(3, (c) => `commitlog://${c.node(0).addr}`);
+    await log.produce(v('d0'));
+    c.node(0).kill();
+    c.leader = c.node(1);
+    assert.equal(await log.produce(v('d1')), 1n);
+    assert.equal(c.node(1).calls.produce, 1);
+    assert.ok(c.node(1).calls.getServers + c.node(2).calls.getServers > 0);
+    assert.deepEqual(c.duplicates(), []);
+  });
+
   it('retries reads through UNAVAILABLE bursts, never a produce whose outcome is unknown', async () => {
     const { c, log } = await setUp(3);
     await log.produce(v('u0'));
