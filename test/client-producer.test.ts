@@ -23,6 +23,8 @@ class Script {
     return first;
   };
 
+  readonly prepare = (values: Uint8Array[]) => () => this.send(values);
+
   release(): void {
     for (const r of this.held.splice(0)) r();
   }
@@ -33,7 +35,7 @@ const b = (s: string) => Buffer.from(s);
 describe('Producer', () => {
   it('gathers records sent together into one batch and resolves each with its offset', async () => {
     const s = new Script();
-    const p = new Producer(s.send, { lingerMs: 20 });
+    const p = new Producer(s.prepare, { lingerMs: 20 });
     const offsets = await Promise.all(['a', 'b', 'c'].map((x) => p.send(b(x))));
     assert.deepEqual(offsets, [0n, 1n, 2n]);
     assert.deepEqual(s.batches, [['a', 'b', 'c']]);
@@ -42,7 +44,7 @@ describe('Producer', () => {
 
   it('sends a batch as soon as it reaches maxBatchBytes, without waiting for linger', async () => {
     const s = new Script();
-    const p = new Producer(s.send, { lingerMs: 60_000, maxBatchBytes: 4 });
+    const p = new Producer(s.prepare, { lingerMs: 60_000, maxBatchBytes: 4 });
     const acks = ['aa', 'bb', 'cc', 'dd'].map((x) => p.send(b(x)));
     assert.deepEqual(await Promise.all(acks), [0n, 1n, 2n, 3n]);
     assert.deepEqual(s.batches, [
@@ -55,7 +57,7 @@ describe('Producer', () => {
   it('keeps order with one batch in flight and applies backpressure through ready()', async () => {
     const s = new Script();
     s.hold = true;
-    const p = new Producer(s.send, { lingerMs: 1, maxBatchBytes: 2, maxBufferedBytes: 4 });
+    const p = new Producer(s.prepare, { lingerMs: 1, maxBatchBytes: 2, maxBufferedBytes: 4 });
     const first = [p.send(b('a1')), p.send(b('a2'))];
     assert.equal(p.full, true);
     let roomy = false;
@@ -73,7 +75,7 @@ describe('Producer', () => {
 
   it('sendAll yields offsets in order and never buffers more than maxBufferedBytes', async () => {
     const s = new Script();
-    const p = new Producer(s.send, { lingerMs: 1, maxBatchBytes: 8, maxBufferedBytes: 16 });
+    const p = new Producer(s.prepare, { lingerMs: 1, maxBatchBytes: 8, maxBufferedBytes: 16 });
     let peak = 0;
     const values = function* () {
       for (let i = 0; i < 50; i++) {
@@ -95,7 +97,7 @@ describe('Producer', () => {
   it("rejects every record of a failed batch with the batch's error; refuses sends after close", async () => {
     const s = new Script();
     s.fail = new UnavailableError('down', 14);
-    const p = new Producer(s.send, { lingerMs: 1 });
+    const p = new Producer(s.prepare, { lingerMs: 1 });
     const results = await Promise.allSettled([p.send(b('x')), p.send(b('y'))]);
     for (const r of results) {
       assert.equal(r.status, 'rejected');

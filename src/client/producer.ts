@@ -4,8 +4,19 @@
 // outstanding. Memory is bounded by `maxBufferedBytes`: ready() (and sendAll, which
 // uses it) waits while that much is queued or in flight.
 
-/** Sends one batch; resolves with the offset of its first value (the rest follow densely). */
-export type SendBatch = (values: Uint8Array[]) => Promise<bigint>;
+/**
+ * Prepares one batch (e.g. encodes it) when it is formed, possibly while others are in
+ * flight, and returns what sends it: a promise of the offset of its first value (the
+ * rest follow densely). Preparing ahead keeps encoding off the path between one
+ * acknowledgement and the next send.
+ */
+export type PrepareBatch = (values: Uint8Array[]) => () => Promise<bigint>;
+
+interface Formed {
+  batch: Pending[];
+  bytes: number;
+  send: () => Promise<bigint>;
+}
 
 export interface ProducerOptions {
   /** How long a record may wait for others before its batch is sent (default 5 ms). */
@@ -84,6 +95,9 @@ export class Producer implements AsyncDisposable {
   private queuedBytes = 0;
   private inflight = 0;
   private inflightBytes = 0;
+  /** The next batch, formed and prepared, waiting for an in-flight slot. */
+  private formed: Formed | undefined;
+  private formedBytes = 0;
   private lingerDue = false;
   private flushing = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -92,7 +106,7 @@ export class Producer implements AsyncDisposable {
   private idleWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly sendBatch: SendBatch,
+    private readonly prepare: PrepareBatch,
     o: ProducerOptions = {},
     private readonly onClose: () => void = () => undefined,
   ) {
@@ -105,7 +119,7 @@ export class Producer implements AsyncDisposable {
 
   /** Value bytes queued or in flight. */
   get bufferedBytes(): number {
-    return this.queuedBytes + this.inflightBytes;
+    return this.queuedBytes + this.formedBytes + this.inflightBytes;
   }
 
   /** Whether ready() would wait. */
@@ -190,7 +204,7 @@ export class Producer implements AsyncDisposable {
     this.flushing++;
     try {
       this.pump();
-      while (this.queue.size > 0 || this.inflight > 0) {
+      while (!this.idle) {
         await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       }
     } finally {
@@ -213,16 +227,25 @@ export class Producer implements AsyncDisposable {
     await this.close();
   }
 
+  private get idle(): boolean {
+    return this.queue.size === 0 && this.formed === undefined && this.inflight === 0;
+  }
+
   private pump(): void {
-    while (this.queue.size > 0 && this.inflight < this.maxInflight) {
-      const fullBatch =
-        this.queuedBytes >= this.maxBatchBytes || this.queue.size >= this.maxBatchRecords;
-      if (!fullBatch && !this.lingerDue && this.flushing === 0) return;
-      this.sendNext();
+    for (;;) {
+      if (this.formed === undefined && this.queue.size > 0) {
+        const fullBatch =
+          this.queuedBytes >= this.maxBatchBytes || this.queue.size >= this.maxBatchRecords;
+        if (fullBatch || this.lingerDue || this.flushing > 0) this.formed = this.form();
+      }
+      if (this.formed === undefined || this.inflight >= this.maxInflight) return;
+      const next = this.formed;
+      this.formed = undefined;
+      this.launch(next);
     }
   }
 
-  private sendNext(): void {
+  private form(): Formed {
     let bytes = 0;
     const batch: Pending[] = [];
     while (this.queue.size > 0 && batch.length < this.maxBatchRecords) {
@@ -232,23 +255,27 @@ export class Producer implements AsyncDisposable {
       batch.push(this.queue.shift());
     }
     this.queuedBytes -= bytes;
-    this.inflight++;
-    this.inflightBytes += bytes;
+    this.formedBytes += bytes;
     if (this.queue.size === 0) {
       this.lingerDue = false;
       if (this.timer !== undefined) clearTimeout(this.timer);
       this.timer = undefined;
     }
+    return { batch, bytes, send: this.prepare(batch.map((p) => p.value)) };
+  }
+
+  private launch({ batch, bytes, send }: Formed): void {
+    this.formedBytes -= bytes;
+    this.inflight++;
+    this.inflightBytes += bytes;
     const done = () => {
       this.inflight--;
       this.inflightBytes -= bytes;
       if (!this.full) for (const w of this.roomWaiters.splice(0)) w();
       this.pump();
-      if (this.queue.size === 0 && this.inflight === 0) {
-        for (const w of this.idleWaiters.splice(0)) w();
-      }
+      if (this.idle) for (const w of this.idleWaiters.splice(0)) w();
     };
-    this.sendBatch(batch.map((p) => p.value)).then(
+    send().then(
       (first) => {
         done();
         let offset = first;

@@ -316,16 +316,21 @@ export class CommitLog implements AsyncDisposable {
   /** Appends records in one call (all or none); resolves with the first offset. */
   async produceValues(values: readonly Uint8Array[], o?: CallOptions): Promise<bigint> {
     if (values.length === 0) throw new RangeError('produceValues needs at least one value');
+    // Encoded directly (raw.ts): the generated encoder costs more than the call.
+    return this.produceEncoded(encodeProduceBatch(values), values.length, o);
+  }
+
+  private async produceEncoded(request: Buffer, count: number, o?: CallOptions): Promise<bigint> {
+    const identity = (b: Buffer) => b;
     const res = await this.produceCall(
       () =>
         this.unary<ProduceBatchResponse>(
           (md, opts, cb) =>
-            // Encoded directly (raw.ts): the generated encoder costs more than the call.
             this.client.makeUnaryRequest(
               LogService.produceBatch.path,
-              encodeProduceBatch,
+              identity,
               LogService.produceBatch.responseDeserialize,
-              values,
+              request,
               md,
               opts,
               cb,
@@ -335,9 +340,9 @@ export class CommitLog implements AsyncDisposable {
         ),
       o?.signal,
     );
-    if (res.count !== values.length) {
+    if (res.count !== count) {
       throw new CommitLogError(
-        `sent ${values.length} records, the node appended ${res.count}`,
+        `sent ${count} records, the node appended ${res.count}`,
         grpc.status.INTERNAL,
       );
     }
@@ -472,7 +477,10 @@ export class CommitLog implements AsyncDisposable {
   /** A batching producer on this connection (see ProducerOptions). */
   producer(options: ProducerOptions = {}): Producer {
     const p = new Producer(
-      (values) => this.produceValues(values),
+      (values) => {
+        const request = encodeProduceBatch(values);
+        return () => this.produceEncoded(request, values.length);
+      },
       options,
       () => this.producers.delete(p),
     );
