@@ -32,7 +32,7 @@ export type {
   TlsOptions,
 } from './sdk.js';
 export { Producer, ProducerClosedError } from './producer.js';
-export type { ProducerOptions } from './producer.js';
+export type { PrepareBatch, ProducerOptions } from './producer.js';
 export {
   clusterChannelOptions,
   clusterTarget,
