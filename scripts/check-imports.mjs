@@ -31,7 +31,7 @@ export const ALLOWED = {
     'server',
     'client',
   ],
-  cli: ['agent', 'client', 'auth', 'api'],
+  cli: ['agent', 'client', 'auth'],
 };
 /** Folders whose code may import nothing outside themselves (no node:*, no packages). */
 export const PURE = ['raft/core', 'membership/core'];

@@ -3,13 +3,11 @@
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { checkServerIdentity } from 'node:tls';
 
 import * as grpc from '@grpc/grpc-js';
 
 import {
   type ConsumeResponse,
-  decodeStatusDetails,
   type GetServersResponse,
   LogClient as GeneratedLogClient,
   type LogRecord,
@@ -17,6 +15,14 @@ import {
   type ProduceResponse,
   type ServerInfo,
 } from '../api/index.js';
+import { CommitLogError } from './errors.js';
+import {
+  clusterChannelOptions,
+  clusterTarget,
+  isClusterTarget,
+  registerCommitlogPlugins,
+  routeInterceptor,
+} from './plugins.js';
 
 /** A record as read back: its offset and value. */
 export interface ConsumedRecord {
@@ -24,38 +30,9 @@ export interface ConsumedRecord {
   value: Buffer;
 }
 
-/** A call that failed; `code` is the gRPC status code. */
-export class CommitLogError extends Error {
-  override name = 'CommitLogError';
-  constructor(
-    message: string,
-    readonly code: grpc.status,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
-
-/** The offset is past either end of the log (gRPC OUT_OF_RANGE). */
-export class OffsetOutOfRangeError extends CommitLogError {
-  override name = 'OffsetOutOfRangeError';
-}
-
-function isServiceError(err: unknown): err is grpc.ServiceError {
-  return err instanceof Error && 'code' in err && typeof err.code === 'number';
-}
-
-/** Turns a grpc-js error into a CommitLogError, preferring the server's localized message. */
+/** Turns a grpc-js error into a CommitLogError (see CommitLogError.fromStatus). */
 export function toClientError(err: unknown): unknown {
-  if (!isServiceError(err)) return err;
-  let message = err.details || err.message;
-  const details = err.metadata?.get('grpc-status-details-bin')[0];
-  if (details instanceof Buffer) {
-    const localized = decodeStatusDetails(details).localized[0];
-    if (localized) message = localized.message;
-  }
-  const Class = err.code === grpc.status.OUT_OF_RANGE ? OffsetOutOfRangeError : CommitLogError;
-  return new Class(message, err.code, { cause: err });
+  return CommitLogError.fromStatus(err);
 }
 
 /** TLS files for a connection; none given means plaintext. */
@@ -65,8 +42,12 @@ export interface TlsFiles {
   keyFile?: string;
 }
 
-/** Credentials made for an IP address: they verify the server's certificate by that IP. */
-const verifiesIp = new WeakSet<grpc.ChannelCredentials>();
+/**
+ * The name a client verifies every node's certificate against when it dials an IP
+ * address or several nodes: every server certificate `commitlog cert` makes carries
+ * it. One name for the whole cluster lets one credentials object verify every node.
+ */
+export const DEFAULT_SERVER_NAME = 'localhost';
 
 function hostOf(address: string): string {
   const m = /^\[(.*)\](?::\d+)?$/.exec(address) ?? /^([^:]*)(?::\d+)?$/.exec(address);
@@ -74,14 +55,38 @@ function hostOf(address: string): string {
 }
 
 /**
+ * The TLS server name for `target`: `serverName` when given; for one DNS host, that
+ * host (the usual rule); otherwise (an IP address, a list, commitlog://…) the shared
+ * DEFAULT_SERVER_NAME.
+ */
+export function serverNameFor(target: string, serverName?: string): string | undefined {
+  if (serverName !== undefined) return serverName;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(target) && !/^[^:/]+:\d+$/.test(target)) {
+    return DEFAULT_SERVER_NAME;
+  }
+  if (target.includes(',')) return DEFAULT_SERVER_NAME;
+  const host = hostOf(target);
+  return isIP(host) !== 0 ? DEFAULT_SERVER_NAME : undefined;
+}
+
+/**
+ * Channel options that make TLS verify `serverName` whatever address a connection
+ * goes to (it is also sent as SNI and :authority). Harmless on plaintext channels.
+ */
+export function serverNameOptions(serverName: string | undefined): grpc.ChannelOptions {
+  if (serverName === undefined) return {};
+  return { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName };
+}
+
+/**
  * Channel credentials from PEM files: TLS when any is given (mutual with cert and key).
- * Given the `address` it will dial, a client that dials an IP address verifies the
- * server certificate's IP SAN without sending the IP as TLS server name (which Node
- * warns about, DEP0123).
+ * They verify the chain only against `caFile`; which name the certificate must carry
+ * is a channel option (serverNameOptions), so one credentials object serves every node.
+ * `_address` is accepted for older callers and not used.
  */
 export async function channelCredentials(
   files: TlsFiles,
-  address?: string,
+  _address?: string,
 ): Promise<grpc.ChannelCredentials> {
   if (!files.caFile && !files.certFile && !files.keyFile) return grpc.credentials.createInsecure();
   const load = (file?: string) => (file ? readFile(file) : Promise.resolve(null));
@@ -90,18 +95,14 @@ export async function channelCredentials(
     load(files.keyFile),
     load(files.certFile),
   ]);
-  const ip = address === undefined ? undefined : hostOf(address);
-  if (ip === undefined || isIP(ip) === 0) return grpc.credentials.createSsl(ca, key, cert);
-  const credentials = grpc.credentials.createSsl(ca, key, cert, {
-    checkServerIdentity: (_serverName, peer) => checkServerIdentity(ip, peer),
-  });
-  verifiesIp.add(credentials);
-  return credentials;
+  return grpc.credentials.createSsl(ca, key, cert);
 }
 
 export interface ClientOptions {
   /** Default: plaintext. `channelCredentials()` makes TLS ones from PEM files. */
   credentials?: grpc.ChannelCredentials;
+  /** The name the node's certificate must carry; default: see serverNameFor. */
+  serverName?: string;
   channelOptions?: grpc.ChannelOptions;
 }
 
@@ -125,13 +126,23 @@ export class CommitLogClient {
   private readonly raw: GeneratedLogClient;
 
   /** `address` is host:port of any node's RPC port. */
+  /**
+   * `address` is host:port of any node's RPC port, or several members (`a:8400,b:8400`
+   * or `commitlog://a:8400,b:8400`): then calls go through the cluster plug-ins,
+   * produces to the leader and the rest to any member (without the SDK's retries; see
+   * connect()).
+   */
   constructor(address: string, opts: ClientOptions = {}) {
     const credentials = opts.credentials ?? grpc.credentials.createInsecure();
-    // The name is only sent as SNI: these credentials check the IP themselves.
-    const channelOptions = verifiesIp.has(credentials)
-      ? { 'grpc.ssl_target_name_override': 'localhost', ...opts.channelOptions }
-      : opts.channelOptions;
-    this.raw = new GeneratedLogClient(address, credentials, channelOptions);
+    const cluster = isClusterTarget(address);
+    if (cluster) registerCommitlogPlugins();
+    this.raw = new GeneratedLogClient(cluster ? clusterTarget(address) : address, credentials, {
+      ...serverNameOptions(serverNameFor(address, opts.serverName)),
+      ...(cluster
+        ? { ...clusterChannelOptions({ credentials }), interceptors: [routeInterceptor] }
+        : {}),
+      ...opts.channelOptions,
+    });
   }
 
   /** Appends one record; resolves with its offset. */

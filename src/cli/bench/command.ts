@@ -3,7 +3,15 @@
 import { type Command, Option } from 'commander';
 
 import { ConfigError } from '../../agent/index.js';
-import { channelCredentials, toClientError, type TlsFiles } from '../../client/index.js';
+import {
+  channelCredentials,
+  type CommitLog,
+  connect,
+  raw,
+  tlsFromFiles,
+  toClientError,
+  type TlsFiles,
+} from '../../client/index.js';
 import {
   type CpuSource,
   type CpuUsage,
@@ -22,11 +30,11 @@ import {
   type Moved,
   produceBatch,
   type ProduceMode,
+  produceSdk,
   produceStream,
   produceUnary,
   type RunLimits,
 } from './workloads.js';
-import { RawClient } from './wire.js';
 
 interface Flags extends TlsFiles {
   addr: string;
@@ -42,6 +50,7 @@ interface Flags extends TlsFiles {
   json?: boolean;
   serverPid?: string;
   metricsUrl?: string;
+  linger?: string;
 }
 
 export interface BenchSettings {
@@ -56,6 +65,8 @@ export interface BenchSettings {
   clients: number;
   from: number;
   runs: number;
+  /** sdk mode: the producer's lingerMs. */
+  lingerMs: number;
 }
 
 export interface RunResult {
@@ -98,12 +109,16 @@ export function parseDuration(text: string): number {
 }
 
 export function settingsFrom(command: 'produce' | 'consume', flags: Flags): BenchSettings {
-  const modes = command === 'produce' ? ['unary', 'stream', 'batch'] : ['stream', 'batch'];
+  const modes = command === 'produce' ? ['unary', 'stream', 'batch', 'sdk'] : ['stream', 'batch'];
   const mode = flags.mode ?? (command === 'produce' ? 'unary' : 'batch');
   if (!modes.includes(mode)) {
     throw new ConfigError('mode', `must be one of ${modes.join(', ')} for ${command}, got ${mode}`);
   }
-  const addresses = flags.addr.split(',').map((a) => a.trim());
+  // commitlog://a,b is the SDK's spelling of a member list; raw modes dial each address.
+  const addresses = flags.addr
+    .replace(/^commitlog:\/\/\/?/, '')
+    .split(',')
+    .map((a) => a.trim());
   if (addresses.some((a) => a === '')) {
     throw new ConfigError('addr', `must be host:port[,host:port…], got ${flags.addr}`);
   }
@@ -120,6 +135,7 @@ export function settingsFrom(command: 'produce' | 'consume', flags: Flags): Benc
     clients: positiveInt(flags.clients, 'clients'),
     from: positiveInt(flags.from ?? '0', 'from', 0),
     runs: positiveInt(flags.runs, 'runs'),
+    lingerMs: positiveInt(flags.linger ?? '1', 'linger', 0),
   };
 }
 
@@ -136,7 +152,8 @@ function medianOrNull(xs: (number | null)[]): number | null {
 
 async function oneRun(
   s: BenchSettings,
-  clients: RawClient[],
+  clients: raw.RawClient[],
+  logs: CommitLog[],
   value: Buffer,
   server: CpuSource | undefined,
   latencies: Latencies,
@@ -145,7 +162,7 @@ async function oneRun(
 ): Promise<RunResult> {
   let count = s.count ?? (s.durationSeconds === null ? DEFAULT_COUNT : Infinity);
   if (s.command === 'consume') {
-    const end = await endOfLog(clients[0] as RawClient, s.from);
+    const end = await endOfLog(clients[0] as raw.RawClient, s.from);
     if (end <= s.from) {
       throw new ConfigError(
         'from',
@@ -170,6 +187,8 @@ async function oneRun(
       records = await consume(clients, s.mode as ConsumeMode, s.from, s.batch, limits, moved);
     } else if (s.mode === 'unary') {
       records = await produceUnary(clients, value, s.inflight, limits, latencies, moved);
+    } else if (s.mode === 'sdk') {
+      records = await produceSdk(logs, value, s.batch, s.inflight, s.lingerMs, limits, moved);
     } else if (s.mode === 'stream') {
       records = await produceStream(clients, value, s.inflight, limits, latencies, moved);
     } else {
@@ -189,6 +208,63 @@ async function oneRun(
   };
 }
 
+interface Connections {
+  clients: raw.RawClient[];
+  logs: CommitLog[];
+  close(): void;
+}
+
+/** Raw clients (one per --clients) or, for sdk mode, connected SDK clients. */
+async function open(s: BenchSettings, tls: TlsFiles): Promise<Connections> {
+  const credentials = await channelCredentials(tls);
+  const sdk = s.mode === 'sdk';
+  const clients = sdk
+    ? []
+    : Array.from(
+        { length: s.clients },
+        (_, i) => new raw.RawClient(s.addresses[i % s.addresses.length] as string, credentials),
+      );
+  const logs: CommitLog[] = [];
+  const close = () => {
+    for (const c of clients) c.close();
+    for (const l of logs) l.close();
+  };
+  try {
+    await Promise.all(clients.map((c) => c.ready(10_000)));
+    const tlsOptions = tlsFromFiles(tls);
+    for (let i = 0; sdk && i < s.clients; i++) {
+      logs.push(
+        await connect(s.addresses.join(','), tlsOptions === undefined ? {} : { tls: tlsOptions }),
+      );
+    }
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { clients, logs, close };
+}
+
+function summarize(
+  s: BenchSettings,
+  runs: RunResult[],
+  latencies: Latencies,
+  server: CpuSource | undefined,
+): BenchReport {
+  return {
+    settings: s,
+    recordsPerSecond: median(runs.map((r) => r.recordsPerSecond)),
+    megabytesPerSecond: median(runs.map((r) => r.megabytesPerSecond)),
+    latencyMicros: latencies.summary(),
+    cpuCores: {
+      client: median(runs.map((r) => r.cpu.client)),
+      server: medianOrNull(runs.map((r) => r.cpu.server)),
+      other: medianOrNull(runs.map((r) => r.cpu.other)),
+    },
+    serverCpuSource: server?.describe ?? null,
+    runs,
+  };
+}
+
 /** Runs the benchmark `s.runs` times and summarizes. */
 export async function runBench(
   s: BenchSettings,
@@ -196,35 +272,50 @@ export async function runBench(
   server: CpuSource | undefined,
   progress: boolean,
 ): Promise<BenchReport> {
-  const credentials = await channelCredentials(tls);
-  const clients = Array.from(
-    { length: s.clients },
-    (_, i) => new RawClient(s.addresses[i % s.addresses.length] as string, credentials),
-  );
+  const [report] = await runModes([s], tls, server, progress);
+  return report as BenchReport;
+}
+
+/**
+ * Runs several settings (modes) in turns, run 1 of each, then run 2 of each, …, so
+ * that a disturbance of the machine hits them alike; one report per settings.
+ */
+export async function runModes(
+  list: BenchSettings[],
+  tls: TlsFiles,
+  server: CpuSource | undefined,
+  progress: boolean,
+): Promise<BenchReport[]> {
+  const value = Buffer.alloc(list[0]?.size ?? 0, 'x');
+  const connections: Connections[] = [];
   try {
-    await Promise.all(clients.map((c) => c.ready(10_000)));
-    const value = Buffer.alloc(s.size, 'x');
-    const latencies = new Latencies();
-    const runs: RunResult[] = [];
-    for (let i = 0; i < s.runs; i++) {
-      const label = `${s.command} ${s.mode}${s.runs > 1 ? ` ${i + 1}/${s.runs}` : ''}`;
-      runs.push(await oneRun(s, clients, value, server, latencies, progress, label));
+    for (const s of list) connections.push(await open(s, tls));
+    const latencies = list.map(() => new Latencies());
+    const runs = list.map((): RunResult[] => []);
+    const rounds = Math.max(...list.map((s) => s.runs));
+    for (let i = 0; i < rounds; i++) {
+      for (const [k, s] of list.entries()) {
+        if (i >= s.runs) continue;
+        const c = connections[k] as Connections;
+        const label = `${s.command} ${s.mode}${s.runs > 1 ? ` ${i + 1}/${s.runs}` : ''}`;
+        const run = await oneRun(
+          s,
+          c.clients,
+          c.logs,
+          value,
+          server,
+          latencies[k] as Latencies,
+          progress,
+          label,
+        );
+        (runs[k] as RunResult[]).push(run);
+      }
     }
-    return {
-      settings: s,
-      recordsPerSecond: median(runs.map((r) => r.recordsPerSecond)),
-      megabytesPerSecond: median(runs.map((r) => r.megabytesPerSecond)),
-      latencyMicros: latencies.summary(),
-      cpuCores: {
-        client: median(runs.map((r) => r.cpu.client)),
-        server: medianOrNull(runs.map((r) => r.cpu.server)),
-        other: medianOrNull(runs.map((r) => r.cpu.other)),
-      },
-      serverCpuSource: server?.describe ?? null,
-      runs,
-    };
+    return list.map((s, k) =>
+      summarize(s, runs[k] as RunResult[], latencies[k] as Latencies, server),
+    );
   } finally {
-    for (const c of clients) c.close();
+    for (const c of connections) c.close();
   }
 }
 
@@ -239,9 +330,11 @@ export function formatReport(r: BenchReport): string {
       ? `from ${s.from}${s.mode === 'batch' ? `, up to ${s.batch} records per message` : ''}`
       : s.mode === 'batch'
         ? `${s.batch} records per call, ${s.inflight} in flight`
-        : s.mode === 'stream'
-          ? `window ${s.inflight}`
-          : `${s.inflight} in flight`;
+        : s.mode === 'sdk'
+          ? `producer batches of up to ${s.batch} records, ${s.inflight} in flight, linger ${s.lingerMs} ms`
+          : s.mode === 'stream'
+            ? `window ${s.inflight}`
+            : `${s.inflight} in flight`;
   const lines = [
     `${s.command} ${s.mode}: ${s.command === 'produce' ? `${s.size} B records, ` : ''}${shape}, ${s.clients} client(s) → ${s.addresses.join(', ')}`,
     `  ${format(r.recordsPerSecond)} records/s  ${r.megabytesPerSecond.toFixed(1)} MB/s  (median of ${r.runs.length}: ${r.runs.map((x) => format(x.recordsPerSecond)).join(', ')})`,
@@ -295,7 +388,11 @@ function benchCommand(parent: Command, name: 'produce' | 'consume', description:
     .option('--key-file <file>', 'client private key (mutual TLS)');
   if (name === 'produce') {
     command
-      .option('--mode <mode>', 'unary (Produce) | stream (ProduceStream) | batch (ProduceBatch)')
+      .option(
+        '--mode <mode>',
+        "unary (Produce) | stream (ProduceStream) | batch (ProduceBatch) | sdk (the SDK's batching producer, batches of --batch); a list such as batch,sdk runs each in turn",
+      )
+      .option('--linger <ms>', 'sdk mode: how long the producer waits to fill a batch', '1')
       .option('--size <bytes>', 'record value size', '100')
       .option(
         '--inflight <n>',
@@ -313,7 +410,10 @@ function benchCommand(parent: Command, name: 'produce' | 'consume', description:
       );
   }
   command.addHelpText('after', HELP_AFTER).action(async (flags: Flags) => {
-    const settings = settingsFrom(name, flags);
+    const list = (flags.mode ?? '')
+      .split(',')
+      .map((m) => m.trim())
+      .map((mode) => settingsFrom(name, mode === '' ? flags : { ...flags, mode }));
     if (flags.serverPid !== undefined && flags.metricsUrl !== undefined) {
       throw new ConfigError('server-pid', 'give --server-pid or --metrics-url, not both');
     }
@@ -323,14 +423,29 @@ function benchCommand(parent: Command, name: 'produce' | 'consume', description:
         : flags.metricsUrl !== undefined
           ? metricsCpu(flags.metricsUrl)
           : undefined;
-    let report: BenchReport;
+    let reports: BenchReport[];
     try {
-      report = await runBench(settings, flags, server, !flags.json);
+      reports = await runModes(list, flags, server, !flags.json);
     } catch (err) {
       throw toClientError(err);
     }
-    console.log(flags.json ? JSON.stringify(report) : formatReport(report));
+    const ratio = sdkVsBatch(reports);
+    if (flags.json) {
+      console.log(
+        JSON.stringify(reports.length === 1 ? reports[0] : { reports, sdkVsBatch: ratio }),
+      );
+      return;
+    }
+    console.log(reports.map(formatReport).join('\n'));
+    if (ratio !== null) console.log(`sdk / batch: ${ratio.toFixed(2)}× (median records/s)`);
   });
+}
+
+/** records/s of sdk mode over batch mode when both ran, else null. */
+export function sdkVsBatch(reports: BenchReport[]): number | null {
+  const sdk = reports.find((r) => r.settings.mode === 'sdk');
+  const batch = reports.find((r) => r.settings.mode === 'batch');
+  return sdk && batch ? sdk.recordsPerSecond / batch.recordsPerSecond : null;
 }
 
 /** Adds `bench produce|consume` to the program. */

@@ -3,19 +3,21 @@
 // the deadline. Each returns how many records it moved; latencies go to `latencies`.
 import * as grpc from '@grpc/grpc-js';
 
+import { type CommitLog, raw } from '../../client/index.js';
 import type { Latencies } from './measure.js';
-import {
+
+type RawClient = raw.RawClient;
+const {
   consumeBatchRequest,
   consumeRequest,
   MalformedResponseError,
   produceBatchRequest,
   producedCount,
   produceRequest,
-  RawClient,
   scanRecords,
-} from './wire.js';
+} = raw;
 
-export type ProduceMode = 'unary' | 'stream' | 'batch';
+export type ProduceMode = 'unary' | 'stream' | 'batch' | 'sdk';
 export type ConsumeMode = 'stream' | 'batch';
 
 export interface RunLimits {
@@ -97,6 +99,49 @@ export async function produceBatch(
   };
   await Promise.all(clients.flatMap((c) => Array.from({ length: inflight }, () => worker(c))));
   return moved.records;
+}
+
+/**
+ * The SDK's batching producer (connect() + producer().sendAll): records are handed over
+ * one by one and the producer forms batches of up to `batch` records, with `inflight`
+ * batches outstanding; latency per batch is not visible here, so none is recorded.
+ */
+export async function produceSdk(
+  logs: CommitLog[],
+  value: Buffer,
+  batch: number,
+  inflight: number,
+  lingerMs: number,
+  limits: RunLimits,
+  moved: Moved,
+): Promise<number> {
+  const one = async (log: CommitLog, share: number) => {
+    const producer = log.producer({
+      lingerMs,
+      maxBatchRecords: batch,
+      maxBatchBytes: batch * Math.max(value.length, 1),
+      maxInflight: inflight,
+      // Room for the batches in flight and one being filled: what pipelining needs.
+      maxBufferedBytes: (inflight + 1) * batch * Math.max(value.length, 1),
+    });
+    function* values() {
+      for (let i = 0; i < share && !expired(limits); i++) yield value;
+    }
+    let acked = 0;
+    for await (const offset of producer.sendAll(values())) {
+      void offset;
+      acked++;
+      moved.records++;
+    }
+    await producer.close();
+    return acked;
+  };
+  const counts = await Promise.all(
+    shares(limits.count === Infinity ? Number.MAX_SAFE_INTEGER : limits.count, logs.length).map(
+      (share, i) => one(logs[i] as CommitLog, share),
+    ),
+  );
+  return counts.reduce((a, b) => a + b, 0);
 }
 
 /**
