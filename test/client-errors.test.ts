@@ -69,10 +69,9 @@ describe('CommitLogError.fromStatus', () => {
   });
 
   it('prefers the LocalizedMessage and ignores details it cannot decode', () => {
-    const bin = encodeStatusDetails(grpc.status.OUT_OF_RANGE, 'raw', {
-      locale: 'en-US',
-      message: 'offset 9 is past the end',
-    });
+    const bin = encodeStatusDetails(grpc.status.OUT_OF_RANGE, 'raw', [
+      { localized: { locale: 'en-US', message: 'offset 9 is past the end' } },
+    ]);
     const e = CommitLogError.fromStatus(serviceError(grpc.status.OUT_OF_RANGE, 'raw', bin));
     assert.ok(e instanceof OffsetOutOfRangeError);
     assert.equal(e.message, 'offset 9 is past the end');
