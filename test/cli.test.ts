@@ -100,8 +100,12 @@ describe('commitlog CLI end to end', () => {
   it('lists the node as leader with servers', async () => {
     const res = await cli(['servers', '--addr', agent.rpcAddr]);
     assert.equal(res.code, 0, res.stderr);
-    // The id is the Raft id: the node name and a suffix made once per data directory.
-    assert.match(res.stdout, new RegExp(`^e2e\\.[0-9a-f]{12}\\t${agent.rpcAddr}\\tleader\\n$`));
+    // Name, address, role, suffrage, lag, and the Raft id (the name and a suffix made
+    // once per data directory).
+    assert.match(
+      res.stdout,
+      new RegExp(`^e2e\\t${agent.rpcAddr}\\tleader\\tvoter\\tlag 0\\te2e\\.[0-9a-f]{12}\\n$`),
+    );
   });
 
   it('exits 0 on SIGTERM and serves the same records after a restart', async () => {

@@ -138,6 +138,8 @@ export class FakeNode {
       return err ?? c.append(values);
     };
     return {
+      removeServer: (_call, cb) =>
+        cb({ code: grpc.status.UNIMPLEMENTED, details: 'not in the fake' }),
       produce: (call, cb) => {
         this.calls.produce++;
         const r = produce([call.request.record?.value ?? Buffer.alloc(0)]);
@@ -269,6 +271,10 @@ export class FakeCluster {
       id: n.id,
       rpcAddr: n.addr,
       isLeader: n === this.leader,
+      raftId: n.id,
+      suffrage: 'voter',
+      matchIndex: 0n,
+      lag: 0n,
     }));
   }
 

@@ -253,7 +253,12 @@ describe('log.v1.Log over gRPC', () => {
   describe('GetServers', () => {
     it('answers the single node as leader', async () => {
       const servers = await client.getServers();
-      assert.deepEqual(servers, [{ id: 'test-node', rpcAddr: node.agent.rpcAddr, isLeader: true }]);
+      // The book's fields, then the additive ones (Raft id, suffrage, the leader's view).
+      assert.deepEqual(
+        servers.map(({ id, rpcAddr, isLeader }) => ({ id, rpcAddr, isLeader })),
+        [{ id: 'test-node', rpcAddr: node.agent.rpcAddr, isLeader: true }],
+      );
+      assert.match((servers[0] as { raftId?: string }).raftId ?? '', /^test-node\.[0-9a-f]{12}$/);
     });
   });
 

@@ -70,7 +70,12 @@ describe('spawnAgent', () => {
     assert.match(agent.httpAddr, /^127\.0\.0\.1:\d+$/);
     assert.equal(agent.tls, false);
     const servers = await runCli(['servers', '--addr', agent.rpcAddr]);
-    assert.equal(servers.stdout, `spawned\t${agent.rpcAddr}\tleader\n`);
+    assert.match(
+      servers.stdout,
+      new RegExp(
+        `^spawned\\t${agent.rpcAddr}\\tleader\\tvoter\\tlag 0\\tspawned\\.[0-9a-f]{12}\\n$`,
+      ),
+    );
     assert.equal(await agent.stop(), 0);
     await rm(dir, { recursive: true, force: true });
   });

@@ -281,7 +281,8 @@ export function clusterView(log: ReplicatedLog): ClusterView {
   return {
     servers: async (): Promise<ServerEntry[]> =>
       log.servers().map((s) => ({
-        id: s.id,
+        id: nodeNameOf(s.id),
+        raftId: s.id,
         rpcAddr: s.rpcAddr,
         isLeader: s.isLeader,
         suffrage: s.voter ? 'voter' : 'learner',
@@ -293,6 +294,7 @@ export function clusterView(log: ReplicatedLog): ClusterView {
       return h?.addr ? { id: h.id, addr: h.addr } : undefined;
     },
     leaderChanges: (o = {}) => leaderChanges(log, o.signal),
+    removeServer: (id) => log.removeServer(id),
   };
 }
 

@@ -9,7 +9,9 @@ import {
   RecordTooLargeError,
 } from '../log/index.js';
 import {
+  AmbiguousMemberError,
   EntryCodecError,
+  UnknownMemberError,
   NoLeaderError,
   RecordOutOfRangeError,
   ReplicatedLogClosedError,
@@ -50,6 +52,8 @@ export const CLUSTER_ERROR_STATUSES: readonly ErrorStatusRow[] = [
     errorInfo: () => ({ reason: 'OUTCOME_UNKNOWN', domain: 'commitlog', metadata: {} }),
   }),
   errorStatus(EntryCodecError, { grpc: status.DATA_LOSS, http: 500 }),
+  errorStatus(UnknownMemberError, { grpc: status.NOT_FOUND, http: 404 }),
+  errorStatus(AmbiguousMemberError, { grpc: status.INVALID_ARGUMENT, http: 400 }),
   errorStatus(LeaderUnreachableError, {
     grpc: status.UNAVAILABLE,
     http: 503,

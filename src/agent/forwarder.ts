@@ -74,7 +74,10 @@ export function forwardFailure(err: grpc.ServiceError, leader: LeaderHint): Erro
   if (err.code === grpc.status.PERMISSION_DENIED || err.code === grpc.status.UNAUTHENTICATED)
     return new ForwardRefusedError(leader, err.details, { cause: err });
   // Never connected: the call was not sent.
-  if (err.code === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED/.test(err.details))
+  if (
+    err.code === grpc.status.UNAVAILABLE &&
+    /No connection established|ECONNREFUSED/.test(err.details)
+  )
     return new LeaderUnreachableError(leader, { cause: err });
   return new ForwardOutcomeUnknownError(leader, { cause: err });
 }

@@ -21,6 +21,8 @@ export {
   ProduceBatchResponse,
   ProduceRequest,
   ProduceResponse,
+  RemoveServerRequest,
+  RemoveServerResponse,
   // The generated name shadows TypeScript's Record<K, V>.
   Record as LogRecord,
   Server as ServerInfo,

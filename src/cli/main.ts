@@ -14,7 +14,7 @@ import {
   type ConfigKey,
 } from '../agent/index.js';
 import { loadTlsMaterial } from '../auth/index.js';
-import { channelCredentials, CommitLogClient, OffsetOutOfRangeError } from '../client/index.js';
+import { connect as connectSdk, tlsFromFiles, type CommitLog } from '../client/index.js';
 import { registerCertCommands } from './cert.js';
 import { addBenchCommand } from './bench/command.js';
 import { registerDevClusterCommand } from './dev-cluster.js';
@@ -94,17 +94,20 @@ async function checkClientTls(flags: ClientFlags): Promise<void> {
   await loadTlsMaterial({ certFile, keyFile, caFile });
 }
 
-async function connect(flags: ClientFlags): Promise<CommitLogClient> {
+/** The SDK, connected to the members `--addr` names (a list, or commitlog://…). */
+async function connect(flags: ClientFlags): Promise<CommitLog> {
   await checkClientTls(flags);
-  return new CommitLogClient(flags.addr, {
-    credentials: await channelCredentials(flags, flags.addr),
-  });
+  const tls = tlsFromFiles(flags);
+  return connectSdk(flags.addr, tls ? { tls } : {});
 }
 
 function clientOptions(command: Command): Command {
   return command
     .addOption(
-      new Option('--addr <host:port>', 'RPC address of any node')
+      new Option(
+        '--addr <addrs>',
+        'RPC address of any node, or several (a,b,c or commitlog://a,b,c): the client finds the leader',
+      )
         .env('COMMITLOG_ADDR')
         .default('127.0.0.1:8400'),
     )
@@ -123,6 +126,10 @@ function parseCount(text: string, name: string): bigint {
   if (!/^[0-9]+$/.test(text))
     throw new UsageError(name, `must be a non-negative integer, got ${text}`);
   return BigInt(text);
+}
+
+function min(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
 }
 
 function printRecord(record: { offset: bigint; value: Buffer }, json: boolean): void {
@@ -172,12 +179,14 @@ field are described in docs/observability.md.`,
       .description('append records: each argument is one record, or each line of stdin when none')
       .argument('[values...]', 'record values (UTF-8 text)'),
   ).action(async (values: string[], flags: ClientFlags) => {
-    const client = await connect(flags);
+    const log = await connect(flags);
+    const producer = log.producer({ lingerMs: 5 });
     try {
       const input = values.length > 0 ? values.map((v) => Buffer.from(v, 'utf8')) : stdinLines();
-      for await (const offset of client.produceStream(input)) console.log(offset.toString());
+      for await (const offset of producer.sendAll(input)) console.log(offset.toString());
     } finally {
-      client.close();
+      await producer.close();
+      log.close();
     }
   });
 
@@ -193,47 +202,72 @@ field are described in docs/observability.md.`,
     async (
       flags: ClientFlags & { offset: string; count?: string; follow?: boolean; json?: boolean },
     ) => {
-      let offset = parseCount(flags.offset, 'offset');
+      const from = parseCount(flags.offset, 'offset');
       const count = flags.count === undefined ? undefined : parseCount(flags.count, 'count');
-      const client = await connect(flags);
+      if (count === 0n) return;
+      const log = await connect(flags);
       const stop = new AbortController();
       const onSignal = () => stop.abort();
       process.once('SIGINT', onSignal);
       try {
+        // Without --follow: the records there now (one stream, not a call per record).
+        const to = flags.follow ? undefined : await log.endOffset(from);
+        const end =
+          count === undefined ? to : to === undefined ? from + count : min(to, from + count);
+        if (end !== undefined && end <= from) return;
+        const records = log.consume({
+          from,
+          signal: stop.signal,
+          ...(end !== undefined ? { to: end } : {}),
+        });
         let printed = 0n;
-        if (count === 0n) return;
-        if (flags.follow) {
-          for await (const record of client.consumeStream(offset, { signal: stop.signal })) {
-            printRecord(record, flags.json ?? false);
-            if (++printed === count) break;
-          }
-          return;
-        }
-        for (; count === undefined || printed < count; offset++, printed++) {
-          try {
-            printRecord(await client.consume(offset), flags.json ?? false);
-          } catch (err) {
-            if (err instanceof OffsetOutOfRangeError) break;
-            throw err;
-          }
+        for await (const record of records) {
+          printRecord(record, flags.json ?? false);
+          if (++printed === count) break;
         }
       } finally {
         process.off('SIGINT', onSignal);
-        client.close();
+        log.close();
       }
     },
   );
 
-  clientOptions(
-    program.command('servers').description("list the cluster's nodes and which one leads"),
+  const servers = clientOptions(
+    program
+      .command('servers')
+      .description(
+        "list the cluster's members: name, RPC address, leader or follower, voter or learner, " +
+          'lag behind the leader (in entries), Raft id',
+      ),
   ).action(async (flags: ClientFlags) => {
-    const client = await connect(flags);
+    const log = await connect(flags);
     try {
-      for (const s of await client.getServers()) {
-        console.log(`${s.id}\t${s.rpcAddr}\t${s.isLeader ? 'leader' : 'follower'}`);
+      for (const s of await log.servers()) {
+        const columns = [s.id, s.rpcAddr, s.isLeader ? 'leader' : 'follower'];
+        if (s.suffrage) columns.push(s.suffrage);
+        if (s.lag !== undefined) columns.push(`lag ${s.lag}`);
+        if (s.raftId) columns.push(s.raftId);
+        console.log(columns.join('\t'));
       }
     } finally {
-      client.close();
+      log.close();
+    }
+  });
+  clientOptions(
+    servers
+      .command('remove')
+      .description(
+        "remove a member from the configuration (one that died for good, or a wiped node's old id); " +
+          'ID is its Raft id, or a name only one member has',
+      )
+      .argument('<id>', 'Raft id or node name'),
+  ).action(async (id: string, _flags: ClientFlags, command: Command) => {
+    // `servers` takes the same client options: whichever level they were given at.
+    const log = await connect(command.optsWithGlobals<ClientFlags>());
+    try {
+      console.log(`removed ${await log.removeServer(id)}`);
+    } finally {
+      log.close();
     }
   });
   registerCertCommands(program);

@@ -11,6 +11,7 @@ import {
   type ConsumeBatchResponse,
   type ConsumeResponse,
   type GetServersResponse,
+  type RemoveServerResponse,
   LogClient,
   type LogRecord,
   LogService,
@@ -95,9 +96,16 @@ export interface ConsumeOptions {
 
 /** A member of the cluster as GetServers reports it. */
 export interface ServerEntry {
+  /** The node's name. */
   id: string;
   rpcAddr: string;
   isLeader: boolean;
+  /** The Raft id (name and a per-data-directory suffix), when the node reports it. */
+  raftId?: string;
+  suffrage?: 'voter' | 'learner';
+  /** The leader's view; absent when the answering node does not lead. */
+  matchIndex?: bigint;
+  lag?: bigint;
 }
 
 async function pem(
@@ -399,17 +407,43 @@ export class CommitLog implements AsyncDisposable {
   }
 
   /** The members, as one of them reports them. */
+  /** The members as the leader sees them (with each one's lag); queued until a leader is known. */
   async servers(o?: CallOptions): Promise<ServerEntry[]> {
     const res = await this.readCall(
       () =>
         this.unary<GetServersResponse>(
           (md, opts, cb) => this.client.getServers({}, md, opts, cb),
-          this.metadata('any'),
+          this.metadata('leader'),
           o,
         ),
       o?.signal,
     );
-    return res.servers.map((s) => ({ id: s.id, rpcAddr: s.rpcAddr, isLeader: s.isLeader }));
+    const leaderView = res.servers.some((s) => s.matchIndex > 0n);
+    return res.servers.map((s) => ({
+      id: s.id,
+      rpcAddr: s.rpcAddr,
+      isLeader: s.isLeader,
+      ...(s.raftId ? { raftId: s.raftId } : {}),
+      ...(s.suffrage === 'voter' || s.suffrage === 'learner' ? { suffrage: s.suffrage } : {}),
+      ...(leaderView ? { matchIndex: s.matchIndex, lag: s.lag } : {}),
+    }));
+  }
+
+  /**
+   * Removes a member (a Raft id, or a name only one member has) from the cluster's
+   * configuration, at the leader; resolves with the Raft id removed.
+   */
+  async removeServer(id: string, o?: CallOptions): Promise<string> {
+    const res = await this.produceCall(
+      () =>
+        this.unary<RemoveServerResponse>(
+          (md, opts, cb) => this.client.removeServer({ id }, md, opts, cb),
+          this.metadata('leader'),
+          o,
+        ),
+      o?.signal,
+    );
+    return res.raftId;
   }
 
   /**

@@ -102,3 +102,26 @@ export class ReplicatedLogClosedError extends Error {
     super('the replicated log is closed', options);
   }
 }
+
+/** RemoveServer named no member of the configuration. */
+export class UnknownMemberError extends Error {
+  override readonly name = 'UnknownMemberError';
+  constructor(
+    readonly id: string,
+    options?: ErrorOptions,
+  ) {
+    super(`no member ${id} in the configuration (GetServers lists the members)`, options);
+  }
+}
+
+/** RemoveServer named a node name that several members share (a wiped node came back). */
+export class AmbiguousMemberError extends Error {
+  override readonly name = 'AmbiguousMemberError';
+  constructor(
+    readonly id: string,
+    readonly candidates: readonly string[],
+    options?: ErrorOptions,
+  ) {
+    super(`${id} names several members (${candidates.join(', ')}); give the Raft id`, options);
+  }
+}

@@ -12,6 +12,8 @@ export { reconcile } from './membership-sync.js';
 export type { ClusterMember, ReconcileOptions, LeaderView } from './membership-sync.js';
 export {
   AlreadyBootstrappedError,
+  AmbiguousMemberError,
+  UnknownMemberError,
   ClusterMismatchError,
   DuplicateNodeNameError,
   EntryCodecError,

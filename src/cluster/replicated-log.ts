@@ -19,7 +19,14 @@ import {
 import type { FsyncPolicy, LogObserver } from '../log/index.js';
 
 import { encodeProposal, entryValue, decodeHeader } from './entry-codec.js';
-import { NoLeaderError, RecordOutOfRangeError, ReplicatedLogClosedError } from './errors.js';
+import {
+  AmbiguousMemberError,
+  NoLeaderError,
+  RecordOutOfRangeError,
+  ReplicatedLogClosedError,
+  UnknownMemberError,
+} from './errors.js';
+import { nodeNameOf } from './identity.js';
 import { reconcile, type ClusterMember, type ReconcileOptions } from './membership-sync.js';
 import { RaftStorage } from './raft-storage.js';
 import { Watermark } from './watermark.js';
@@ -340,6 +347,26 @@ export class ReplicatedLog implements AsyncDisposable {
         ...(p ? { matchIndex: p.match, lag: Math.max(0, st.lastIndex - p.match) } : {}),
       };
     });
+  }
+
+  /**
+   * Removes a member from the configuration (an operator's decision); `id` is a Raft id
+   * or a node name only one member has. Resolves with the Raft id once the change is
+   * committed. A follower rejects with raft's NotLeaderError.
+   */
+  async removeServer(id: string): Promise<string> {
+    if (this.closed) throw new ReplicatedLogClosedError();
+    const conf = this.node.status().config;
+    const members = [...conf.voters, ...conf.learners];
+    let raftId = members.find((m) => m === id);
+    if (raftId === undefined) {
+      const named = members.filter((m) => nodeNameOf(m) === id);
+      if (named.length > 1) throw new AmbiguousMemberError(id, named);
+      raftId = named[0];
+    }
+    if (raftId === undefined) throw new UnknownMemberError(id);
+    await this.node.removeNode(raftId);
+    return raftId;
   }
 
   /** The next configuration change towards `members`, made if this node leads. */

@@ -20,6 +20,9 @@ import {
 } from '../auth/index.js';
 import { toGrpcStatus } from './errors.js';
 
+/** The action of cluster administration (RemoveServer). */
+export const ACTION_ADMIN = 'admin';
+
 /** The action each gRPC method needs. Methods not listed are open or, if unknown, denied. */
 export const GRPC_METHOD_ACTIONS: Readonly<Record<string, string>> = {
   '/log.v1.Log/Produce': ACTION_PRODUCE,
@@ -30,6 +33,8 @@ export const GRPC_METHOD_ACTIONS: Readonly<Record<string, string>> = {
   '/log.v1.Log/ConsumeBatchStream': ACTION_CONSUME,
   // Who is in the cluster is read access, as in the book.
   '/log.v1.Log/GetServers': ACTION_CONSUME,
+  // Changing who is in the cluster is an operator's act, granted apart from writes.
+  '/log.v1.Log/RemoveServer': ACTION_ADMIN,
 };
 
 /** Services anyone may call, with or without a certificate: probes and tooling. */

@@ -28,6 +28,12 @@ export class Appender {
     private readonly options: AppenderOptions = {},
   ) {}
 
+  /** The log's "not the leader" refusal as the server's NotLeaderError; undefined otherwise. */
+  asNotLeader(err: unknown): NotLeaderError | undefined {
+    const refusal = this.options.notLeader?.(err);
+    return refusal ? new NotLeaderError(refusal.leader, { cause: err }) : undefined;
+  }
+
   /** Resolves with the first offset of `values`, wherever they were appended. */
   async append(values: readonly Uint8Array[], signal?: AbortSignal): Promise<bigint> {
     try {

@@ -171,8 +171,24 @@ describe('log service over fakes', () => {
     const client = await serve({ log: new MemoryCommitLog(), cluster });
     const res = await call<GetServersResponse>((cb) => client.getServers({}, cb));
     assert.deepEqual(res.servers, [
-      { id: 'n1', rpcAddr: 'a:1', isLeader: false },
-      { id: 'n2', rpcAddr: 'b:1', isLeader: true },
+      {
+        id: 'n1',
+        rpcAddr: 'a:1',
+        isLeader: false,
+        raftId: '',
+        suffrage: 'voter',
+        matchIndex: 3n,
+        lag: 1n,
+      },
+      {
+        id: 'n2',
+        rpcAddr: 'b:1',
+        isLeader: true,
+        raftId: '',
+        suffrage: '',
+        matchIndex: 0n,
+        lag: 0n,
+      },
     ]);
   });
 });

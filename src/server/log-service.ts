@@ -22,6 +22,8 @@ import type {
   ProduceBatchResponse,
   ProduceRequest,
   ProduceResponse,
+  RemoveServerRequest,
+  RemoveServerResponse,
 } from '../api/index.js';
 import type { Metrics } from '../telemetry/index.js';
 import type { WireRecord } from './codec.js';
@@ -123,6 +125,9 @@ function cancelSignal(call: {
   return controller.signal;
 }
 
+/** The request header that asks for a linearizable read. */
+export const CONSISTENCY_HEADER = 'x-commitlog-consistency';
+
 export function createLogService(opts: LogServiceOptions, streams: StreamRegistry): LogServer {
   const { log, appender, errors, logger, metrics } = opts;
 
@@ -212,8 +217,17 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
       return { offset };
     }),
 
-    consume: unary<ConsumeRequest, ConsumeResponse>('Consume', async (req) => {
-      const record = await log.read(req.offset);
+    consume: unary<ConsumeRequest, ConsumeResponse>('Consume', async (req, call) => {
+      // A client asks for a read that reflects every acknowledged write with this
+      // header (the SDK's `consistency: 'linearizable'`); the leader confirms with a
+      // quorum first, a follower answers NOT_LEADER.
+      const linearizable = call.metadata.get(CONSISTENCY_HEADER)[0] === 'linearizable';
+      let record;
+      try {
+        record = await log.read(req.offset, linearizable ? { consistency: 'linearizable' } : {});
+      } catch (err) {
+        throw appender.asNotLeader(err) ?? err;
+      }
       metrics?.consumed(1, record.value.byteLength);
       return { record: toRecordMessage(record) };
     }),
@@ -234,7 +248,28 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
 
     getServers: unary<GetServersRequest, GetServersResponse>('GetServers', async () => {
       const servers = await opts.cluster.servers();
-      return { servers: servers.map(({ id, rpcAddr, isLeader }) => ({ id, rpcAddr, isLeader })) };
+      return {
+        servers: servers.map((s) => ({
+          id: s.id,
+          rpcAddr: s.rpcAddr,
+          isLeader: s.isLeader,
+          raftId: s.raftId ?? '',
+          suffrage: s.suffrage ?? '',
+          matchIndex: BigInt(s.matchIndex ?? 0),
+          lag: BigInt(s.lag ?? 0),
+        })),
+      };
+    }),
+
+    removeServer: unary<RemoveServerRequest, RemoveServerResponse>('RemoveServer', async (req) => {
+      const remove = opts.cluster.removeServer?.bind(opts.cluster);
+      if (!remove) throw new InvalidRequestError('this node has no cluster to remove from', 'id');
+      if (req.id === '') throw new InvalidRequestError('id must name a member', 'id');
+      try {
+        return { raftId: await remove(req.id) };
+      } catch (err) {
+        throw appender.asNotLeader(err) ?? err;
+      }
     }),
 
     consumeStream(call: ServerWritableStream<ConsumeRequest, ConsumeResponse>) {

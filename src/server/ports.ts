@@ -51,7 +51,10 @@ export interface CommitLog {
 
 /** One node as GetServers reports it. */
 export interface ServerEntry {
+  /** The node's name. */
   id: string;
+  /** Its Raft id (the name and a suffix made once per data directory). */
+  raftId?: string;
   rpcAddr: string;
   isLeader: boolean;
   /** A voter counts in elections and commits; a learner is catching up. */
@@ -74,6 +77,12 @@ export interface ClusterView {
   servers(): Promise<ServerEntry[]>;
   /** The current leader, when known (a single node: itself). */
   leader(): LeaderHint | undefined;
+  /**
+   * Removes a member (by Raft id, or a name only one member has) from the
+   * configuration; resolves with the Raft id removed. Rejects on a follower with the
+   * log's not-leader refusal.
+   */
+  removeServer?(id: string): Promise<string>;
   /** Each leader change (undefined: no leader known); ends when `signal` aborts. */
   leaderChanges?(o?: { signal?: AbortSignal }): AsyncIterable<LeaderHint | undefined>;
 }

@@ -64,9 +64,30 @@ export interface GetServersResponse {
 }
 
 export interface Server {
+  /** The node's name. */
   id: string;
   rpcAddr: string;
   isLeader: boolean;
+  /** The Raft id: the name and a suffix made once per data directory. */
+  raftId: string;
+  /** "voter" or "learner" (a new member catching up). */
+  suffrage: string;
+  /**
+   * The leader's view of the member: its highest replicated index and how far
+   * behind it is. Both 0 when the answering node is not the leader.
+   */
+  matchIndex: bigint;
+  lag: bigint;
+}
+
+export interface RemoveServerRequest {
+  /** A Raft id, or a node name that only one member has. */
+  id: string;
+}
+
+export interface RemoveServerResponse {
+  /** The Raft id that was removed. */
+  raftId: string;
 }
 
 export interface ProduceBatchRequest {
@@ -615,7 +636,7 @@ export const GetServersResponse: MessageFns<GetServersResponse> = {
 };
 
 function createBaseServer(): Server {
-  return { id: "", rpcAddr: "", isLeader: false };
+  return { id: "", rpcAddr: "", isLeader: false, raftId: "", suffrage: "", matchIndex: 0n, lag: 0n };
 }
 
 export const Server: MessageFns<Server> = {
@@ -628,6 +649,24 @@ export const Server: MessageFns<Server> = {
     }
     if (message.isLeader !== false) {
       writer.uint32(24).bool(message.isLeader);
+    }
+    if (message.raftId !== "") {
+      writer.uint32(34).string(message.raftId);
+    }
+    if (message.suffrage !== "") {
+      writer.uint32(42).string(message.suffrage);
+    }
+    if (message.matchIndex !== 0n) {
+      if (BigInt.asUintN(64, message.matchIndex) !== message.matchIndex) {
+        throw new globalThis.Error("value provided for field message.matchIndex of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.matchIndex);
+    }
+    if (message.lag !== 0n) {
+      if (BigInt.asUintN(64, message.lag) !== message.lag) {
+        throw new globalThis.Error("value provided for field message.lag of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.lag);
     }
     return writer;
   },
@@ -669,6 +708,38 @@ export const Server: MessageFns<Server> = {
             message.isLeader = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.raftId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.suffrage = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.matchIndex = reader.uint64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.lag = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -694,6 +765,18 @@ export const Server: MessageFns<Server> = {
         : isSet(object.is_leader)
         ? globalThis.Boolean(object.is_leader)
         : false,
+      raftId: isSet(object.raftId)
+        ? globalThis.String(object.raftId)
+        : isSet(object.raft_id)
+        ? globalThis.String(object.raft_id)
+        : "",
+      suffrage: isSet(object.suffrage) ? globalThis.String(object.suffrage) : "",
+      matchIndex: isSet(object.matchIndex)
+        ? BigInt(object.matchIndex)
+        : isSet(object.match_index)
+        ? BigInt(object.match_index)
+        : 0n,
+      lag: isSet(object.lag) ? BigInt(object.lag) : 0n,
     };
   },
 
@@ -708,6 +791,18 @@ export const Server: MessageFns<Server> = {
     if (message.isLeader !== false) {
       obj.isLeader = message.isLeader;
     }
+    if (message.raftId !== "") {
+      obj.raftId = message.raftId;
+    }
+    if (message.suffrage !== "") {
+      obj.suffrage = message.suffrage;
+    }
+    if (message.matchIndex !== 0n) {
+      obj.matchIndex = message.matchIndex.toString();
+    }
+    if (message.lag !== 0n) {
+      obj.lag = message.lag.toString();
+    }
     return obj;
   },
 
@@ -719,6 +814,152 @@ export const Server: MessageFns<Server> = {
     message.id = object.id ?? "";
     message.rpcAddr = object.rpcAddr ?? "";
     message.isLeader = object.isLeader ?? false;
+    message.raftId = object.raftId ?? "";
+    message.suffrage = object.suffrage ?? "";
+    message.matchIndex = (object.matchIndex !== undefined && object.matchIndex !== null)
+      ? BigInt(object.matchIndex)
+      : 0n;
+    message.lag = (object.lag !== undefined && object.lag !== null) ? BigInt(object.lag) : 0n;
+    return message;
+  },
+};
+
+function createBaseRemoveServerRequest(): RemoveServerRequest {
+  return { id: "" };
+}
+
+export const RemoveServerRequest: MessageFns<RemoveServerRequest> = {
+  encode(message: RemoveServerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveServerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveServerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveServerRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: RemoveServerRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveServerRequest>, I>>(base?: I): RemoveServerRequest {
+    return RemoveServerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveServerRequest>, I>>(object: I): RemoveServerRequest {
+    const message = createBaseRemoveServerRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseRemoveServerResponse(): RemoveServerResponse {
+  return { raftId: "" };
+}
+
+export const RemoveServerResponse: MessageFns<RemoveServerResponse> = {
+  encode(message: RemoveServerResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.raftId !== "") {
+      writer.uint32(10).string(message.raftId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveServerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveServerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.raftId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveServerResponse {
+    return {
+      raftId: isSet(object.raftId)
+        ? globalThis.String(object.raftId)
+        : isSet(object.raft_id)
+        ? globalThis.String(object.raft_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RemoveServerResponse): unknown {
+    const obj: any = {};
+    if (message.raftId !== "") {
+      obj.raftId = message.raftId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveServerResponse>, I>>(base?: I): RemoveServerResponse {
+    return RemoveServerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveServerResponse>, I>>(object: I): RemoveServerResponse {
+    const message = createBaseRemoveServerResponse();
+    message.raftId = object.raftId ?? "";
     return message;
   },
 };
@@ -1147,6 +1388,21 @@ export const LogService = {
       Buffer.from(ConsumeBatchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ConsumeBatchResponse => ConsumeBatchResponse.decode(value),
   },
+  /**
+   * Removes a member from the cluster's configuration (an operator's decision, e.g.
+   * a node that died for good). Answered by the leader; elsewhere UNAVAILABLE with a
+   * NOT_LEADER detail naming it.
+   */
+  removeServer: {
+    path: "/log.v1.Log/RemoveServer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveServerRequest): Buffer => Buffer.from(RemoveServerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveServerRequest => RemoveServerRequest.decode(value),
+    responseSerialize: (value: RemoveServerResponse): Buffer =>
+      Buffer.from(RemoveServerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RemoveServerResponse => RemoveServerResponse.decode(value),
+  },
 } as const;
 
 export interface LogServer extends UntypedServiceImplementation {
@@ -1170,6 +1426,12 @@ export interface LogServer extends UntypedServiceImplementation {
   produceBatch: handleUnaryCall<ProduceBatchRequest, ProduceBatchResponse>;
   /** Like ConsumeStream, with many records per message. */
   consumeBatchStream: handleServerStreamingCall<ConsumeBatchRequest, ConsumeBatchResponse>;
+  /**
+   * Removes a member from the cluster's configuration (an operator's decision, e.g.
+   * a node that died for good). Answered by the leader; elsewhere UNAVAILABLE with a
+   * NOT_LEADER detail naming it.
+   */
+  removeServer: handleUnaryCall<RemoveServerRequest, RemoveServerResponse>;
 }
 
 export interface LogClient extends Client {
@@ -1267,6 +1529,26 @@ export interface LogClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<ConsumeBatchResponse>;
+  /**
+   * Removes a member from the cluster's configuration (an operator's decision, e.g.
+   * a node that died for good). Answered by the leader; elsewhere UNAVAILABLE with a
+   * NOT_LEADER detail naming it.
+   */
+  removeServer(
+    request: RemoveServerRequest,
+    callback: (error: ServiceError | null, response: RemoveServerResponse) => void,
+  ): ClientUnaryCall;
+  removeServer(
+    request: RemoveServerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RemoveServerResponse) => void,
+  ): ClientUnaryCall;
+  removeServer(
+    request: RemoveServerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RemoveServerResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const LogClient = makeGenericClientConstructor(LogService, "log.v1.Log") as unknown as {
