@@ -6,10 +6,12 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 
 import {
+  AlreadyBootstrappedError,
   bootstrapIdentity,
   ClusterMismatchError,
   DuplicateNodeNameError,
   joinIdentity,
+  JoinTimeoutError,
   loadIdentity,
   MembershipLoop,
   nodeNameOf,
@@ -28,6 +30,7 @@ import {
   type ServerEntry,
 } from '../server/index.js';
 import { bindHost } from './config.js';
+import { ClusterMetrics } from './cluster-metrics.js';
 import { GrpcLeaderForwarder } from './forwarder.js';
 import { joinHostPort, MAX_RECORD_BYTES, type Step } from './steps.js';
 
@@ -41,20 +44,25 @@ export function advertiseHost(config: {
   return host === '0.0.0.0' || host === '::' ? hostname() : host;
 }
 
-/** Who this node is: its Raft id, made once per data directory, and its cluster. */
+/**
+ * Who this node is: its Raft id, made once per data directory, and its cluster. A node
+ * with nobody to join starts a cluster here; with join addresses it learns its cluster
+ * from them (startMembership), and `--bootstrap` then only starts one when nobody
+ * answers with an existing cluster (so a Kubernetes pod 0 that lost its disk rejoins
+ * rather than forking the cluster).
+ */
 export const loadNodeIdentity: Step = {
   name: 'node identity',
   async run(ctx) {
     const { config } = ctx;
     let identity = await loadIdentity(config.dataDir, config.nodeName);
-    if (
-      identity.clusterId === '' &&
-      (config.raft.bootstrap || config.membership.startJoinAddrs.length === 0)
-    ) {
-      identity = await bootstrapIdentity(config.dataDir, identity, false);
-    } else if (config.raft.bootstrapExplicit && identity.origin === 'join') {
+    const seeds = config.membership.startJoinAddrs.length > 0;
+    if (!seeds && identity.origin === 'join' && config.raft.bootstrapExplicit) {
       // Bootstrapping over the data of a cluster this node joined would fork it.
-      identity = await bootstrapIdentity(config.dataDir, identity, true);
+      throw new AlreadyBootstrappedError(config.dataDir, identity.clusterId);
+    }
+    if (!seeds && identity.clusterId === '') {
+      identity = await bootstrapIdentity(config.dataDir, identity, false);
     }
     ctx.identity = identity;
   },
@@ -149,17 +157,29 @@ export const startMembership: Step = {
     ctx.membership = membership;
     const seeds = config.membership.startJoinAddrs;
     if (seeds.length > 0) {
-      const answered = await membership.join(seeds);
+      // A founder restarting, or --bootstrap on a fresh disk, only waits briefly: the
+      // others may not be up yet, and none of them holds a cluster before it does.
+      const founder = identity.origin === 'bootstrap';
+      const patient = identity.clusterId === '' && !config.raft.bootstrapExplicit;
+      const waitMs = patient
+        ? config.membership.joinTimeoutMs
+        : Math.min(3000, config.membership.joinTimeoutMs);
+      const answered = await joinWithRetry(membership, seeds, waitMs);
       logger.info(
         { seeds, answered },
-        `joined the cluster through ${answered} of ${seeds.length} seed(s)`,
+        `gossip: ${answered} of ${seeds.length} join address(es) answered`,
       );
-      const theirs = await clusterIdOf(
-        membership,
-        identity.raftId,
-        config.membership.joinTimeoutMs,
-      );
-      identity = await joinIdentity(config.dataDir, identity, theirs);
+      const theirs = await clusterIdOf(membership, identity.raftId, answered > 0 ? waitMs : 0);
+      if (theirs !== undefined) {
+        if (founder && theirs !== identity.clusterId)
+          throw new ClusterMismatchError(identity.clusterId, theirs);
+        identity = await joinIdentity(config.dataDir, identity, theirs);
+      } else if (identity.clusterId === '') {
+        if (!config.raft.bootstrapExplicit)
+          throw new JoinTimeoutError(seeds, config.membership.joinTimeoutMs);
+        logger.info({ seeds }, 'no join address belongs to a cluster yet: bootstrapping a new one');
+        identity = await bootstrapIdentity(config.dataDir, identity, false);
+      }
       ctx.identity = identity;
       membership.setTags(tags());
       checkDuplicateName(membership.members(), config.nodeName, identity.raftId);
@@ -167,8 +187,26 @@ export const startMembership: Step = {
   },
 };
 
-/** The cluster id the other members announce (they must agree). */
-async function clusterIdOf(m: Membership, self: string, timeoutMs: number): Promise<string> {
+/** Joins through `seeds`, retrying until one answers or `ms` pass; how many answered. */
+async function joinWithRetry(m: Membership, seeds: readonly string[], ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await m.join(seeds);
+    } catch (err) {
+      if (Date.now() >= deadline) return 0;
+      await new Promise((r) => setTimeout(r, 250));
+      void err; // nobody answered yet: try again until the deadline
+    }
+  }
+}
+
+/** The cluster id the other members announce (they must agree); undefined if none does in time. */
+async function clusterIdOf(
+  m: Membership,
+  self: string,
+  timeoutMs: number,
+): Promise<string | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ids = new Set(
@@ -181,10 +219,7 @@ async function clusterIdOf(m: Membership, self: string, timeoutMs: number): Prom
     if (ids.size > 1) throw new ClusterMismatchError([...ids][0]!, [...ids][1]!);
     const [id] = ids;
     if (id !== undefined) return id;
-    if (Date.now() > deadline)
-      throw new ClusterMismatchError('(none)', '(none)', {
-        cause: new Error('no member reached through the join addresses announces a cluster id'),
-      });
+    if (Date.now() >= deadline) return undefined;
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -240,12 +275,16 @@ export const openReplicatedLog: Step = {
     holder.log = log;
     teardown.defer(() => log.close());
     ctx.replicatedLog = log;
-    ctx.commitLog = log;
     ctx.cluster = clusterView(log);
     ctx.notLeader = notLeader;
-    ctx.forwarder = new GrpcLeaderForwarder(config.nodeName, serverTls);
-    const forwarder = ctx.forwarder;
+    const forwarder = new GrpcLeaderForwarder(config.nodeName, serverTls);
     teardown.defer(() => forwarder.close());
+    const registry = telemetry.metrics?.registry;
+    const metrics = registry
+      ? new ClusterMetrics(registry, { log, transport, membership, mux: ctx.need('portMux') })
+      : undefined;
+    ctx.commitLog = metrics ? metrics.timedLog(log) : log;
+    ctx.forwarder = metrics ? metrics.countedForwarder(forwarder) : forwarder;
     let last: string | undefined;
     log.onLeaderChange((hint) => {
       const leader = hint?.id;

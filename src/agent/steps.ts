@@ -21,6 +21,7 @@ import {
   ApiServer,
   type ClusterView,
   type CommitLog,
+  type LeaderForwarder,
   type NotLeaderClassifier,
 } from '../server/index.js';
 import { type Logger, TraceFileError } from '../telemetry/index.js';
@@ -42,7 +43,6 @@ import {
   startMembershipLoop,
   startPortMux,
 } from './cluster-steps.js';
-import type { GrpcLeaderForwarder } from './forwarder.js';
 import type { Teardown } from './teardown.js';
 import { NodeTelemetry, type NodeTelemetryOptions } from './telemetry.js';
 import { VERSION } from './version.js';
@@ -100,7 +100,7 @@ export class StartContext {
   replicatedLog?: ReplicatedLog;
   /** Recognises the replicated log's refusal of an append on a follower. */
   notLeader?: NotLeaderClassifier;
-  forwarder?: GrpcLeaderForwarder;
+  forwarder?: LeaderForwarder;
   /** GetServers and the leader hint. */
   cluster?: ClusterView;
   server?: ApiServer;

@@ -125,3 +125,19 @@ export class AmbiguousMemberError extends Error {
     super(`${id} names several members (${candidates.join(', ')}); give the Raft id`, options);
   }
 }
+
+/** No join address answered with a cluster to join within the join timeout. */
+export class JoinTimeoutError extends Error {
+  override readonly name = 'JoinTimeoutError';
+  constructor(
+    readonly seeds: readonly string[],
+    readonly waitedMs: number,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `no member of a cluster answered at ${seeds.join(', ')} within ${waitedMs} ms; ` +
+        'check --start-join-addrs (gossip addresses), or add --bootstrap to start a new cluster',
+      options,
+    );
+  }
+}

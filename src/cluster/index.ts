@@ -16,6 +16,7 @@ export {
   UnknownMemberError,
   ClusterMismatchError,
   DuplicateNodeNameError,
+  JoinTimeoutError,
   EntryCodecError,
   NoLeaderError,
   RecordOutOfRangeError,
