@@ -252,7 +252,7 @@ export const openReplicatedLog: Step = {
       layer,
       // The configuration's address book first; a member not yet in it (a learner
       // being added, or the leader seen by a new learner) through its gossip tags.
-      addressOf: (id) => holder.log?.raft.status().config.addresses[id] ?? memberAddr(id),
+      addressOf: (id) => holder.log?.addressOf(id) ?? memberAddr(id),
       identityOf: nodeNameOf,
       requirePeerIdentity: peerTls !== undefined,
       logger: telemetry.logger.child({ component: 'raft-transport' }),
@@ -270,13 +270,20 @@ export const openReplicatedLog: Step = {
       tickMs: config.raft.tickMs,
       raft: { electionTicks: config.raft.electionTicks, heartbeatTicks: 1 },
       leaderWaitMs: config.raft.leaderWaitMs,
+      addressOf: memberAddr,
       observer: telemetry.logObserver(),
     });
     holder.log = log;
     teardown.defer(() => log.close());
     ctx.replicatedLog = log;
     ctx.cluster = clusterView(log);
-    ctx.notLeader = notLeader;
+    // Raft's refusal names the leader's address as the configuration recorded it.
+    ctx.notLeader = (err) => {
+      const refusal = notLeaderOf(err);
+      const id = refusal?.leader?.id;
+      const addr = id ? log.addressOf(id) : undefined;
+      return refusal && id && addr ? { leader: { id, addr } } : refusal;
+    };
     const forwarder = new GrpcLeaderForwarder(config.nodeName, serverTls);
     teardown.defer(() => forwarder.close());
     const registry = telemetry.metrics?.registry;
@@ -296,6 +303,10 @@ export const openReplicatedLog: Step = {
         leader ? `leader is ${leader} (term ${st.term})` : `no leader (term ${st.term})`,
       );
     });
+    // A sole voter elects itself at once: wait for it, so that a single node is ready
+    // (and has said who leads) before it announces itself.
+    const conf = log.raft.status().config;
+    if (conf.voters.length === 1 && conf.voters[0] === identity.raftId) await log.ready(2000);
     logger.info(
       {
         raftId: identity.raftId,
@@ -308,13 +319,13 @@ export const openReplicatedLog: Step = {
   },
 };
 
-function notLeaderOf(err: unknown): ReturnType<NotLeaderClassifier> {
+/** Recognises Raft's refusal of an append on a follower, with the leader it names. */
+export function notLeaderOf(err: unknown): ReturnType<NotLeaderClassifier> {
   if (!(err instanceof RaftNotLeaderError)) return undefined;
   const leader: LeaderHint | undefined =
     err.leaderId && err.leaderAddress ? { id: err.leaderId, addr: err.leaderAddress } : undefined;
   return leader ? { leader } : {};
 }
-export const notLeader: NotLeaderClassifier = notLeaderOf;
 
 export function clusterView(log: ReplicatedLog): ClusterView {
   return {

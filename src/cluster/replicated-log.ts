@@ -48,6 +48,8 @@ export interface ReplicatedLogOptions {
   /** How long a produce waits for a leader to be elected before failing (default 5 s). */
   readonly leaderWaitMs?: number;
   readonly observer?: LogObserver;
+  /** Current RPC addresses of other members (e.g. from gossip), ahead of the configuration's. */
+  readonly addressOf?: (id: NodeId) => string | undefined;
 }
 
 /** One committed record as the server sends it. */
@@ -165,10 +167,30 @@ export class ReplicatedLog implements AsyncDisposable {
     return this.storage.translator.baseOffset;
   }
 
+  /**
+   * Where member `id` serves RPC now: our own address, then what the layers above know
+   * (gossip, which is current after a member restarted on another port), then the
+   * address the configuration recorded when the member was added.
+   */
+  addressOf(id: NodeId): string | undefined {
+    if (id === this.opts.id) return this.opts.rpcAddr;
+    return this.opts.addressOf?.(id) ?? this.node.status().config.addresses[id];
+  }
+
   leader(): LeaderHint | undefined {
     const st = this.node.status();
     if (!st.leader) return undefined;
-    return { id: st.leader, addr: st.config.addresses[st.leader] };
+    return { id: st.leader, addr: this.addressOf(st.leader) };
+  }
+
+  /** Resolves once a leader is known, or after `ms` (whichever first); true if known. */
+  async ready(ms: number): Promise<boolean> {
+    try {
+      await this.awaitLeaderFor(ms, undefined);
+      return true;
+    } catch {
+      return false; // no leader yet: the caller goes on, calls will wait for one
+    }
   }
 
   isLeader(): boolean {
@@ -203,9 +225,12 @@ export class ReplicatedLog implements AsyncDisposable {
     return this.storage.translator.offsetOf(first);
   }
 
-  private async awaitLeader(signal: AbortSignal | undefined): Promise<void> {
+  private awaitLeader(signal: AbortSignal | undefined): Promise<void> {
+    return this.awaitLeaderFor(this.opts.leaderWaitMs ?? 5000, signal);
+  }
+
+  private async awaitLeaderFor(waitMs: number, signal: AbortSignal | undefined): Promise<void> {
     if (this.node.status().leader) return;
-    const waitMs = this.opts.leaderWaitMs ?? 5000;
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(timer);
@@ -341,7 +366,7 @@ export class ReplicatedLog implements AsyncDisposable {
       const p = peers.get(id);
       return {
         id,
-        rpcAddr: st.config.addresses[id] ?? '',
+        rpcAddr: this.addressOf(id) ?? '',
         isLeader: id === st.leader,
         voter: st.config.voters.includes(id),
         ...(p ? { matchIndex: p.match, lag: Math.max(0, st.lastIndex - p.match) } : {}),
@@ -419,7 +444,7 @@ export class ReplicatedLog implements AsyncDisposable {
     const base = BigInt(this.storage.base.meta.lastIndex + 1);
     if (this.commit.value < base) this.commit.reset(base);
     const hint = change.leader
-      ? { id: change.leader, addr: this.node.status().config.addresses[change.leader] }
+      ? { id: change.leader, addr: this.addressOf(change.leader) }
       : undefined;
     for (const l of this.leaderListeners) l(hint);
   }
