@@ -300,6 +300,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       recovery: { faultsStoppedAt, recoveredAt, boundMs },
     };
     const verdict = check(history);
+    const errors = new Map<string, number>();
+    for (const op of workload.operations) {
+      if (op.outcome.type === 'ok') continue;
+      const key = `${op.kind} ${op.outcome.type}: ${op.outcome.error.replace(/\d+/g, 'N').slice(0, 90)}`;
+      errors.set(key, (errors.get(key) ?? 0) + 1);
+    }
+    for (const [e, n] of [...errors].sort((a, b) => b[1] - a[1]).slice(0, 6))
+      say(`chaos: ${n} × ${e}`);
     const result: ChaosResult = {
       seed: opts.seed,
       mode: topo.mode,
