@@ -4,6 +4,7 @@
 // reported as todo (and still run, so it starts passing the day the cluster lands).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -57,4 +58,29 @@ describe('chaos (bounded)', () => {
       },
     );
   }
+
+  it(
+    'has teeth: a node that loses its data under the same name fails the run',
+    { timeout: 120_000 },
+    async () => {
+      const r = await runChaos({
+        nodes: 1,
+        durationMs: 4000,
+        seed: SEED,
+        faults: ['wipe'],
+        producers: 3,
+        gapMs: [1500, 1500],
+        holdMs: [100, 100],
+        recoveryMs: 30_000,
+      });
+      assert.ok(r.faults >= 1, r.summary);
+      assert.ok(r.lost > 0, `${r.summary}\n${formatVerdict(r.verdict)}`);
+      assert.ok((r.verdict.counts.lost ?? 0) > 0);
+      assert.match(
+        r.summary,
+        /^chaos: \d+ operations, \d+ faults, [1-9]\d* lost, [1-9]\d* violations$/,
+      );
+      await rm(r.logDir, { recursive: true, force: true });
+    },
+  );
 });

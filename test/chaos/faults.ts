@@ -8,7 +8,16 @@ import { sh, type Topology } from './hosts.js';
 import type { NodeProcess } from './nodes.js';
 import { pause, type Rng } from './rng.js';
 
-export const FAULT_KINDS = ['kill', 'pause', 'partition', 'loss', 'slow', 'disk', 'churn'] as const;
+export const FAULT_KINDS = [
+  'kill',
+  'pause',
+  'partition',
+  'loss',
+  'slow',
+  'disk',
+  'churn',
+  'wipe',
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** A fault kind was asked for that this run cannot inject. */
@@ -103,7 +112,6 @@ export interface InjectorOptions {
 export class FaultInjector {
   readonly timeline: FaultEvent[] = [];
   private active?: Active;
-  private wipes = 0;
   readonly skipped = new Map<FaultKind, string>();
   readonly usable: FaultKind[];
 
@@ -138,6 +146,8 @@ export class FaultInjector {
         return this.topo.hosts.every((h) => h.tmpfs) ? undefined : 'needs root for tmpfs data dirs';
       case 'churn':
         return n < 3 ? 'needs 3 or more nodes' : undefined;
+      case 'wipe':
+        return undefined;
     }
   }
 
@@ -273,13 +283,22 @@ export class FaultInjector {
         event.detail = `disk full on ${hosts[i]!.name} (${(filled / 2 ** 20).toFixed(1)} MiB filler)`;
         return async () => rm(path, { force: true });
       }
+      case 'wipe': {
+        // Unsafe on purpose: the node forgets what it acknowledged and comes back under
+        // the same name. On one node the run must then fail (the suite's own proof that
+        // a real loss is caught end to end).
+        const i = this.pickNode();
+        event.detail = `kill -9 ${hosts[i]!.name}, delete its data, restart it as if nothing happened`;
+        await nodes[i]!.kill9();
+        await rm(join(hosts[i]!.dataDir, 'data'), { recursive: true, force: true });
+        return async () => this.cluster.restart(i);
+      }
       case 'churn': {
         const i = this.pickNode();
         event.detail = `${hosts[i]!.name}: removed, wiped, rejoined as a new member`;
         await this.cluster.removeMember(i);
         await nodes[i]!.kill9();
         await rm(join(hosts[i]!.dataDir, 'data'), { recursive: true, force: true });
-        this.wipes++;
         return async () => this.cluster.restart(i, { wiped: true });
       }
     }
