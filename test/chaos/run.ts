@@ -299,7 +299,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       replicas,
       recovery: { faultsStoppedAt, recoveredAt, boundMs },
     };
-    const verdict = check(history);
+    const verdict = check(history, { maxPerKind: 8 });
     const errors = new Map<string, number>();
     for (const op of workload.operations) {
       if (op.outcome.type === 'ok') continue;
