@@ -205,7 +205,7 @@ export async function createTopology(opts: {
           '-t',
           'tmpfs',
           '-o',
-          `size=${opts.tmpfsMb ?? 64}m`,
+          `size=${opts.tmpfsMb ?? 256}m`,
           source,
           dataDir,
         ]);

@@ -189,6 +189,32 @@ class Cluster implements ClusterControl {
   }
 }
 
+/** Polls `offset` on one node until it answers with `value`, or the deadline passes. */
+async function servesRecord(
+  client: LogClient,
+  offset: bigint,
+  value: Buffer,
+  deadline: number,
+): Promise<boolean> {
+  while (now() < deadline) {
+    try {
+      const r = await new Promise<{ record?: { value: Uint8Array } }>((resolve, reject) =>
+        client.consume(
+          { offset },
+          new grpc.Metadata(),
+          { deadline: Date.now() + 2000 },
+          (err, res) => (err ? reject(err) : resolve(res)),
+        ),
+      );
+      if (r.record && Buffer.from(r.record.value).equals(value)) return true;
+    } catch {
+      // not there yet, or the node is still coming back
+    }
+    await pause(100);
+  }
+  return false;
+}
+
 export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const say = opts.log ?? (() => {});
   const rng = new Rng(opts.seed);
@@ -263,14 +289,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     if (fenceOffset !== undefined) {
       let servedBy = 0;
       for (const t of cluster.targets()) {
-        try {
-          await readAll(workload.client(t.rpcAddr), fenceOffset, Math.max(1000, deadline - now()));
+        if (await servesRecord(workload.client(t.rpcAddr), fenceOffset, fenceValue, deadline))
           servedBy++;
-        } catch (err) {
-          say(`chaos: ${t.name} did not serve the fence at ${fenceOffset}: ${String(err)}`);
-        }
+        else say(`chaos: ${t.name} did not serve the fence at ${fenceOffset} within the bound`);
       }
-      if (servedBy === cluster.nodes.length) recoveredAt = now();
+      if (servedBy === cluster.nodes.length) {
+        recoveredAt = now();
+        say(
+          `chaos: recovered ${(recoveredAt - faultsStoppedAt).toFixed(0)} ms after the faults stopped (fence at offset ${fenceOffset} on every node)`,
+        );
+      }
       try {
         await workload.consumersReach(fenceOffset, Math.max(now() + 5000, deadline));
       } catch (err) {
