@@ -53,10 +53,11 @@ interface NetRules {
 
 const TABLE = 'clc';
 
-async function applyRules(topo: Topology, ns: string, rules: NetRules): Promise<void> {
+export async function applyRules(topo: Topology, ns: string, rules: NetRules): Promise<void> {
   if (topo.caps.firewall === 'nft') {
     const lines = rules.dropFrom.map((a) => `ip saddr ${a} drop;`);
-    if (rules.lossPct) lines.push(`numgen random mod 100 < ${rules.lossPct} drop;`);
+    if (rules.lossPct)
+      lines.push(rules.lossPct >= 100 ? 'drop;' : `numgen random mod 100 < ${rules.lossPct} drop;`);
     await clearRules(topo, ns);
     await sh(
       'ip',
@@ -88,7 +89,7 @@ async function applyRules(topo: Topology, ns: string, rules: NetRules): Promise<
   } else throw new UnsupportedFaultError('no firewall tool');
 }
 
-async function clearRules(topo: Topology, ns: string): Promise<void> {
+export async function clearRules(topo: Topology, ns: string): Promise<void> {
   if (topo.caps.firewall === 'nft')
     await sh('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', TABLE]).catch(() => '');
   else if (topo.caps.firewall === 'iptables')
