@@ -178,11 +178,16 @@ class Cluster implements ClusterControl {
   async removeMember(i: number): Promise<void> {
     const other = this.nodes.find((n, j) => j !== i && n.state === 'running');
     if (!other) throw new Error('no running node to remove a member through');
+    // The member's id is what the cluster calls it (GetServers), which may not be its name.
+    const gone = this.nodes[i]!;
+    const listed = (await this.servers(other))?.servers.find(
+      (s) => s.rpcAddr === gone.rpcAddr || s.id === gone.nodeName,
+    );
     await sh(process.execPath, [
       BIN,
       'servers',
       'remove',
-      this.nodes[i]!.nodeName,
+      listed?.id ?? gone.nodeName,
       '--addr',
       other.rpcAddr,
     ]);
