@@ -363,7 +363,8 @@ class Consumer {
             from,
             invoke,
             complete: now(),
-            value: r.value,
+            // A copy: the decoded value is a view into the whole message buffer.
+            value: Buffer.from(r.value),
             outcome: { type: 'ok', offset: r.offset },
           };
           this.w.operations.push(op);
