@@ -16,7 +16,7 @@ export class UsageError extends Error {
 
 const USAGE = `usage:
   chaos [run] --nodes N --minutes M [--seconds S] --seed S [--faults ${FAULT_KINDS.join(',')}]
-              [--mode auto|netns|loopback] [--producers N] [--recovery-ms MS]
+              [--mode auto|netns|loopback] [--producers N] [--recovery-ms MS] [--no-cluster-flags]
   chaos fuzz [--inputs N] [--seed S] [--max-rss-mb MB]
   chaos cleanup [--all] [--run ID]`;
 
@@ -52,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
       inputs: { type: 'string' },
       'max-rss-mb': { type: 'string' },
       all: { type: 'boolean' },
+      'no-cluster-flags': { type: 'boolean' },
       run: { type: 'string' },
       pid: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -120,6 +121,7 @@ async function main(argv: string[]): Promise<number> {
       values['recovery-ms'] === undefined
         ? undefined
         : int('recovery-ms', values['recovery-ms'], 30_000),
+    clusterFlags: values['no-cluster-flags'] ? false : undefined,
     log: (l) => console.log(l),
     signal: ctrlC.signal,
   });

@@ -33,6 +33,12 @@ export interface ChaosOptions {
   thinkMs?: number;
   tmpfsMb?: number;
   log?: (line: string) => void;
+  /**
+   * Pass the cluster flags (TEAM.md: --bootstrap, --start-join-addrs, --advertise-host).
+   * Default: with more than one node. Off, N nodes are N separate logs: a dry run of
+   * the harness that the checker must fail with divergent replicas.
+   */
+  clusterFlags?: boolean;
   /** Aborts the run early (Ctrl-C): faults stop, the run still checks what it has. */
   signal?: AbortSignal;
 }
@@ -96,8 +102,11 @@ class Cluster implements ClusterControl {
   private readonly shape: ClusterShape;
   private wipes = 0;
 
-  constructor(private readonly topo: Topology) {
-    this.shape = { hosts: topo.hosts, clustered: topo.hosts.length > 1 };
+  constructor(
+    private readonly topo: Topology,
+    clustered: boolean,
+  ) {
+    this.shape = { hosts: topo.hosts, clustered };
     this.nodes = topo.hosts.map((h) => {
       const n = new NodeProcess(h, topo.root, h.name);
       n.onPid = (pid) => void trackPid(topo, pid);
@@ -226,7 +235,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const topo = await createTopology({ nodes: opts.nodes, mode: opts.mode, tmpfsMb: opts.tmpfsMb });
   const stopReaper = startReaper(topo.run);
   let keep = false;
-  const cluster = new Cluster(topo);
+  const clustered = opts.clusterFlags ?? opts.nodes > 1;
+  const cluster = new Cluster(topo, clustered);
   try {
     say(
       `chaos: seed ${opts.seed}, ${opts.nodes} node(s), ${topo.mode === 'netns' ? `network namespaces (${topo.hosts.map((h) => h.address).join(', ')})` : 'loopback (no namespaces: process faults only)'}, run ${topo.run}`,
@@ -234,7 +244,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     for (const note of topo.caps.notes) say(`chaos: note: ${note}`);
     const setupDeadline = now() + 60_000;
     await cluster.startAll();
-    if (opts.nodes > 1) await cluster.waitFormed(setupDeadline);
+    if (clustered) await cluster.waitFormed(setupDeadline);
+    else if (opts.nodes > 1)
+      say(
+        'chaos: note: nodes started without cluster flags: independent logs, replicas will diverge',
+      );
 
     const workload = new Workload({
       targets: () => cluster.targets(),
@@ -293,10 +307,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const replicas: Replica[] = [];
     if (fenceOffset !== undefined) {
       let servedBy = 0;
+      const behind = new Set<string>();
       for (const t of cluster.targets()) {
-        if (await servesRecord(workload.client(t.rpcAddr), fenceOffset, fenceValue, deadline))
+        if (await servesRecord(workload.client(t.rpcAddr), fenceOffset, fenceValue, deadline)) {
           servedBy++;
-        else say(`chaos: ${t.name} did not serve the fence at ${fenceOffset} within the bound`);
+        } else {
+          behind.add(t.name);
+          say(`chaos: ${t.name} did not serve the fence at ${fenceOffset} within the bound`);
+        }
       }
       if (servedBy === cluster.nodes.length) {
         recoveredAt = now();
@@ -312,7 +330,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       // The final logs, read once everything is quiet.
       for (const t of cluster.targets()) {
         try {
-          const records = await readAll(workload.client(t.rpcAddr), fenceOffset, 120_000);
+          // A node that never served the fence is read as far as it goes, without waiting.
+          const through = behind.has(t.name) ? -1n : fenceOffset;
+          const records = await readAll(workload.client(t.rpcAddr), through, 120_000);
           replicas.push({
             node: t.name,
             records: records.map((r) => ({ offset: r.offset, value: r.value })),
