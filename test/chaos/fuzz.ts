@@ -22,6 +22,10 @@ export interface FuzzOptions {
   seed: number;
   maxRssBytes: number;
   concurrency?: number;
+  /** Which ports get inputs (default all three). */
+  ports?: Port[];
+  /** Keep the node's folder (its log) even when the run passes. */
+  keep?: boolean;
   log?: (line: string) => void;
 }
 
@@ -36,7 +40,7 @@ export interface FuzzResult {
   summary: string;
 }
 
-type Port = 'grpc' | 'http' | 'gossip';
+export type Port = 'grpc' | 'http' | 'gossip';
 
 /** Records the bytes clients send through it, one buffer per connection. */
 async function captureProxy(target: { host: string; port: number }) {
@@ -282,7 +286,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       while (!stop.signal.aborted && sent < opts.inputs) {
         sent++;
         const r = rng.next();
-        const port: Port = r < 0.5 ? 'grpc' : r < 0.9 ? 'http' : 'gossip';
+        let port: Port = r < 0.5 ? 'grpc' : r < 0.9 ? 'http' : 'gossip';
+        if (opts.ports && !opts.ports.includes(port)) port = opts.ports[sent % opts.ports.length]!;
         const input = mutate(rng, seeds[port]);
         recent.push({ port, input });
         if (recent.length > 64) recent.shift();
@@ -336,7 +341,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
   } finally {
     await node.stop(5000);
     node.closeLog();
-    await topo.close({ keepFiles: problems.length > 0 });
+    await topo.close({ keepFiles: problems.length > 0 || opts.keep === true });
   }
   const total = counts.grpc + counts.http + counts.gossip;
   const ok = problems.length === 0 && total >= opts.inputs;

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 
 import { FAULT_KINDS, type FaultKind } from './faults.js';
-import { runFuzz } from './fuzz.js';
+import { runFuzz, type Port } from './fuzz.js';
 import { cleanupLeftovers } from './hosts.js';
 import { pause } from './rng.js';
 import { formatTimeline, runChaos } from './run.js';
@@ -17,7 +17,7 @@ export class UsageError extends Error {
 const USAGE = `usage:
   chaos [run] --nodes N --minutes M [--seconds S] --seed S [--faults ${FAULT_KINDS.join(',')}]
               [--mode auto|netns|loopback] [--producers N] [--recovery-ms MS] [--no-cluster-flags]
-  chaos fuzz [--inputs N] [--seed S] [--max-rss-mb MB]
+  chaos fuzz [--inputs N] [--seed S] [--max-rss-mb MB] [--ports grpc,http,gossip] [--keep]
   chaos cleanup [--all] [--run ID]`;
 
 function faultsOf(text: string): FaultKind[] {
@@ -27,6 +27,15 @@ function faultsOf(text: string): FaultKind[] {
       throw new UsageError(`unknown fault '${k}' (known: ${FAULT_KINDS.join(', ')})`);
   }
   return kinds as FaultKind[];
+}
+
+function portsOf(text: string): Port[] {
+  const ports = text.split(',').filter(Boolean);
+  for (const p of ports) {
+    if (p !== 'grpc' && p !== 'http' && p !== 'gossip')
+      throw new UsageError(`unknown port '${p}' (grpc, http, gossip)`);
+  }
+  return ports as Port[];
 }
 
 function int(name: string, text: string | undefined, fallback: number): number {
@@ -52,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
       inputs: { type: 'string' },
       'max-rss-mb': { type: 'string' },
       all: { type: 'boolean' },
+      ports: { type: 'string' },
+      keep: { type: 'boolean' },
       'no-cluster-flags': { type: 'boolean' },
       run: { type: 'string' },
       pid: { type: 'string' },
@@ -89,6 +100,8 @@ async function main(argv: string[]): Promise<number> {
       inputs: int('inputs', values.inputs, 1_000_000),
       seed,
       maxRssBytes: int('max-rss-mb', values['max-rss-mb'], 512) * 2 ** 20,
+      ports: values.ports === undefined ? undefined : portsOf(values.ports),
+      keep: values.keep,
       log: (l) => console.log(l),
     });
     console.log(r.summary);
