@@ -184,7 +184,11 @@ export async function createTopology(opts: {
   };
   try {
     // One /24 per run inside 198.18.0.0/15, so two runs side by side do not collide.
-    const octet = 1 + (parseInt(run, 36) % 254);
+    let octet = 1 + (parseInt(run, 36) % 254);
+    if (caps.netns) {
+      const inUse = await sh('ip', ['-o', '-4', 'addr', 'show']);
+      while (inUse.includes(`198.18.${octet}.`)) octet = 1 + (octet % 254);
+    }
     const subnet = `198.18.${octet}`;
     const bridge = `${PREFIX}${run}br`;
     if (caps.netns) {
