@@ -34,7 +34,7 @@ describe('port fuzz', () => {
   });
 
   it(
-    `${INPUTS} inputs at the gRPC, HTTP and gossip ports: no crash, no loss, bounded RSS (seed ${SEED})`,
+    `${INPUTS} inputs at the gRPC (and Raft), HTTP and gossip ports: no crash, no loss, bounded RSS (seed ${SEED})`,
     { timeout: 180_000 },
     async () => {
       const r = await runFuzz({ inputs: INPUTS, seed: SEED, maxRssBytes: 512 * 2 ** 20 });
@@ -42,7 +42,10 @@ describe('port fuzz', () => {
       assert.equal(r.crashes, 0);
       assert.equal(r.lost, 0);
       assert.ok(r.acknowledged > 0, r.summary);
-      assert.ok(r.inputs.grpc > 0 && r.inputs.http > 0 && r.inputs.gossip > 0, r.summary);
+      assert.ok(
+        r.inputs.grpc > 0 && r.inputs.raft > 0 && r.inputs.http > 0 && r.inputs.gossip > 0,
+        r.summary,
+      );
     },
   );
 });

@@ -31,7 +31,7 @@ export interface FuzzOptions {
 
 export interface FuzzResult {
   ok: boolean;
-  inputs: { grpc: number; http: number; gossip: number };
+  inputs: { grpc: number; raft: number; http: number; gossip: number };
   crashes: number;
   lost: number;
   acknowledged: number;
@@ -40,7 +40,31 @@ export interface FuzzResult {
   summary: string;
 }
 
-export type Port = 'grpc' | 'http' | 'gossip';
+export type Port = 'grpc' | 'raft' | 'http' | 'gossip';
+
+/**
+ * The plaintext Raft preamble of the RPC port's multiplexer (net's RAFT_MAGIC): what
+ * follows it goes to the Raft transport instead of gRPC. Until the multiplexer is in
+ * the agent these inputs are just more garbage for the gRPC port.
+ */
+const RAFT_MAGIC = Buffer.from('\x01CLRAFT\x01', 'latin1');
+
+function raftSeeds(rng: Rng): Buffer[] {
+  const frames = (n: number) =>
+    Buffer.concat(
+      Array.from({ length: n }, () => {
+        const body = rng.bytes(rng.int(0, 64));
+        const len = Buffer.alloc(4);
+        len.writeUInt32BE(body.length);
+        return Buffer.concat([len, body]);
+      }),
+    );
+  return [
+    RAFT_MAGIC,
+    Buffer.concat([RAFT_MAGIC, frames(1)]),
+    Buffer.concat([RAFT_MAGIC, frames(4)]),
+  ];
+}
 
 /** Records the bytes clients send through it, one buffer per connection. */
 async function captureProxy(target: { host: string; port: number }) {
@@ -217,7 +241,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
   const host = topo.hosts[0]!;
   const node = new NodeProcess(host, topo.root, 'fuzz');
   const problems: string[] = [];
-  const counts = { grpc: 0, http: 0, gossip: 0 };
+  const counts = { grpc: 0, raft: 0, http: 0, gossip: 0 };
   const acked = new Map<bigint, Buffer>();
   let maxRss = 0;
   let crashes = 0;
@@ -234,6 +258,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     const client = new LogClient(node.rpcAddr, grpc.credentials.createInsecure());
     const seeds: Record<Port, Buffer[]> = {
       grpc: await grpcSeeds(node.rpcAddr),
+      raft: raftSeeds(rng),
       http: httpSeeds(),
       gossip: [],
     };
@@ -266,7 +291,9 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
         const rss = node.rss();
         if (rss === undefined || node.state !== 'running') {
           crashes++;
-          problems.push(`the node died after ${counts.grpc + counts.http + counts.gossip} inputs`);
+          problems.push(
+            `the node died after ${counts.grpc + counts.raft + counts.http + counts.gossip} inputs`,
+          );
           stop.abort();
           break;
         }
@@ -286,7 +313,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       while (!stop.signal.aborted && sent < opts.inputs) {
         sent++;
         const r = rng.next();
-        let port: Port = r < 0.5 ? 'grpc' : r < 0.9 ? 'http' : 'gossip';
+        let port: Port = r < 0.4 ? 'grpc' : r < 0.5 ? 'raft' : r < 0.9 ? 'http' : 'gossip';
         if (opts.ports && !opts.ports.includes(port)) port = opts.ports[sent % opts.ports.length]!;
         const input = mutate(rng, seeds[port]);
         recent.push({ port, input });
@@ -297,7 +324,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
             udp.send(input.subarray(0, 60_000), host.gossipPort, '127.0.0.1', () => resolve()),
           );
           if (rng.chance(0.1)) await sendTcp(host.gossipPort, input);
-        } else await sendTcp(port === 'grpc' ? host.rpcPort : host.httpPort, input);
+        } else await sendTcp(port === 'http' ? host.httpPort : host.rpcPort, input);
         if (Date.now() - lastReport > 10_000) {
           lastReport = Date.now();
           say(
@@ -343,10 +370,10 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     node.closeLog();
     await topo.close({ keepFiles: problems.length > 0 || opts.keep === true });
   }
-  const total = counts.grpc + counts.http + counts.gossip;
+  const total = counts.grpc + counts.raft + counts.http + counts.gossip;
   const ok = problems.length === 0 && total >= opts.inputs;
   const summary =
-    `fuzz: ${total} inputs (gRPC ${counts.grpc}, HTTP ${counts.http}, gossip ${counts.gossip}), ${crashes} crashes, ` +
+    `fuzz: ${total} inputs (gRPC ${counts.grpc}, Raft ${counts.raft}, HTTP ${counts.http}, gossip ${counts.gossip}), ${crashes} crashes, ` +
     `${lost} lost of ${acked.size} acknowledged, max RSS ${(maxRss / 2 ** 20).toFixed(0)} MiB (bound ${(opts.maxRssBytes / 2 ** 20).toFixed(0)} MiB)` +
     (ok ? '' : `\n  ${problems.slice(0, 20).join('\n  ')}`);
   return { ok, inputs: counts, crashes, lost, acknowledged: acked.size, maxRss, problems, summary };

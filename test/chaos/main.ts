@@ -17,7 +17,7 @@ export class UsageError extends Error {
 const USAGE = `usage:
   chaos [run] --nodes N --minutes M [--seconds S] --seed S [--faults ${FAULT_KINDS.join(',')}]
               [--mode auto|netns|loopback] [--producers N] [--recovery-ms MS] [--no-cluster-flags]
-  chaos fuzz [--inputs N] [--seed S] [--max-rss-mb MB] [--ports grpc,http,gossip] [--keep]
+  chaos fuzz [--inputs N] [--seed S] [--max-rss-mb MB] [--ports grpc,raft,http,gossip] [--keep]
   chaos cleanup [--all] [--run ID]`;
 
 function faultsOf(text: string): FaultKind[] {
@@ -32,8 +32,9 @@ function faultsOf(text: string): FaultKind[] {
 function portsOf(text: string): Port[] {
   const ports = text.split(',').filter(Boolean);
   for (const p of ports) {
-    if (p !== 'grpc' && p !== 'http' && p !== 'gossip')
-      throw new UsageError(`unknown port '${p}' (grpc, http, gossip)`);
+    if (!['grpc', 'raft', 'http', 'gossip'].includes(p)) {
+      throw new UsageError(`unknown port '${p}' (grpc, raft, http, gossip)`);
+    }
   }
   return ports as Port[];
 }
