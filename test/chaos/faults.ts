@@ -15,6 +15,7 @@ export const FAULT_KINDS = [
   'loss',
   'slow',
   'disk',
+  'clock',
   'churn',
   'wipe',
 ] as const;
@@ -43,6 +44,8 @@ export interface ClusterControl {
   leader(): Promise<number | undefined>;
   /** Removes node i from the configuration (through another node). */
   removeMember(i: number): Promise<void>;
+  /** Moves node i's clock forward by `seconds`; resolves with how far ahead it now is. */
+  jumpClock(i: number, seconds: number): Promise<number>;
   elapsed(): number;
 }
 
@@ -149,6 +152,10 @@ export class FaultInjector {
         return n < 3 ? 'needs 3 or more nodes' : undefined;
       case 'wipe':
         return undefined;
+      case 'clock':
+        return this.topo.caps.faketime
+          ? undefined
+          : 'needs libfaketime (apt-get install libfaketime)';
     }
   }
 
@@ -283,6 +290,15 @@ export class FaultInjector {
         const filled = await fillDisk(hosts[i]!.dataDir, path);
         event.detail = `disk full on ${hosts[i]!.name} (${(filled / 2 ** 20).toFixed(1)} MiB filler)`;
         return async () => rm(path, { force: true });
+      }
+      case 'clock': {
+        // Forward only: moving a preloaded monotonic clock back would stall the node's
+        // timers until it caught up. The node stays ahead; the jump is the event.
+        const i = this.pickNode();
+        const jump = rng.pick([1, 5, 30, 120, 600]);
+        const ahead = await this.cluster.jumpClock(i, jump);
+        event.detail = `clock of ${hosts[i]!.name} jumps +${jump} s (now ${ahead} s ahead)`;
+        return async () => undefined;
       }
       case 'wipe': {
         // Unsafe on purpose: the node forgets what it acknowledged and comes back under

@@ -46,6 +46,13 @@ async function shOk(cmd: string, args: string[]): Promise<boolean> {
 }
 
 export const PREFIX = 'clc';
+
+const FAKETIME_LIBS = [
+  '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1',
+  '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1',
+  '/usr/lib/faketime/libfaketime.so.1',
+  '/usr/local/lib/faketime/libfaketime.so.1',
+];
 export const RUN_DIR_PREFIX = 'commitlog-chaos-';
 
 export interface Host {
@@ -70,6 +77,8 @@ export interface Capabilities {
   firewall?: FirewallTool;
   tbf: boolean;
   tmpfs: boolean;
+  /** libfaketime's path: a preloaded clock that a file can move (the clock fault). */
+  faketime?: string;
   /** Why a capability is missing, for the run's output. */
   notes: string[];
 }
@@ -120,6 +129,7 @@ export async function probeCapabilities(
   const root = process.getuid?.() === 0;
   if (!root) notes.push('not root: no namespaces, no tmpfs data dirs');
   caps.tmpfs = root && process.platform === 'linux';
+  caps.faketime = FAKETIME_LIBS.find((p) => existsSync(p));
   if (want === 'loopback') {
     notes.push('loopback chosen: process faults only');
     return caps;

@@ -128,7 +128,7 @@ async function main(argv: string[]): Promise<number> {
     nodes: int('nodes', values.nodes, 3),
     durationMs,
     seed,
-    faults: faultsOf(values.faults ?? 'kill,pause,partition,loss,slow,disk'),
+    faults: faultsOf(values.faults ?? 'kill,pause,partition,loss,slow,disk,clock'),
     mode,
     producers: values.producers === undefined ? undefined : int('producers', values.producers, 6),
     recoveryMs:

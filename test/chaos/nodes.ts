@@ -70,6 +70,8 @@ export class NodeProcess {
   private exited?: Promise<void>;
   /** Called once per start with the new pid (the harness records it for cleanup). */
   onPid: (pid: number) => void = () => {};
+  /** Extra environment for the agent (the clock fault preloads libfaketime). */
+  env: Record<string, string> = {};
 
   constructor(
     readonly host: Host,
@@ -96,7 +98,10 @@ export class NodeProcess {
       : [process.execPath, [BIN, ...args]];
     this.out ??= createWriteStream(this.logFile, { flags: 'a' });
     this.out.write(`--- start ${this.starts}: ${args.join(' ')}\n`);
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, argv, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.env },
+    });
     this.child = child;
     this.pid = child.pid ?? 0;
     if (this.pid) this.onPid(this.pid);

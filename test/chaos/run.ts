@@ -1,6 +1,8 @@
 // One chaos run: hosts, nodes, clients, faults, then recovery, the final logs of every
 // replica, and the checker's verdict.
 import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import * as grpc from '@grpc/grpc-js';
@@ -102,16 +104,45 @@ class Cluster implements ClusterControl {
   private readonly shape: ClusterShape;
   private wipes = 0;
 
+  private readonly ahead = new Map<number, number>();
+
   constructor(
     private readonly topo: Topology,
     clustered: boolean,
+    faketime: boolean,
   ) {
     this.shape = { hosts: topo.hosts, clustered };
     this.nodes = topo.hosts.map((h) => {
       const n = new NodeProcess(h, topo.root, h.name);
       n.onPid = (pid) => void trackPid(topo, pid);
+      if (faketime && topo.caps.faketime) {
+        n.env = {
+          LD_PRELOAD: topo.caps.faketime,
+          FAKETIME_TIMESTAMP_FILE: this.clockFile(h.name),
+          // Re-read the offset once a second rather than on every clock read.
+          FAKETIME_CACHE_DURATION: '1',
+        };
+      }
       return n;
     });
+  }
+
+  private clockFile(name: string): string {
+    return join(this.topo.root, `${name}.faketime`);
+  }
+
+  async prepareClocks(): Promise<void> {
+    for (const n of this.nodes)
+      if (n.env.FAKETIME_TIMESTAMP_FILE) await writeFile(n.env.FAKETIME_TIMESTAMP_FILE, '+0\n');
+  }
+
+  async jumpClock(i: number, seconds: number): Promise<number> {
+    const n = this.nodes[i]!;
+    if (!n.env.FAKETIME_TIMESTAMP_FILE) throw new Error(`${n.host.name} runs without a fake clock`);
+    const ahead = (this.ahead.get(i) ?? 0) + seconds;
+    this.ahead.set(i, ahead);
+    await writeFile(n.env.FAKETIME_TIMESTAMP_FILE, `+${ahead}\n`);
+    return ahead;
   }
 
   elapsed(): number {
@@ -236,13 +267,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const stopReaper = startReaper(topo.run);
   let keep = false;
   const clustered = opts.clusterFlags ?? opts.nodes > 1;
-  const cluster = new Cluster(topo, clustered);
+  const cluster = new Cluster(topo, clustered, opts.faults.includes('clock'));
   try {
     say(
       `chaos: seed ${opts.seed}, ${opts.nodes} node(s), ${topo.mode === 'netns' ? `network namespaces (${topo.hosts.map((h) => h.address).join(', ')})` : 'loopback (no namespaces: process faults only)'}, run ${topo.run}`,
     );
     for (const note of topo.caps.notes) say(`chaos: note: ${note}`);
     const setupDeadline = now() + 60_000;
+    await cluster.prepareClocks();
     await cluster.startAll();
     if (clustered) await cluster.waitFormed(setupDeadline);
     else if (opts.nodes > 1)
