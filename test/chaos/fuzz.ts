@@ -6,7 +6,7 @@
 // record must be there, the node must never have died, and its RSS must have stayed
 // under the bound.
 import { createSocket } from 'node:dgram';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 
@@ -377,4 +377,63 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     `${lost} lost of ${acked.size} acknowledged, max RSS ${(maxRss / 2 ** 20).toFixed(0)} MiB (bound ${(opts.maxRssBytes / 2 ** 20).toFixed(0)} MiB)` +
     (ok ? '' : `\n  ${problems.slice(0, 20).join('\n  ')}`);
   return { ok, inputs: counts, crashes, lost, acknowledged: acked.size, maxRss, problems, summary };
+}
+
+/**
+ * Replays saved inputs (the `last-inputs.json` of a failed fuzz) against a fresh node,
+ * each `repeat` times (native crashes may wait for a garbage collection), and names
+ * the first input after which the node is gone.
+ */
+export async function replayFuzz(opts: {
+  file: string;
+  repeat: number;
+  log?: (line: string) => void;
+}): Promise<{ culprit?: number; summary: string }> {
+  const say = opts.log ?? (() => {});
+  const saved = JSON.parse(await readFile(opts.file, 'utf8')) as Array<{
+    port: Port;
+    base64: string;
+  }>;
+  const topo = await createTopology({ nodes: 1, mode: 'loopback' });
+  const host = topo.hosts[0]!;
+  const node = new NodeProcess(host, topo.root, 'replay');
+  let culprit: number | undefined;
+  try {
+    await node.start(
+      agentArgs(
+        host,
+        { hosts: topo.hosts, clustered: false },
+        { bootstrap: true, nodeName: 'replay' },
+      ),
+    );
+    const udp = createSocket('udp4');
+    for (const [i, { port, base64 }] of saved.entries()) {
+      const input = Buffer.from(base64, 'base64');
+      for (let k = 0; k < opts.repeat && node.state === 'running'; k++) {
+        if (port === 'gossip')
+          await new Promise<void>((resolve) =>
+            udp.send(input.subarray(0, 60_000), host.gossipPort, '127.0.0.1', () => resolve()),
+          );
+        else await sendTcp(port === 'http' ? host.httpPort : host.rpcPort, input);
+      }
+      await pause(200);
+      if (node.state !== 'running') {
+        culprit = i;
+        say(
+          `replay: the node died after input ${i} (${port}, ${input.length} bytes): ${input.subarray(0, 48).toString('hex')}…`,
+        );
+        break;
+      }
+    }
+    udp.close();
+  } finally {
+    await node.stop(5000);
+    node.closeLog();
+    await topo.close({ keepFiles: culprit !== undefined });
+  }
+  const summary =
+    culprit === undefined
+      ? `replay: ${saved.length} inputs × ${opts.repeat}, the node survived`
+      : `replay: input ${culprit} of ${saved.length} kills the node (log in ${topo.root})`;
+  return { culprit, summary };
 }

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 
 import { FAULT_KINDS, type FaultKind } from './faults.js';
-import { runFuzz, type Port } from './fuzz.js';
+import { replayFuzz, runFuzz, type Port } from './fuzz.js';
 import { cleanupLeftovers } from './hosts.js';
 import { pause } from './rng.js';
 import { formatTimeline, runChaos } from './run.js';
@@ -18,6 +18,7 @@ const USAGE = `usage:
   chaos [run] --nodes N --minutes M [--seconds S] --seed S [--faults ${FAULT_KINDS.join(',')}]
               [--mode auto|netns|loopback] [--producers N] [--recovery-ms MS] [--no-cluster-flags]
   chaos fuzz [--inputs N] [--seed S] [--max-rss-mb MB] [--ports grpc,raft,http,gossip] [--keep]
+  chaos fuzz --replay last-inputs.json [--repeat N]
   chaos cleanup [--all] [--run ID]`;
 
 function faultsOf(text: string): FaultKind[] {
@@ -64,6 +65,8 @@ async function main(argv: string[]): Promise<number> {
       all: { type: 'boolean' },
       ports: { type: 'string' },
       keep: { type: 'boolean' },
+      replay: { type: 'string' },
+      repeat: { type: 'string' },
       'no-cluster-flags': { type: 'boolean' },
       run: { type: 'string' },
       pid: { type: 'string' },
@@ -96,6 +99,15 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const seed = int('seed', values.seed, Date.now() % 1_000_000);
+  if (command === 'fuzz' && values.replay !== undefined) {
+    const r = await replayFuzz({
+      file: values.replay,
+      repeat: int('repeat', values.repeat, 200),
+      log: (l) => console.log(l),
+    });
+    console.log(r.summary);
+    return r.culprit === undefined ? 0 : 1;
+  }
   if (command === 'fuzz') {
     const r = await runFuzz({
       inputs: int('inputs', values.inputs, 1_000_000),
