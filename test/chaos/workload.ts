@@ -33,7 +33,13 @@ export function outcomeOfError(err: unknown): Outcome {
   if (err instanceof Error && 'code' in err && typeof err.code === 'number') {
     const name = grpc.status[err.code] ?? String(err.code);
     const error = `${name}: ${(err as grpc.ServiceError).details ?? err.message}`.slice(0, 160);
-    return DEFINITE_FAILURES.has(err.code) ? { type: 'failed', error } : { type: 'unknown', error };
+    // grpc-js fails a call this way before sending it: no transport was ever picked.
+    const neverSent =
+      err.code === (grpc.status.UNAVAILABLE as number) &&
+      /^No connection established/.test((err as grpc.ServiceError).details ?? '');
+    return DEFINITE_FAILURES.has(err.code) || neverSent
+      ? { type: 'failed', error }
+      : { type: 'unknown', error };
   }
   return { type: 'unknown', error: err instanceof Error ? err.message : String(err) };
 }
