@@ -10,6 +10,7 @@ import {
   type NodeId,
   type RaftConfig,
   type ReadState,
+  type RestoreState,
 } from '../core/index.js';
 
 export class CoreNetwork {
@@ -35,9 +36,14 @@ export class CoreNetwork {
 
   /** Adds a node with an empty log and the given configuration (empty: a joiner). */
   add(id: NodeId, conf: ConfState = { voters: [], learners: [], addresses: {} }): RaftCore {
+    return this.addWithState(id, bootstrapState(conf));
+  }
+
+  /** Adds a node that starts from the given stored state (a log built by a test). */
+  addWithState(id: NodeId, state: RestoreState): RaftCore {
     const core = new RaftCore(
       { checkQuorum: true, preVote: true, ...this.config, id, seed: this.cores.size + 1 },
-      bootstrapState(conf),
+      state,
     );
     this.cores.set(id, core);
     this.applied.set(id, []);
