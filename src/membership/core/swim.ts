@@ -23,6 +23,12 @@ import {
   validateProtocolConfig,
   type ProtocolConfig,
 } from './config.js';
+import {
+  incarnationNewer,
+  incarnationOlder,
+  latestIncarnation,
+  nextIncarnation,
+} from './incarnation.js';
 import { Random } from './random.js';
 import { Suspicion } from './suspicion.js';
 
@@ -392,7 +398,7 @@ export class SwimCore {
     const self = this.self();
     const next: AliveMessage = {
       type: 'alive',
-      incarnation: self.incarnation + 1,
+      incarnation: nextIncarnation(self.incarnation),
       name: this.name,
       address: self.address,
       tags: { ...tags },
@@ -564,8 +570,9 @@ export class SwimCore {
         return;
       }
     }
-    if (!isNew && a.incarnation <= m.incarnation && !isLocal && !readdressed) return;
-    if (isLocal && a.incarnation < m.incarnation) return;
+    if (!isNew && !incarnationNewer(a.incarnation, m.incarnation) && !isLocal && !readdressed)
+      return;
+    if (isLocal && incarnationOlder(a.incarnation, m.incarnation)) return;
     this.suspicions.delete(a.name);
     if (isLocal && !bootstrap) {
       if (a.incarnation === m.incarnation && sameTags(a.tags, m.tags)) return;
@@ -591,7 +598,7 @@ export class SwimCore {
   private suspectNode(s: SuspectMessage, now: number): void {
     const m = this.members.get(s.name);
     if (!m) return;
-    if (s.incarnation < m.incarnation) {
+    if (incarnationOlder(s.incarnation, m.incarnation)) {
       if (s.name === this.name) this.reassert(m);
       return;
     }
@@ -627,7 +634,7 @@ export class SwimCore {
   private deadNode(d: DeadMessage, now: number): void {
     const m = this.members.get(d.name);
     if (!m) return;
-    if (d.incarnation < m.incarnation) {
+    if (incarnationOlder(d.incarnation, m.incarnation)) {
       if (d.name === this.name) this.reassert(m);
       return;
     }
@@ -661,7 +668,7 @@ export class SwimCore {
 
   /** Answers an accusation about ourselves with a higher incarnation. */
   private refute(self: MemberState, accused: number): void {
-    self.incarnation = Math.max(self.incarnation, accused) + 1;
+    self.incarnation = nextIncarnation(latestIncarnation(self.incarnation, accused));
     this.stats.refutations++;
     // Being accused hints that we are the slow one (Lifeguard).
     this.awareness.applyDelta(1);

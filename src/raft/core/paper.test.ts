@@ -249,6 +249,11 @@ describe('§5.2 elections', () => {
       const resp = only(rd.messages, 'voteResp');
       assert.equal(resp.reject, reject);
       if (!reject) assert.equal(core.vote, from);
+      // A new vote in the same term must reach the disk before the grant leaves.
+      if (!reject && voted === NONE) {
+        assert.deepEqual(rd.hardState, { term: 1, vote: from, commit: 0 });
+        assert.equal(rd.mustSync, true);
+      }
     });
   }
 
