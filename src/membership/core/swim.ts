@@ -1,8 +1,8 @@
+import { MembershipCodecError, MembershipNotStartedError } from './errors.js';
 import { Awareness } from './awareness.js';
 import { BroadcastQueue } from './broadcast-queue.js';
 import {
   assemblePacket,
-  CodecError,
   decodePacket,
   decodePushPull,
   encodeMessage,
@@ -85,6 +85,19 @@ export interface Output {
   streams: StreamRequest[];
   events: MemberEvent[];
   joins: JoinOutcome[];
+  /** Input the core dropped, explained (each is also counted in CoreStats). */
+  diagnostics: CoreDiagnostic[];
+}
+
+export type CoreDiagnosticKind =
+  'packetOversized' | 'packetMalformed' | 'streamMalformed' | 'pingMisdirected' | 'addressConflict';
+
+/** Why the core dropped something it received. */
+export interface CoreDiagnostic {
+  readonly kind: CoreDiagnosticKind;
+  /** The address it came from, when known. */
+  readonly peer?: string;
+  readonly message: string;
 }
 
 /** Counters of what this member received and sent. */
@@ -178,10 +191,6 @@ type StreamPurpose = { kind: 'join'; joinId: number } | { kind: 'sync' } | { kin
 
 const MAX_MESSAGES_PER_PACKET = 255;
 
-export class NotStartedError extends Error {
-  override name = 'NotStartedError';
-}
-
 const sameTags = (a: Tags, b: Tags): boolean => {
   const ka = Object.keys(a);
   if (ka.length !== Object.keys(b).length) return false;
@@ -225,7 +234,7 @@ export class SwimCore {
   private leaving = false;
   private leaveBroadcastId: number | undefined;
   private started = false;
-  private output: Output = { packets: [], streams: [], events: [], joins: [] };
+  private output: Output = { packets: [], streams: [], events: [], joins: [], diagnostics: [] };
   readonly stats: CoreStats = emptyStats();
   private readonly initial: { address: string; tags: Tags };
 
@@ -311,14 +320,20 @@ export class SwimCore {
     this.stats.bytesReceived += data.length;
     if (data.length > this.config.maxPacketBytes) {
       this.stats.packetsOversized++;
+      this.diagnose(
+        'packetOversized',
+        `${data.length} bytes > ${this.config.maxPacketBytes}`,
+        from,
+      );
       return;
     }
     let messages: PacketMessage[];
     try {
       messages = decodePacket(data);
     } catch (err) {
-      if (!(err instanceof CodecError)) throw err;
+      if (!(err instanceof MembershipCodecError)) throw err;
       this.stats.packetsMalformed++;
+      this.diagnose('packetMalformed', err.message, from);
       return;
     }
     for (const m of messages) this.handleMessage(from, m, now);
@@ -335,8 +350,9 @@ export class SwimCore {
     try {
       remote = decodePushPull(data, this.config.maxStreamBytes);
     } catch (err) {
-      if (!(err instanceof CodecError)) throw err;
+      if (!(err instanceof MembershipCodecError)) throw err;
       this.stats.streamsMalformed++;
+      this.diagnose('streamMalformed', `state exchange request: ${err.message}`);
       return undefined;
     }
     this.mergeRemoteState(remote.members, now);
@@ -352,8 +368,9 @@ export class SwimCore {
     try {
       remote = decodePushPull(data, this.config.maxStreamBytes);
     } catch (err) {
-      if (!(err instanceof CodecError)) throw err;
+      if (!(err instanceof MembershipCodecError)) throw err;
       this.stats.streamsMalformed++;
+      this.diagnose('streamMalformed', `state exchange reply: ${err.message}`);
       this.streamDone(id, purpose, false, now);
       return;
     }
@@ -429,7 +446,7 @@ export class SwimCore {
 
   takeOutput(): Output {
     const out = this.output;
-    this.output = { packets: [], streams: [], events: [], joins: [] };
+    this.output = { packets: [], streams: [], events: [], joins: [], diagnostics: [] };
     return out;
   }
 
@@ -488,6 +505,7 @@ export class SwimCore {
       case 'ping':
         if (m.target !== this.name) {
           this.stats.pingsMisdirected++;
+          this.diagnose('pingMisdirected', `ping for ${m.target} reached ${this.name}`, from);
           return;
         }
         this.sendPacket(m.sourceAddress || from, [{ type: 'ack', seq: m.seq }]);
@@ -567,6 +585,11 @@ export class SwimCore {
         readdressed = true;
       } else {
         this.stats.addressConflicts++;
+        this.diagnose(
+          'addressConflict',
+          `${a.name} announced at ${a.address}, known at ${m.address} (${m.status})`,
+          a.address,
+        );
         return;
       }
     }
@@ -988,8 +1011,12 @@ export class SwimCore {
 
   private self(): MemberState {
     const m = this.members.get(this.name);
-    if (!m) throw new NotStartedError('the membership core is used before start()');
+    if (!m) throw new MembershipNotStartedError('the membership core is used before start()');
     return m;
+  }
+
+  private diagnose(kind: CoreDiagnosticKind, message: string, peer?: string): void {
+    this.output.diagnostics.push(peer === undefined ? { kind, message } : { kind, message, peer });
   }
 
   private emit(type: MemberEventType, m: MemberState): void {
