@@ -21,6 +21,8 @@ export type { ProtocolConfig } from './core/config.js';
 export type { Tags, MemberStatus } from './core/codec.js';
 export { SwimCore } from './core/swim.js';
 export type {
+  CoreDiagnostic,
+  CoreDiagnosticKind,
   CoreStats,
   MemberEvent,
   MemberEventType,

@@ -10,5 +10,6 @@ export {
   falseFailureViolations,
   presetConfig,
   FALSE_FAILURES_PER_CUT_MEMBER,
+  FALSE_FAILURES_SAME_SIDE,
 } from './simulation.js';
 export type { ScenarioOptions, ScenarioResult } from './simulation.js';
