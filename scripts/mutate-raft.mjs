@@ -311,7 +311,8 @@ function runFile(file) {
   const names = [];
   for (const line of (r.stdout ?? '').split('\n')) {
     const m = /^(\s*)not ok \d+ - (.*)$/.exec(line);
-    if (m) names.push({ depth: m[1].length, name: m[2] });
+    // A todo test (a known bug, marked) fails without failing the file.
+    if (m && !/ # TODO\b/.test(m[2])) names.push({ depth: m[1].length, name: m[2] });
   }
   // Keep the leaves: TAP prints a failing suite after its failing tests, deeper.
   const leaves = names.filter((n, k) => k === 0 || names[k - 1].depth <= n.depth);
