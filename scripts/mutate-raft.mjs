@@ -195,6 +195,21 @@ export const MUTATIONS = [
     replace: 'return n >> 1;',
   },
   {
+    id: 'learner-refuses-vote',
+    rule: '§6 a node that thinks it is a learner still answers votes (it may be promoted)',
+    file: 'raft.ts',
+    find: 'if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {',
+    replace:
+      'if (canVote && isVoter(this.conf, this.id) && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {',
+  },
+  {
+    id: 'removed-leader-keeps-leading',
+    rule: '§6 a leader that removed itself steps down once the removal commits',
+    file: 'raft.ts',
+    find: '      this.broadcastAppend();\n      this.becomeFollower(this.term, NONE);\n    }',
+    replace: '      this.broadcastAppend();\n    }',
+  },
+  {
     id: 'snapshot-ack-ignored',
     rule: 'an append response at the snapshot index ends the snapshot state',
     file: 'raft.ts',
