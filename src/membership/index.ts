@@ -1,23 +1,28 @@
 // Gossip membership (SWIM with Lifeguard): nodes find each other and notice failures
 // without a central registry. The pure protocol core lives in core/, the socket driver
-// in node/, and the seeded simulator in testing/.
-export {
-  Membership,
-  JoinError,
-  MembershipClosedError,
-  BindError,
-  AddressError,
-  parseAddress,
-} from './node/membership.js';
+// in node/; the seeded simulator is exported apart, from ./testing/index.js.
+export { Membership, parseAddress } from './node/membership.js';
 export type { MembershipOptions, MembershipStats } from './node/membership.js';
-export { KeyError, parseKey } from './node/cipher.js';
-export { StreamError } from './node/frames.js';
-export { membershipDefaults, ConfigError } from './core/config.js';
+export type { MembershipDiagnostic, MembershipDiagnosticKind } from './node/membership.js';
+export { parseKey } from './node/cipher.js';
+export {
+  MembershipAddressError,
+  MembershipBindError,
+  MembershipClosedError,
+  MembershipCodecError,
+  MembershipConfigError,
+  MembershipJoinError,
+  MembershipKeyError,
+  MembershipNotStartedError,
+  MembershipStreamError,
+} from './core/errors.js';
+export { membershipDefaults } from './core/config.js';
 export type { ProtocolConfig } from './core/config.js';
-export { CodecError } from './core/codec.js';
 export type { Tags, MemberStatus } from './core/codec.js';
-export { SwimCore, NotStartedError } from './core/swim.js';
+export { SwimCore } from './core/swim.js';
 export type {
+  CoreDiagnostic,
+  CoreDiagnosticKind,
   CoreStats,
   MemberEvent,
   MemberEventType,
@@ -29,6 +34,3 @@ export type {
   StreamRequest,
   JoinOutcome,
 } from './core/swim.js';
-export { SimCluster } from './testing/sim-cluster.js';
-export { runScenario, bounds } from './testing/simulation.js';
-export type { ScenarioOptions, ScenarioResult } from './testing/simulation.js';

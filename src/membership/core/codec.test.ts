@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
-  CodecError,
   decodePacket,
   decodePushPull,
   encodePacket,
@@ -10,6 +9,7 @@ import {
   type PacketMessage,
   type PushPullMessage,
 } from './codec.js';
+import { MembershipCodecError } from './errors.js';
 
 const messages: PacketMessage[] = [
   { type: 'ping', seq: 1, target: 'b', sourceName: 'a', sourceAddress: '10.0.0.1:8401' },
@@ -49,17 +49,17 @@ describe('codec', () => {
     const tags = { big: 'x'.repeat(600) };
     assert.throws(
       () => encodePacket([{ type: 'alive', incarnation: 1, name: 'a', address: 'a:1', tags }]),
-      CodecError,
+      MembershipCodecError,
     );
-    assert.throws(() => encodePacket([]), CodecError);
+    assert.throws(() => encodePacket([]), MembershipCodecError);
   });
 
   it('refuses a state exchange larger than the limit', () => {
     const data = encodePushPull({ join: false, members: [] });
-    assert.throws(() => decodePushPull(data, data.length - 1), CodecError);
+    assert.throws(() => decodePushPull(data, data.length - 1), MembershipCodecError);
   });
 
-  it('throws only CodecError on any damaged packet', () => {
+  it('throws only MembershipCodecError on any damaged packet', () => {
     const good = encodePacket(messages);
     fc.assert(
       fc.property(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 }), (at, byte) => {
@@ -68,12 +68,12 @@ describe('codec', () => {
         try {
           decodePacket(bad);
         } catch (err) {
-          assert.ok(err instanceof CodecError, String(err));
+          assert.ok(err instanceof MembershipCodecError, String(err));
         }
         try {
           decodePacket(good.subarray(0, at));
         } catch (err) {
-          assert.ok(err instanceof CodecError, String(err));
+          assert.ok(err instanceof MembershipCodecError, String(err));
         }
       }),
       { seed: 42, numRuns: 2000 },
@@ -84,7 +84,7 @@ describe('codec', () => {
           decodePacket(bytes);
           decodePushPull(bytes, 1 << 20);
         } catch (err) {
-          assert.ok(err instanceof CodecError, String(err));
+          assert.ok(err instanceof MembershipCodecError, String(err));
         }
       }),
       { seed: 7, numRuns: 2000 },

@@ -1,8 +1,9 @@
+import { MembershipCodecError } from './errors.js';
 /**
  * The wire format of gossip. Every UDP packet and every TCP frame starts with the
  * protocol version; a packet carries one or more messages (the first is usually a
  * ping or an ack, the rest piggybacked news). All integers are big-endian; strings are
- * UTF-8 with a u16 length. Anything that does not parse raises CodecError, which the
+ * UTF-8 with a u16 length. Anything that does not parse raises MembershipCodecError, which the
  * caller counts and drops.
  */
 
@@ -89,10 +90,6 @@ export interface PushPullMessage {
   members: PushPullMember[];
 }
 
-export class CodecError extends Error {
-  override name = 'CodecError';
-}
-
 const TYPE_CODES: Record<PacketMessage['type'], number> = {
   ping: 1,
   'indirect-ping': 2,
@@ -143,7 +140,8 @@ class Writer {
   }
   str(s: string, max: number, what: string): void {
     const b = utf8.encode(s);
-    if (b.length > max) throw new CodecError(`${what} is ${b.length} bytes, more than ${max}`);
+    if (b.length > max)
+      throw new MembershipCodecError(`${what} is ${b.length} bytes, more than ${max}`);
     this.u16(b.length);
     this.bytes(b);
   }
@@ -156,7 +154,9 @@ class Writer {
       this.str(v, MAX_TAGS_BYTES, 'tag value');
     }
     if (this.length - start > MAX_TAGS_BYTES) {
-      throw new CodecError(`tags take ${this.length - start} bytes, more than ${MAX_TAGS_BYTES}`);
+      throw new MembershipCodecError(
+        `tags take ${this.length - start} bytes, more than ${MAX_TAGS_BYTES}`,
+      );
     }
   }
   /** Reserves a u16 and returns a function that fills it with the bytes written since. */
@@ -165,7 +165,7 @@ class Writer {
     this.u16(0);
     return () => {
       const n = this.length - at - 2;
-      if (n > 0xffff) throw new CodecError('message too large');
+      if (n > 0xffff) throw new MembershipCodecError('message too large');
       this.view.setUint16(at, n);
     };
   }
@@ -185,7 +185,7 @@ class Reader {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
   private need(n: number): void {
-    if (this.pos + n > this.end) throw new CodecError('truncated message');
+    if (this.pos + n > this.end) throw new MembershipCodecError('truncated message');
   }
   u8(): number {
     this.need(1);
@@ -205,14 +205,14 @@ class Reader {
   }
   str(max: number, what: string): string {
     const n = this.u16();
-    if (n > max) throw new CodecError(`${what} is ${n} bytes, more than ${max}`);
+    if (n > max) throw new MembershipCodecError(`${what} is ${n} bytes, more than ${max}`);
     this.need(n);
     const s = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
     try {
       return utf8Decoder.decode(s);
     } catch (err) {
-      throw new CodecError(`${what} is not valid UTF-8`, { cause: err });
+      throw new MembershipCodecError(`${what} is not valid UTF-8`, { cause: err });
     }
   }
   tags(): Tags {
@@ -223,7 +223,7 @@ class Reader {
       const k = this.str(MAX_TAGS_BYTES, 'tag name');
       out[k] = this.str(MAX_TAGS_BYTES, 'tag value');
     }
-    if (this.pos - start > MAX_TAGS_BYTES) throw new CodecError('tags too large');
+    if (this.pos - start > MAX_TAGS_BYTES) throw new MembershipCodecError('tags too large');
     return { ...out };
   }
   sub(n: number): Reader {
@@ -328,9 +328,9 @@ function readMessage(r: Reader): PacketMessage {
       };
       break;
     default:
-      throw new CodecError(`unknown message type ${code}`);
+      throw new MembershipCodecError(`unknown message type ${code}`);
   }
-  if (!body.atEnd()) throw new CodecError(`trailing bytes in ${m.type} message`);
+  if (!body.atEnd()) throw new MembershipCodecError(`trailing bytes in ${m.type} message`);
   return m;
 }
 
@@ -347,7 +347,7 @@ export const PACKET_OVERHEAD = 2;
 /** Builds a packet from messages already encoded by encodeMessage. */
 export function assemblePacket(encoded: readonly Uint8Array[]): Uint8Array {
   if (encoded.length === 0 || encoded.length > 255) {
-    throw new CodecError(`a packet holds 1 to 255 messages, got ${encoded.length}`);
+    throw new MembershipCodecError(`a packet holds 1 to 255 messages, got ${encoded.length}`);
   }
   const w = new Writer();
   w.u8(PROTOCOL_VERSION);
@@ -363,12 +363,13 @@ export function encodePacket(messages: readonly PacketMessage[]): Uint8Array {
 export function decodePacket(data: Uint8Array): PacketMessage[] {
   const r = new Reader(data);
   const version = r.u8();
-  if (version !== PROTOCOL_VERSION) throw new CodecError(`unsupported protocol version ${version}`);
+  if (version !== PROTOCOL_VERSION)
+    throw new MembershipCodecError(`unsupported protocol version ${version}`);
   const count = r.u8();
-  if (count === 0) throw new CodecError('empty packet');
+  if (count === 0) throw new MembershipCodecError('empty packet');
   const out: PacketMessage[] = [];
   for (let i = 0; i < count; i++) out.push(readMessage(r));
-  if (!r.atEnd()) throw new CodecError('trailing bytes after the last message');
+  if (!r.atEnd()) throw new MembershipCodecError('trailing bytes after the last message');
   return out;
 }
 
@@ -390,30 +391,32 @@ export function encodePushPull(m: PushPullMessage): Uint8Array {
 
 export function decodePushPull(data: Uint8Array, maxBytes: number): PushPullMessage {
   if (data.length > maxBytes) {
-    throw new CodecError(`state exchange of ${data.length} bytes exceeds ${maxBytes}`);
+    throw new MembershipCodecError(`state exchange of ${data.length} bytes exceeds ${maxBytes}`);
   }
   const r = new Reader(data);
   const version = r.u8();
-  if (version !== PROTOCOL_VERSION) throw new CodecError(`unsupported protocol version ${version}`);
+  if (version !== PROTOCOL_VERSION)
+    throw new MembershipCodecError(`unsupported protocol version ${version}`);
   const kind = r.u8();
-  if (kind !== STREAM_PUSH_PULL) throw new CodecError(`unknown stream message ${kind}`);
+  if (kind !== STREAM_PUSH_PULL) throw new MembershipCodecError(`unknown stream message ${kind}`);
   const join = r.u8() === 1;
   const count = r.u32();
   // Each member takes at least 11 bytes, so a huge count in a short frame is a lie.
-  if (count * 11 > data.length) throw new CodecError(`member count ${count} exceeds the frame`);
+  if (count * 11 > data.length)
+    throw new MembershipCodecError(`member count ${count} exceeds the frame`);
   const members: PushPullMember[] = [];
   for (let i = 0; i < count; i++) {
     const name = r.str(MAX_NAME_BYTES, 'name');
     const address = r.str(MAX_ADDRESS_BYTES, 'address');
     const incarnation = r.u32();
     const status = STATUS_CODES[r.u8()];
-    if (status === undefined) throw new CodecError('unknown member status');
+    if (status === undefined) throw new MembershipCodecError('unknown member status');
     members.push({ name, address, incarnation, status, tags: r.tags() });
   }
-  if (!r.atEnd()) throw new CodecError('trailing bytes after the member list');
+  if (!r.atEnd()) throw new MembershipCodecError('trailing bytes after the member list');
   return { join, members };
 }
 
 function assertNever(x: never): never {
-  throw new CodecError(`unexpected message ${JSON.stringify(x)}`);
+  throw new MembershipCodecError(`unexpected message ${JSON.stringify(x)}`);
 }

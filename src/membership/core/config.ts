@@ -1,3 +1,4 @@
+import { MembershipConfigError } from './errors.js';
 /** Timings and limits of the gossip protocol. All durations are in milliseconds. */
 export interface ProtocolConfig {
   /** Time between two failure probes started by this member. */
@@ -97,11 +98,7 @@ export const membershipDefaults = {
   },
 };
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-/** Throws ConfigError naming the first field that makes no sense. */
+/** Throws MembershipConfigError naming the first field that makes no sense. */
 export function validateProtocolConfig(c: ProtocolConfig): void {
   const positive: (keyof ProtocolConfig)[] = [
     'probeIntervalMs',
@@ -118,7 +115,8 @@ export function validateProtocolConfig(c: ProtocolConfig): void {
     'joinMaxAttempts',
   ];
   for (const k of positive) {
-    if (!Number.isFinite(c[k]) || c[k] <= 0) throw new ConfigError(`${k} must be > 0, got ${c[k]}`);
+    if (!Number.isFinite(c[k]) || c[k] <= 0)
+      throw new MembershipConfigError(`${k} must be > 0, got ${c[k]}`);
   }
   const nonNegative: (keyof ProtocolConfig)[] = [
     'indirectChecks',
@@ -130,17 +128,19 @@ export function validateProtocolConfig(c: ProtocolConfig): void {
     'deadNodeReclaimMs',
   ];
   for (const k of nonNegative) {
-    if (!Number.isFinite(c[k]) || c[k] < 0) throw new ConfigError(`${k} must be >= 0, got ${c[k]}`);
+    if (!Number.isFinite(c[k]) || c[k] < 0)
+      throw new MembershipConfigError(`${k} must be >= 0, got ${c[k]}`);
   }
   if (c.probeTimeoutMs > c.probeIntervalMs) {
-    throw new ConfigError('probeTimeoutMs must not exceed probeIntervalMs');
+    throw new MembershipConfigError('probeTimeoutMs must not exceed probeIntervalMs');
   }
-  if (c.suspicionMaxTimeoutMult < 1) throw new ConfigError('suspicionMaxTimeoutMult must be >= 1');
+  if (c.suspicionMaxTimeoutMult < 1)
+    throw new MembershipConfigError('suspicionMaxTimeoutMult must be >= 1');
   if (c.maxPacketBytes < 512 || c.maxPacketBytes > 65_000) {
-    throw new ConfigError('maxPacketBytes must be between 512 and 65000');
+    throw new MembershipConfigError('maxPacketBytes must be between 512 and 65000');
   }
   if (c.maxStreamBytes < c.maxPacketBytes) {
-    throw new ConfigError('maxStreamBytes must be at least maxPacketBytes');
+    throw new MembershipConfigError('maxStreamBytes must be at least maxPacketBytes');
   }
 }
 

@@ -1,8 +1,8 @@
+import { MembershipCodecError, MembershipNotStartedError } from './errors.js';
 import { Awareness } from './awareness.js';
 import { BroadcastQueue } from './broadcast-queue.js';
 import {
   assemblePacket,
-  CodecError,
   decodePacket,
   decodePushPull,
   encodeMessage,
@@ -23,6 +23,12 @@ import {
   validateProtocolConfig,
   type ProtocolConfig,
 } from './config.js';
+import {
+  incarnationNewer,
+  incarnationOlder,
+  latestIncarnation,
+  nextIncarnation,
+} from './incarnation.js';
 import { Random } from './random.js';
 import { Suspicion } from './suspicion.js';
 
@@ -79,6 +85,19 @@ export interface Output {
   streams: StreamRequest[];
   events: MemberEvent[];
   joins: JoinOutcome[];
+  /** Input the core dropped, explained (each is also counted in CoreStats). */
+  diagnostics: CoreDiagnostic[];
+}
+
+export type CoreDiagnosticKind =
+  'packetOversized' | 'packetMalformed' | 'streamMalformed' | 'pingMisdirected' | 'addressConflict';
+
+/** Why the core dropped something it received. */
+export interface CoreDiagnostic {
+  readonly kind: CoreDiagnosticKind;
+  /** The address it came from, when known. */
+  readonly peer?: string;
+  readonly message: string;
 }
 
 /** Counters of what this member received and sent. */
@@ -172,10 +191,6 @@ type StreamPurpose = { kind: 'join'; joinId: number } | { kind: 'sync' } | { kin
 
 const MAX_MESSAGES_PER_PACKET = 255;
 
-export class NotStartedError extends Error {
-  override name = 'NotStartedError';
-}
-
 const sameTags = (a: Tags, b: Tags): boolean => {
   const ka = Object.keys(a);
   if (ka.length !== Object.keys(b).length) return false;
@@ -219,7 +234,7 @@ export class SwimCore {
   private leaving = false;
   private leaveBroadcastId: number | undefined;
   private started = false;
-  private output: Output = { packets: [], streams: [], events: [], joins: [] };
+  private output: Output = { packets: [], streams: [], events: [], joins: [], diagnostics: [] };
   readonly stats: CoreStats = emptyStats();
   private readonly initial: { address: string; tags: Tags };
 
@@ -305,14 +320,20 @@ export class SwimCore {
     this.stats.bytesReceived += data.length;
     if (data.length > this.config.maxPacketBytes) {
       this.stats.packetsOversized++;
+      this.diagnose(
+        'packetOversized',
+        `${data.length} bytes > ${this.config.maxPacketBytes}`,
+        from,
+      );
       return;
     }
     let messages: PacketMessage[];
     try {
       messages = decodePacket(data);
     } catch (err) {
-      if (!(err instanceof CodecError)) throw err;
+      if (!(err instanceof MembershipCodecError)) throw err;
       this.stats.packetsMalformed++;
+      this.diagnose('packetMalformed', err.message, from);
       return;
     }
     for (const m of messages) this.handleMessage(from, m, now);
@@ -329,8 +350,9 @@ export class SwimCore {
     try {
       remote = decodePushPull(data, this.config.maxStreamBytes);
     } catch (err) {
-      if (!(err instanceof CodecError)) throw err;
+      if (!(err instanceof MembershipCodecError)) throw err;
       this.stats.streamsMalformed++;
+      this.diagnose('streamMalformed', `state exchange request: ${err.message}`);
       return undefined;
     }
     this.mergeRemoteState(remote.members, now);
@@ -346,8 +368,9 @@ export class SwimCore {
     try {
       remote = decodePushPull(data, this.config.maxStreamBytes);
     } catch (err) {
-      if (!(err instanceof CodecError)) throw err;
+      if (!(err instanceof MembershipCodecError)) throw err;
       this.stats.streamsMalformed++;
+      this.diagnose('streamMalformed', `state exchange reply: ${err.message}`);
       this.streamDone(id, purpose, false, now);
       return;
     }
@@ -392,7 +415,7 @@ export class SwimCore {
     const self = this.self();
     const next: AliveMessage = {
       type: 'alive',
-      incarnation: self.incarnation + 1,
+      incarnation: nextIncarnation(self.incarnation),
       name: this.name,
       address: self.address,
       tags: { ...tags },
@@ -423,7 +446,7 @@ export class SwimCore {
 
   takeOutput(): Output {
     const out = this.output;
-    this.output = { packets: [], streams: [], events: [], joins: [] };
+    this.output = { packets: [], streams: [], events: [], joins: [], diagnostics: [] };
     return out;
   }
 
@@ -482,6 +505,7 @@ export class SwimCore {
       case 'ping':
         if (m.target !== this.name) {
           this.stats.pingsMisdirected++;
+          this.diagnose('pingMisdirected', `ping for ${m.target} reached ${this.name}`, from);
           return;
         }
         this.sendPacket(m.sourceAddress || from, [{ type: 'ack', seq: m.seq }]);
@@ -561,11 +585,17 @@ export class SwimCore {
         readdressed = true;
       } else {
         this.stats.addressConflicts++;
+        this.diagnose(
+          'addressConflict',
+          `${a.name} announced at ${a.address}, known at ${m.address} (${m.status})`,
+          a.address,
+        );
         return;
       }
     }
-    if (!isNew && a.incarnation <= m.incarnation && !isLocal && !readdressed) return;
-    if (isLocal && a.incarnation < m.incarnation) return;
+    if (!isNew && !incarnationNewer(a.incarnation, m.incarnation) && !isLocal && !readdressed)
+      return;
+    if (isLocal && incarnationOlder(a.incarnation, m.incarnation)) return;
     this.suspicions.delete(a.name);
     if (isLocal && !bootstrap) {
       if (a.incarnation === m.incarnation && sameTags(a.tags, m.tags)) return;
@@ -591,7 +621,7 @@ export class SwimCore {
   private suspectNode(s: SuspectMessage, now: number): void {
     const m = this.members.get(s.name);
     if (!m) return;
-    if (s.incarnation < m.incarnation) {
+    if (incarnationOlder(s.incarnation, m.incarnation)) {
       if (s.name === this.name) this.reassert(m);
       return;
     }
@@ -627,7 +657,7 @@ export class SwimCore {
   private deadNode(d: DeadMessage, now: number): void {
     const m = this.members.get(d.name);
     if (!m) return;
-    if (d.incarnation < m.incarnation) {
+    if (incarnationOlder(d.incarnation, m.incarnation)) {
       if (d.name === this.name) this.reassert(m);
       return;
     }
@@ -661,7 +691,7 @@ export class SwimCore {
 
   /** Answers an accusation about ourselves with a higher incarnation. */
   private refute(self: MemberState, accused: number): void {
-    self.incarnation = Math.max(self.incarnation, accused) + 1;
+    self.incarnation = nextIncarnation(latestIncarnation(self.incarnation, accused));
     this.stats.refutations++;
     // Being accused hints that we are the slow one (Lifeguard).
     this.awareness.applyDelta(1);
@@ -981,8 +1011,12 @@ export class SwimCore {
 
   private self(): MemberState {
     const m = this.members.get(this.name);
-    if (!m) throw new NotStartedError('the membership core is used before start()');
+    if (!m) throw new MembershipNotStartedError('the membership core is used before start()');
     return m;
+  }
+
+  private diagnose(kind: CoreDiagnosticKind, message: string, peer?: string): void {
+    this.output.diagnostics.push(peer === undefined ? { kind, message } : { kind, message, peer });
   }
 
   private emit(type: MemberEventType, m: MemberState): void {

@@ -1,9 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-
-/** A gossip key that is not base64 of 16, 24 or 32 bytes. */
-export class KeyError extends Error {
-  override name = 'KeyError';
-}
+import { MembershipKeyError } from '../core/errors.js';
 
 const FORMAT_VERSION = 1;
 const NONCE_BYTES = 12;
@@ -15,11 +11,13 @@ export const SEAL_OVERHEAD = 1 + NONCE_BYTES + TAG_BYTES;
 export function parseKey(base64: string): Buffer {
   const trimmed = base64.trim();
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(trimmed)) {
-    throw new KeyError('gossip encryption key must be base64');
+    throw new MembershipKeyError('gossip encryption key must be base64');
   }
   const key = Buffer.from(trimmed, 'base64');
   if (key.length !== 16 && key.length !== 24 && key.length !== 32) {
-    throw new KeyError(`gossip encryption key must be 16, 24 or 32 bytes, got ${key.length}`);
+    throw new MembershipKeyError(
+      `gossip encryption key must be 16, 24 or 32 bytes, got ${key.length}`,
+    );
   }
   return key;
 }

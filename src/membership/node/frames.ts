@@ -1,9 +1,5 @@
 import type { Socket } from 'node:net';
-
-/** A state exchange over TCP that broke: refused, timed out, cut, or too large. */
-export class StreamError extends Error {
-  override name = 'StreamError';
-}
+import { MembershipStreamError } from '../core/errors.js';
 
 /** Writes one frame: a u32 big-endian length, then the payload. */
 export function writeFrame(socket: Socket, payload: Uint8Array): void {
@@ -22,7 +18,7 @@ export function readFrame(socket: Socket, maxBytes: number, timeoutMs: number): 
     let received = 0;
     let expected = -1;
     const timer = setTimeout(
-      () => fail(new StreamError(`no frame within ${timeoutMs} ms`)),
+      () => fail(new MembershipStreamError(`no frame within ${timeoutMs} ms`)),
       timeoutMs,
     );
     const cleanup = (): void => {
@@ -36,15 +32,17 @@ export function readFrame(socket: Socket, maxBytes: number, timeoutMs: number): 
       socket.destroy();
       reject(err);
     };
-    const onError = (err: Error): void => fail(new StreamError(err.message, { cause: err }));
-    const onClose = (): void => fail(new StreamError('connection closed before a whole frame'));
+    const onError = (err: Error): void =>
+      fail(new MembershipStreamError(err.message, { cause: err }));
+    const onClose = (): void =>
+      fail(new MembershipStreamError('connection closed before a whole frame'));
     const onData = (chunk: Buffer): void => {
       chunks.push(chunk);
       received += chunk.length;
       if (expected < 0 && received >= 4) {
         expected = Buffer.concat(chunks).readUInt32BE(0);
         if (expected > maxBytes) {
-          fail(new StreamError(`frame of ${expected} bytes exceeds ${maxBytes}`));
+          fail(new MembershipStreamError(`frame of ${expected} bytes exceeds ${maxBytes}`));
           return;
         }
       }

@@ -4,8 +4,14 @@ import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { membershipDefaults } from '../core/config.js';
 import type { MemberEvent } from '../core/swim.js';
-import { JoinError, Membership, parseAddress, type MembershipOptions } from './membership.js';
-import { KeyError, parseKey } from './cipher.js';
+import { MembershipJoinError, MembershipKeyError } from '../core/errors.js';
+import {
+  Membership,
+  parseAddress,
+  type MembershipDiagnostic,
+  type MembershipOptions,
+} from './membership.js';
+import { parseKey } from './cipher.js';
 
 const started: Membership[] = [];
 after(async () => {
@@ -78,9 +84,14 @@ describe('Membership on real sockets', () => {
       'tags travel with the join',
     );
 
-    const update = nextEvent(c, (e) => e.type === 'update' && e.member.name === 'b');
+    // Wait for the update on a as well: a's event list is asserted below, and a leave
+    // that overtook the update would supersede it there.
+    const isUpdateOfB = (e: MemberEvent): boolean => e.type === 'update' && e.member.name === 'b';
+    const update = nextEvent(c, isUpdateOfB);
+    const updateOnA = nextEvent(a, isUpdateOfB);
     b.setTags({ rpc_addr: '127.0.0.1:2' });
     assert.deepEqual((await update).member.tags, { rpc_addr: '127.0.0.1:2' });
+    assert.deepEqual((await updateOnA).member.tags, { rpc_addr: '127.0.0.1:2' });
 
     const left = nextEvent(a, (e) => e.member.name === 'b' && e.type !== 'update');
     await b.leave();
@@ -114,14 +125,18 @@ describe('Membership on real sockets', () => {
     );
   });
 
-  it('drops gossip sealed with another key, and counts it', async () => {
-    const k1 = await member('k1', { encryptionKey: key(1) });
+  it('drops gossip sealed with another key, counts it and explains it', async () => {
+    const diagnostics: MembershipDiagnostic[] = [];
+    const k1 = await member('k1', {
+      encryptionKey: key(1),
+      onDiagnostic: (d) => diagnostics.push(d),
+    });
     const k2 = await member('k2', { encryptionKey: key(1) });
     const stranger = await member('k3', { encryptionKey: key(2) });
     const plain = await member('k4');
     assert.equal(await k2.join([k1.address]), 1, 'members with the same key join');
-    await assert.rejects(stranger.join([k1.address]), JoinError);
-    await assert.rejects(plain.join([k1.address]), JoinError);
+    await assert.rejects(stranger.join([k1.address]), MembershipJoinError);
+    await assert.rejects(plain.join([k1.address]), MembershipJoinError);
     // Probes of the stranger's UDP socket reach k1 too; send one packet directly as well.
     const { host, port } = parseAddress(k1.address);
     const udp = createSocket('udp4');
@@ -130,10 +145,17 @@ describe('Membership on real sockets', () => {
     await until('decrypt failures on k1', () => k1.stats().decryptFailures >= 3);
     assert.equal(k1.liveMembers().length, 2, 'neither stranger got in');
     assert.equal(k1.stats().packetsMalformed, 0, 'nothing unauthenticated reached the core');
+    const decrypt = diagnostics.filter((d) => d.kind === 'decryptFailure');
+    assert.ok(decrypt.length >= 3, JSON.stringify(diagnostics));
+    assert.ok(
+      decrypt.every((d) => d.peer !== undefined && /^127\.0\.0\.1:\d+$/.test(d.peer)),
+      'each names the peer',
+    );
   });
 
-  it('survives malformed and oversized packets and frames', async () => {
-    const m = await member('target');
+  it('survives malformed and oversized packets and frames, and explains each drop', async () => {
+    const diagnostics: MembershipDiagnostic[] = [];
+    const m = await member('target', { onDiagnostic: (d) => diagnostics.push(d) });
     const { host, port } = parseAddress(m.address);
     const udp = createSocket('udp4');
     const send = (b: Buffer): Promise<void> =>
@@ -154,11 +176,40 @@ describe('Membership on real sockets', () => {
     await until('stream failure counted', () => m.stats().streamFailures === 1);
     const peer = await member('peer');
     assert.equal(await peer.join([m.address]), 1, 'still serves a real join');
+    const kinds = diagnostics.map((d) => d.kind).sort();
+    assert.deepEqual(kinds, [
+      'packetMalformed',
+      'packetMalformed',
+      'packetOversized',
+      'streamFailure',
+    ]);
+    assert.match(diagnostics.find((d) => d.kind === 'packetOversized')!.message, /4000 bytes/);
+    assert.ok(diagnostics.find((d) => d.kind === 'streamFailure')?.error instanceof Error);
+  });
+
+  it('detaches a diagnostic listener that throws, and keeps gossiping', async () => {
+    const heard: string[] = [];
+    const m = await member('fragile', {
+      onDiagnostic: (d) => {
+        heard.push(d.kind);
+        if (d.kind !== 'diagnosticListenerFailed') throw new Error('logger broke');
+      },
+    });
+    const { host, port } = parseAddress(m.address);
+    const udp = createSocket('udp4');
+    for (let k = 0; k < 3; k++) {
+      await new Promise<void>((r) => udp.send(Buffer.from([1, 1, 5]), port, host, () => r()));
+    }
+    udp.close();
+    await until('three drops counted', () => m.stats().packetsMalformed === 3);
+    assert.deepEqual(heard, ['packetMalformed', 'diagnosticListenerFailed']);
+    const peer = await member('peer2');
+    assert.equal(await peer.join([m.address]), 1);
   });
 
   it('rejects keys of the wrong size', () => {
-    assert.throws(() => parseKey(Buffer.alloc(20).toString('base64')), KeyError);
-    assert.throws(() => parseKey('not base64!'), KeyError);
+    assert.throws(() => parseKey(Buffer.alloc(20).toString('base64')), MembershipKeyError);
+    assert.throws(() => parseKey('not base64!'), MembershipKeyError);
     assert.equal(parseKey(key(3)).length, 32);
   });
 });

@@ -5,21 +5,25 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { randomInt } from 'node:crypto';
 import type { Tags } from '../core/codec.js';
 import {
-  ConfigError,
-  membershipDefaults,
-  validateProtocolConfig,
-  type ProtocolConfig,
-} from '../core/config.js';
+  MembershipAddressError,
+  MembershipBindError,
+  MembershipClosedError,
+  MembershipConfigError,
+  MembershipJoinError,
+  MembershipStreamError,
+} from '../core/errors.js';
+import { membershipDefaults, validateProtocolConfig, type ProtocolConfig } from '../core/config.js';
 import {
   emptyStats,
   SwimCore,
+  type CoreDiagnosticKind,
   type CoreStats,
   type MemberEvent,
   type MemberView,
   type Output,
 } from '../core/swim.js';
 import { GossipCipher, parseKey, SEAL_OVERHEAD } from './cipher.js';
-import { readFrame, StreamError, writeFrame } from './frames.js';
+import { readFrame, writeFrame } from './frames.js';
 
 export interface MembershipOptions {
   /** Unique name of this member in the cluster. */
@@ -35,21 +39,28 @@ export interface MembershipOptions {
   protocol?: ProtocolConfig;
   /** Base64 AES key (16, 24 or 32 bytes) that every member shares; gossip is in clear without. */
   encryptionKey?: string;
+  /**
+   * Told why something received or sent was dropped (a bad key, a conflicting address,
+   * a broken state exchange, ...): the counters in stats() say how often, this says why.
+   * Called synchronously; it should only log. Default: nothing.
+   */
+  onDiagnostic?: (d: MembershipDiagnostic) => void;
 }
 
-/** join() gave up: no seed address answered a state exchange. */
-export class JoinError extends Error {
-  override name = 'JoinError';
-}
+export type MembershipDiagnosticKind =
+  | CoreDiagnosticKind
+  | 'decryptFailure'
+  | 'streamFailure'
+  | 'sendError'
+  | 'diagnosticListenerFailed';
 
-/** The membership was used after close(), or started twice. */
-export class MembershipClosedError extends Error {
-  override name = 'MembershipClosedError';
-}
-
-/** Sockets could not be bound. */
-export class BindError extends Error {
-  override name = 'BindError';
+/** One dropped packet, frame or exchange, explained. */
+export interface MembershipDiagnostic {
+  readonly kind: MembershipDiagnosticKind;
+  /** The peer's host:port, when known. */
+  readonly peer?: string;
+  readonly message: string;
+  readonly error?: Error;
 }
 
 /** Counters of the core plus what the driver dropped before the core saw it. */
@@ -87,19 +98,21 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
   private leaveWaiters: (() => void)[] = [];
   private state: 'new' | 'running' | 'closed' = 'new';
   private advertised = '';
+  private diagnosticListener: ((d: MembershipDiagnostic) => void) | undefined;
   private readonly driverStats = { decryptFailures: 0, streamFailures: 0, sendErrors: 0 };
 
   constructor(private readonly options: MembershipOptions) {
     super();
     this.name = options.name;
     this.config = options.protocol ?? membershipDefaults.lan();
+    this.diagnosticListener = options.onDiagnostic;
     validateProtocolConfig(this.config);
     this.cipher =
       options.encryptionKey !== undefined
         ? new GossipCipher(parseKey(options.encryptionKey))
         : undefined;
     if (this.cipher && this.config.maxPacketBytes + SEAL_OVERHEAD > 65_000) {
-      throw new ConfigError('maxPacketBytes leaves no room for encryption');
+      throw new MembershipConfigError('maxPacketBytes leaves no room for encryption');
     }
   }
 
@@ -120,7 +133,9 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
     const port = await this.bind(host, this.options.bindPort ?? 8401);
     if (this.options.advertiseAddress === undefined && (host === '0.0.0.0' || host === '::')) {
       await this.closeSockets();
-      throw new ConfigError('advertiseAddress is required when binding to all interfaces');
+      throw new MembershipConfigError(
+        'advertiseAddress is required when binding to all interfaces',
+      );
     }
     this.advertised = this.options.advertiseAddress ?? formatAddress(host, port);
     this.coreInstance = new SwimCore({
@@ -137,7 +152,7 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
 
   /**
    * Joins a cluster through seed addresses (host:port), retrying with backoff; resolves
-   * to the number of seeds that answered, rejects with JoinError when none did.
+   * to the number of seeds that answered, rejects with MembershipJoinError when none did.
    */
   join(addresses: readonly string[]): Promise<number> {
     this.assertRunning();
@@ -227,12 +242,13 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
       for (const s of this.subscribers) s.push(e);
       this.emit('event', e);
     }
+    for (const d of out.diagnostics) this.diagnose(d);
     for (const j of out.joins) {
       const pending = this.joins.get(j.id);
       this.joins.delete(j.id);
       if (!pending) continue;
       if (j.error === undefined) pending.resolve(j.contacted);
-      else pending.reject(new JoinError(j.error));
+      else pending.reject(new MembershipJoinError(j.error));
     }
     if (this.leaveWaiters.length > 0 && this.core.leaveSent()) {
       for (const w of this.leaveWaiters) w();
@@ -248,19 +264,53 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
     }, Math.ceil(delay));
   }
 
+  /** Reports one dropped input or output to the diagnostic listener, if any. */
+  private diagnose(d: MembershipDiagnostic): void {
+    const listener = this.diagnosticListener;
+    if (!listener) return;
+    try {
+      listener(d);
+    } catch (err) {
+      // A failing logger must not stop gossip; it hears about it once, then no more.
+      this.diagnosticListener = undefined;
+      try {
+        listener({
+          kind: 'diagnosticListenerFailed',
+          message: 'the diagnostic listener threw; it is detached',
+          error: err instanceof Error ? err : new Error(String(err)),
+        });
+      } catch {
+        // Detached either way.
+      }
+    }
+  }
+
   private sendPacket(to: string, data: Uint8Array): void {
     const udp = this.udp;
     if (!udp) return;
     let target;
     try {
       target = parseAddress(to);
-    } catch {
+    } catch (err) {
       this.driverStats.sendErrors++;
+      this.diagnose({
+        kind: 'sendError',
+        peer: to,
+        message: `cannot send to ${to}: not host:port`,
+        error: err instanceof Error ? err : undefined,
+      });
       return;
     }
     const payload = this.cipher ? this.cipher.seal(data) : data;
     udp.send(payload, target.port, target.host, (err) => {
-      if (err) this.driverStats.sendErrors++;
+      if (!err) return;
+      this.driverStats.sendErrors++;
+      this.diagnose({
+        kind: 'sendError',
+        peer: to,
+        message: `send to ${to}: ${err.message}`,
+        error: err,
+      });
     });
   }
 
@@ -271,6 +321,12 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
       plain = this.cipher.open(msg);
       if (!plain) {
         this.driverStats.decryptFailures++;
+        const peer = formatAddress(rinfo.address, rinfo.port);
+        this.diagnose({
+          kind: 'decryptFailure',
+          peer,
+          message: `packet from ${peer} failed authentication (wrong key, tampered, or clear text)`,
+        });
         return;
       }
     }
@@ -288,13 +344,27 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
         writeFrame(socket, this.cipher ? this.cipher.seal(data) : data);
         const frame = await readFrame(socket, this.maxFrameBytes(), this.config.streamTimeoutMs);
         reply = this.cipher ? this.cipher.open(frame) : frame;
-        if (!reply) this.driverStats.decryptFailures++;
+        if (!reply) {
+          this.driverStats.decryptFailures++;
+          this.diagnose({
+            kind: 'decryptFailure',
+            peer: to,
+            message: `state exchange reply from ${to} failed authentication`,
+          });
+        }
       } finally {
         socket.destroy();
       }
     } catch (err) {
-      if (!(err instanceof StreamError || err instanceof AddressError)) throw err;
+      if (!(err instanceof MembershipStreamError || err instanceof MembershipAddressError))
+        throw err;
       this.driverStats.streamFailures++;
+      this.diagnose({
+        kind: 'streamFailure',
+        peer: to,
+        message: `state exchange with ${to}: ${err.message}`,
+        error: err,
+      });
     }
     if (this.state !== 'running') return;
     if (reply) this.core.streamReply(id, reply, now());
@@ -310,14 +380,25 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
       const request = this.cipher ? this.cipher.open(frame) : frame;
       if (!request) {
         this.driverStats.decryptFailures++;
+        this.diagnose({
+          kind: 'decryptFailure',
+          peer: peerOf(socket),
+          message: `state exchange request from ${peerOf(socket)} failed authentication`,
+        });
         return;
       }
       const reply = this.core.handleStreamRequest(request, now());
       this.pump();
       if (reply) writeFrame(socket, this.cipher ? this.cipher.seal(reply) : reply);
     } catch (err) {
-      if (!(err instanceof StreamError)) throw err;
+      if (!(err instanceof MembershipStreamError)) throw err;
       this.driverStats.streamFailures++;
+      this.diagnose({
+        kind: 'streamFailure',
+        peer: peerOf(socket),
+        message: `serving a state exchange to ${peerOf(socket)}: ${err.message}`,
+        error: err,
+      });
     } finally {
       socket.end();
     }
@@ -328,7 +409,7 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
       const socket = connect({ host, port });
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new StreamError(`connect to ${host}:${port} timed out`));
+        reject(new MembershipStreamError(`connect to ${host}:${port} timed out`));
       }, this.config.streamTimeoutMs);
       socket.once('connect', () => {
         clearTimeout(timer);
@@ -337,7 +418,9 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
       });
       const onError = (err: Error): void => {
         clearTimeout(timer);
-        reject(new StreamError(`connect to ${host}:${port}: ${err.message}`, { cause: err }));
+        reject(
+          new MembershipStreamError(`connect to ${host}:${port}: ${err.message}`, { cause: err }),
+        );
       };
       socket.once('error', onError);
     });
@@ -354,7 +437,15 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
       const tcp = createServer((socket) => {
         this.openSockets.add(socket);
         socket.once('close', () => this.openSockets.delete(socket));
-        socket.on('error', () => this.driverStats.streamFailures++);
+        socket.on('error', (err) => {
+          this.driverStats.streamFailures++;
+          this.diagnose({
+            kind: 'streamFailure',
+            peer: peerOf(socket),
+            message: `state exchange socket from ${peerOf(socket)}: ${err.message}`,
+            error: err,
+          });
+        });
         void this.serveStream(socket);
       });
       try {
@@ -366,7 +457,9 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
           });
         });
       } catch (err) {
-        throw new BindError(`cannot listen on TCP ${formatAddress(host, port)}`, { cause: err });
+        throw new MembershipBindError(`cannot listen on TCP ${formatAddress(host, port)}`, {
+          cause: err,
+        });
       }
       const address = tcp.address();
       const bound = typeof address === 'object' && address ? address.port : port;
@@ -391,7 +484,9 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
       this.tcp = tcp;
       return bound;
     }
-    throw new BindError(`cannot bind UDP on ${formatAddress(host, port)}`, { cause: lastError });
+    throw new MembershipBindError(`cannot bind UDP on ${formatAddress(host, port)}`, {
+      cause: lastError,
+    });
   }
 
   private async closeSockets(): Promise<void> {
@@ -413,17 +508,12 @@ export class Membership extends EventEmitter<{ event: [MemberEvent] }> {
   }
 }
 
-/** An address that is not host:port. */
-export class AddressError extends Error {
-  override name = 'AddressError';
-}
-
 /** Splits "host:port" or "[v6]:port". */
 export function parseAddress(address: string): { host: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
   const port = m ? Number(m[2]) : NaN;
   if (!m || !(port > 0 && port < 65536)) {
-    throw new AddressError(`address must be host:port, got ${JSON.stringify(address)}`);
+    throw new MembershipAddressError(`address must be host:port, got ${JSON.stringify(address)}`);
   }
   return { host: m[1] as string, port };
 }
@@ -478,4 +568,10 @@ class EventQueue implements AsyncIterableIterator<MemberEvent> {
   [Symbol.asyncIterator](): AsyncIterableIterator<MemberEvent> {
     return this;
   }
+}
+
+function peerOf(socket: Socket): string {
+  return socket.remoteAddress !== undefined && socket.remotePort !== undefined
+    ? formatAddress(socket.remoteAddress, socket.remotePort)
+    : 'unknown peer';
 }

@@ -41,6 +41,17 @@ const VALID_NEXT: Record<string, readonly MemberEvent['type'][]> = {
   leave: ['join'],
 };
 
+/** A `failed` event about a running member that the observer could reach. */
+export interface FalseFailure {
+  readonly observer: string;
+  readonly subject: string;
+  readonly at: number;
+  /** Observer and subject were on different sides of the last partition. */
+  readonly acrossCut: boolean;
+  /** Time since the heal; undefined when the partition still held. */
+  readonly sinceHeal: number | undefined;
+}
+
 /**
  * A cluster of SwimCores on a SimNetwork, on simulated time. It delivers packets and
  * state exchanges, runs each core's timers at its deadline, records every event and
@@ -59,7 +70,13 @@ export class SimCluster {
    * reached during the cut reach the rest and are refuted only afterwards.
    */
   falsePositivesAfterPartition = 0;
+  /** Every false `failed` event after a partition was made, for the budget checks. */
+  readonly falseFailuresAfterPartition: FalseFailure[] = [];
   private partitioned = false;
+  /** Members on the cut-off side of the last partition. */
+  private cutOff = new Set<string>();
+  /** When the last partition healed (undefined while it holds or before any). */
+  healedAt: number | undefined;
   /** Highest incarnation held by earlier processes of a restarted member. */
   private readonly retiredIncarnations = new Map<string, number>();
 
@@ -142,10 +159,13 @@ export class SimCluster {
 
   isolate(names: readonly string[]): void {
     this.partitioned = true;
+    this.cutOff = new Set(names);
+    this.healedAt = undefined;
     this.network.isolate(names.map((n) => this.get(n).address));
   }
 
   heal(): void {
+    this.healedAt = this.now;
     this.network.heal();
   }
 
@@ -273,8 +293,16 @@ export class SimCluster {
         !subject.leaving &&
         this.network.canTalk(observer.address, subject.address)
       ) {
-        if (this.partitioned) this.falsePositivesAfterPartition++;
-        else this.falsePositives++;
+        if (this.partitioned) {
+          this.falsePositivesAfterPartition++;
+          this.falseFailuresAfterPartition.push({
+            observer: observer.name,
+            subject: name,
+            at: this.now,
+            acrossCut: this.cutOff.has(observer.name) !== this.cutOff.has(name),
+            sinceHeal: this.healedAt === undefined ? undefined : this.now - this.healedAt,
+          });
+        } else this.falsePositives++;
       }
     }
   }

@@ -695,3 +695,7 @@ function entryKey(e: Entry): string {
 function decodeConf(e: Entry): ConfState {
   return JSON.parse(new TextDecoder().decode(e.data)) as ConfState;
 }
+
+// The same kind of run with the real driver (RaftNode) inside: see sim-driver.ts.
+export { runDriverSimulation, DriverSimViolation } from './sim-driver.js';
+export type { DriverSimOptions, DriverSimResult, DriverSimStats } from './sim-driver.js';
