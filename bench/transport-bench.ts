@@ -19,7 +19,7 @@ import {
 } from '../src/auth/index.js';
 import { PortMux, TlsPeerStreamLayer } from '../src/net/index.js';
 import type { WireMessage } from '../src/raft/index.js';
-import { StreamTransport } from '../src/raft/node/stream-transport.js';
+import { StreamTransport } from '../src/raft/index.js';
 
 interface Pki {
   ca: string;

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 
 import { PortMux, TlsPeerStreamLayer } from '../src/net/index.js';
 import { RaftNode, type ConfState } from '../src/raft/index.js';
-import { StreamTransport } from '../src/raft/node/stream-transport.js';
+import { StreamTransport } from '../src/raft/index.js';
 import {
   MemoryHardStateStorage,
   MemoryLogStorage,

@@ -10,7 +10,7 @@ import {
   type PeerStream,
 } from '../src/net/index.js';
 import type { WireMessage } from '../src/raft/index.js';
-import { StreamTransport, type StreamTransportOptions } from '../src/raft/node/stream-transport.js';
+import { StreamTransport, type StreamTransportOptions } from '../src/raft/index.js';
 import { Lines, makePki, until, type Pki } from './net-fixtures.js';
 
 type Id = 'n1' | 'n2' | 'n3';
