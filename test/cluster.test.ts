@@ -8,7 +8,14 @@ import { ProcessCluster, type ClusterNode } from './support/cluster.js';
 import { runCli } from './support/agent-process.js';
 import { until } from './support/wait.js';
 
-/** Produces `count` records through `via`, retrying a record until it is acknowledged once. */
+/** Values whose produce ended without an answer: each may be stored at most once. */
+const unknown = new Set<string>();
+
+/**
+ * Produces `count` records through `via`. A refusal that says nothing was appended
+ * (no leader yet, NOT_LEADER, the leader unreachable) is retried; an unknown outcome
+ * is remembered and a new value produced instead (retrying could store it twice).
+ */
 async function produceAll(
   c: ProcessCluster,
   via: () => ClusterNode,
@@ -18,9 +25,20 @@ async function produceAll(
 ): Promise<void> {
   for (let k = 0; k < count; k++) {
     const value = `${prefix}-${k}`;
-    const offset = await c.produce(via(), value);
-    assert.equal(acked.has(offset), false, `offset ${offset} acknowledged twice`);
-    acked.set(offset, value);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const offset = await c.produce(via(), attempt === 0 ? value : `${value}-${attempt}`);
+        assert.equal(acked.has(offset), false, `offset ${offset} acknowledged twice`);
+        acked.set(offset, attempt === 0 ? value : `${value}-${attempt}`);
+        break;
+      } catch (err) {
+        const e = err as { code?: number; details?: string };
+        if (attempt > 20 || e.code !== 14) throw err;
+        if (/outcome is unknown|did not confirm/.test(e.details ?? ''))
+          unknown.add(attempt === 0 ? value : `${value}-${attempt}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 }
 
@@ -34,6 +52,14 @@ async function checkReplicas(c: ProcessCluster, acked: Map<bigint, string>): Pro
   for (const [offset, value] of acked) {
     assert.equal(first[Number(offset)]?.value.toString(), value, `record at ${offset}`);
   }
+  // Anything else stored is a produce whose outcome was unknown, stored once at most.
+  const seen = new Set<string>();
+  first.forEach((r, i) => {
+    if (acked.has(BigInt(i))) return;
+    const v = r.value.toString();
+    assert.ok(unknown.has(v) && !seen.has(v), `unexpected record ${v} at ${i}`);
+    seen.add(v);
+  });
   for (const { n, recs } of views) {
     assert.equal(recs.length, first.length, `${n.name} holds ${recs.length} records`);
     recs.forEach((r, i) => {
@@ -45,8 +71,11 @@ async function checkReplicas(c: ProcessCluster, acked: Map<bigint, string>): Pro
 }
 
 describe('a three-node cluster of agent processes', { timeout: 180_000 }, () => {
-  test('forms, replicates, fails over, heals and takes produces on every node', async () => {
+  test('forms, replicates, fails over, heals and takes produces on every node', async (t) => {
     await using c = await ProcessCluster.start(3);
+    t.after(() => {
+      if (process.env.CLUSTER_TEST_LOGS) console.error(c.logTail());
+    });
     const acked = new Map<bigint, string>();
     // Produce on each node (followers forward), consume on each node.
     for (const n of c.nodes) await produceAll(c, () => n, `via-${n.name}`, 5, acked);
@@ -123,13 +152,16 @@ describe('membership changes', { timeout: 180_000 }, () => {
     await checkReplicas(c, acked);
   });
 
-  test('a wiped node comes back under a new id; the old one is removed by the operator', async () => {
+  test('a wiped node comes back under a new id; the old one is removed by the operator', async (t) => {
     await using c = await ProcessCluster.start(3);
+    t.after(() => {
+      if (process.env.CLUSTER_TEST_LOGS) console.error(c.logTail(60));
+    });
     const acked = new Map<bigint, string>();
     await produceAll(c, () => c.nodes[0]!, 'a', 5, acked);
     const leader = await c.leader();
     const wiped = c.nodes.find((n) => n !== leader)!;
-    const oldId = (await c.servers(leader)).find((s) => s.rpcAddr === c.rpcAddr(wiped))!.id;
+    const oldId = (await c.servers(leader)).find((s) => s.rpcAddr === c.rpcAddr(wiped))!.raftId;
     await wiped.proc!.kill();
     const { rm } = await import('node:fs/promises');
     await rm(wiped.dataDir, { recursive: true, force: true });
@@ -141,7 +173,7 @@ describe('membership changes', { timeout: 180_000 }, () => {
     );
     const removed = await runCli(['servers', 'remove', oldId, '--addr', c.rpcAddr(leader)]);
     assert.equal(removed.code, 0, removed.stderr);
-    await until(async () => !(await c.servers(leader)).some((s) => s.id === oldId), {
+    await until(async () => !(await c.servers(leader)).some((s) => s.raftId === oldId), {
       what: 'the old id to leave the configuration',
       ms: 10_000,
     });

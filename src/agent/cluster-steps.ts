@@ -25,13 +25,14 @@ import { NotLeaderError as RaftNotLeaderError, StreamTransport } from '../raft/i
 import {
   ListenError,
   type ClusterView,
+  type LeaderForwarder,
   type LeaderHint,
   type NotLeaderClassifier,
   type ServerEntry,
 } from '../server/index.js';
 import { bindHost } from './config.js';
 import { ClusterMetrics } from './cluster-metrics.js';
-import { GrpcLeaderForwarder } from './forwarder.js';
+import { GrpcLeaderForwarder, LeaderUnreachableError } from './forwarder.js';
 import { joinHostPort, MAX_RECORD_BYTES, type Step } from './steps.js';
 
 /** The host other nodes and clients dial: --advertise-host, else the bind host (or this host's name for a wildcard bind). */
@@ -291,7 +292,8 @@ export const openReplicatedLog: Step = {
       ? new ClusterMetrics(registry, { log, transport, membership, mux: ctx.need('portMux') })
       : undefined;
     ctx.commitLog = metrics ? metrics.timedLog(log) : log;
-    ctx.forwarder = metrics ? metrics.countedForwarder(forwarder) : forwarder;
+    const counted = metrics ? metrics.countedForwarder(forwarder) : forwarder;
+    ctx.forwarder = failoverForwarder(counted, log, config.raft.leaderWaitMs);
     let last: string | undefined;
     log.onLeaderChange((hint) => {
       const leader = hint?.id;
@@ -318,6 +320,33 @@ export const openReplicatedLog: Step = {
     );
   },
 };
+
+/**
+ * A leader that cannot be reached has most likely died: the produce certainly was not
+ * sent, so it waits (bounded) for the next election and goes there once, appending
+ * here if this node won. Plain clients ride through a failover this way.
+ */
+export function failoverForwarder(
+  inner: LeaderForwarder,
+  log: ReplicatedLog,
+  waitMs: number,
+): LeaderForwarder {
+  return {
+    async append(values, leader, o) {
+      try {
+        return await inner.append(values, leader, o);
+      } catch (err) {
+        if (!(err instanceof LeaderUnreachableError)) throw err;
+        const next = await log.nextLeader(leader.id, waitMs, o.signal);
+        if (!next) throw err;
+        if (next.id === log.id) return log.append(values, o);
+        const addr = next.addr ?? log.addressOf(next.id);
+        if (!addr) throw err;
+        return inner.append(values, { id: next.id, addr }, o);
+      }
+    },
+  };
+}
 
 /** Recognises Raft's refusal of an append on a follower, with the leader it names. */
 export function notLeaderOf(err: unknown): ReturnType<NotLeaderClassifier> {

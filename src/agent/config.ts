@@ -541,7 +541,7 @@ export function defaultConfig(): AgentConfig {
       bootstrap: false,
       bootstrapExplicit: false,
       tickMs: 50,
-      electionTicks: 8,
+      electionTicks: 12,
       leaderWaitMs: 5000,
       minVoters: 3,
     },

@@ -193,6 +193,33 @@ export class ReplicatedLog implements AsyncDisposable {
     }
   }
 
+  /**
+   * The first leader other than `previous` (which seems to be gone), waiting up to `ms`
+   * for an election; undefined when none came in time.
+   */
+  nextLeader(
+    previous: NodeId,
+    ms: number,
+    signal?: AbortSignal,
+  ): Promise<LeaderHint | undefined> {
+    const now = this.leader();
+    if (now && now.id !== previous) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const done = (hint: LeaderHint | undefined): void => {
+        clearTimeout(timer);
+        off();
+        signal?.removeEventListener('abort', onAbort);
+        resolve(hint);
+      };
+      const onAbort = (): void => done(undefined);
+      const timer = setTimeout(() => done(undefined), ms);
+      const off = this.onLeaderChange((hint) => {
+        if (hint && hint.id !== previous) done(hint);
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
   isLeader(): boolean {
     return this.node.status().role === 'leader';
   }

@@ -134,7 +134,9 @@ export class ProcessCluster implements AsyncDisposable {
   }
 
   /** GetServers as `node` answers it. */
-  servers(node: ClusterNode): Promise<{ id: string; rpcAddr: string; isLeader: boolean }[]> {
+  servers(
+    node: ClusterNode,
+  ): Promise<{ id: string; raftId: string; rpcAddr: string; isLeader: boolean }[]> {
     return new Promise((resolve, reject) => {
       this.client(node).getServers(
         {},
@@ -205,6 +207,16 @@ export class ProcessCluster implements AsyncDisposable {
       }
       out.push(rec);
     }
+  }
+
+  /** The last lines each node logged (for a failing test's report). */
+  logTail(lines = 40): string {
+    return this.nodes
+      .map((n) => {
+        const out = n.proc ? n.proc.stdout() + n.proc.stderr() : '(not running)';
+        return `--- ${n.name}\n${out.split('\n').slice(-lines).join('\n')}`;
+      })
+      .join('\n');
   }
 
   async close(): Promise<void> {
