@@ -8,10 +8,33 @@
 import type { Entry, SnapshotMeta } from './types.js';
 
 export class RaftInvariantError extends Error {
-  override name = 'RaftInvariantError';
+  override readonly name = 'RaftInvariantError';
 }
 
-export class RaftLog {
+/** Bytes an entry costs in memory and in a message (data plus a fixed overhead). */
+export function entryBytes(e: Entry): number {
+  return e.data.byteLength + 16;
+}
+
+/** The log as callers outside the core may see it: read-only. */
+export interface RaftLogView {
+  /** Index and term of the last compacted entry (0, 0 when nothing was compacted). */
+  readonly snapIndex: number;
+  readonly snapTerm: number;
+  readonly lastIndex: number;
+  /** Entries up to here are persisted (the driver said so through advance). */
+  readonly stableIndex: number;
+  readonly committed: number;
+  /** Handed to the driver for applying. */
+  readonly applied: number;
+  /** First index held in memory; older ones are read from storage. */
+  readonly memStart: number;
+  /** Bytes of applied entries still held in memory. */
+  readonly retainedBytes: number;
+  term(i: number): number | undefined;
+}
+
+export class RaftLog implements RaftLogView {
   /** Index and term of the last compacted entry (0, 0 when nothing was compacted). */
   snapIndex = 0;
   snapTerm = 0;
@@ -22,6 +45,8 @@ export class RaftLog {
   applied = 0;
   /** First index held in memory; buf[head] holds it. */
   memStart = 1;
+  /** Bytes of the entries memStart..applied (what retention bounds). */
+  retainedBytes = 0;
   private buf: Entry[] = [];
   private head = 0;
   /** Run-length terms covering snapIndex+1..lastIndex: runStart[k] begins runTerm[k]. */
@@ -69,7 +94,7 @@ export class RaftLog {
     const end = this.head + hi - this.memStart;
     let bytes = 0;
     while (to < end) {
-      bytes += this.buf[to]!.data.byteLength + 16;
+      bytes += entryBytes(this.buf[to]!);
       if (bytes > maxBytes && to > from) break;
       to++;
     }
@@ -160,6 +185,8 @@ export class RaftLog {
   releaseMemory(index: number): void {
     index = Math.min(index, this.applied);
     if (index < this.memStart) return;
+    for (let k = this.head, end = this.head + index + 1 - this.memStart; k < end; k++)
+      this.retainedBytes -= entryBytes(this.buf[k]!);
     this.head += index + 1 - this.memStart;
     this.memStart = index + 1;
     // Copy the live part only once the dead prefix dominates: amortized O(1).
@@ -167,6 +194,33 @@ export class RaftLog {
       this.buf = this.buf.slice(this.head);
       this.head = 0;
     }
+  }
+
+  /** The driver took entries up to index for applying. */
+  appliedTo(index: number): void {
+    if (index <= this.applied) return;
+    if (index > this.committed) {
+      throw new RaftInvariantError(`applied ${index} beyond commit ${this.committed}`);
+    }
+    for (let i = Math.max(this.applied + 1, this.memStart); i <= index; i++)
+      this.retainedBytes += entryBytes(this.entry(i)!);
+    this.applied = index;
+  }
+
+  /**
+   * Forgets the oldest applied entries while more than maxEntries of them or more than
+   * maxBytes are held in memory (storage keeps them; a lagging follower is served
+   * from there).
+   */
+  trim(maxBytes: number, maxEntries: number): void {
+    let upTo = Math.max(this.memStart - 1, this.applied - maxEntries);
+    let bytes = this.retainedBytes;
+    for (let i = this.memStart; i <= upTo; i++) bytes -= entryBytes(this.entry(i)!);
+    while (bytes > maxBytes && upTo < this.applied) {
+      upTo++;
+      bytes -= entryBytes(this.entry(upTo)!);
+    }
+    this.releaseMemory(upTo);
   }
 
   /** Drops everything up to index (index <= applied) from the core's view. */
@@ -199,6 +253,7 @@ export class RaftLog {
     this.committed = meta.lastIndex;
     this.applied = meta.lastIndex;
     this.memStart = meta.lastIndex + 1;
+    this.retainedBytes = 0;
     this.buf = [];
     this.head = 0;
     this.runStart = [];
@@ -228,6 +283,8 @@ export class RaftLog {
       throw new RaftInvariantError('restored tail does not end at the last index');
     }
     this.applied = applied;
+    this.retainedBytes = 0;
+    for (const e of tail) if (e.index <= applied) this.retainedBytes += entryBytes(e);
     this.committed = Math.min(Math.max(committed, applied), lastIndex);
     if (this.memStart > applied + 1) {
       throw new RaftInvariantError(`restored tail starts at ${this.memStart}, after applied+1`);

@@ -6,7 +6,7 @@ import { CODEC_VERSION, RaftCodecError, decodeMessage, encodeMessage } from './c
 import type { WireMessage } from './messages.js';
 
 const uint = fc.oneof(fc.nat(1000), fc.maxSafeNat());
-const id = fc.string({ maxLength: 12 });
+const id = fc.string({ minLength: 1, maxLength: 12 });
 const bytes = fc.uint8Array({ maxLength: 64 });
 const entry: fc.Arbitrary<Entry> = fc.record({
   index: uint,
@@ -68,6 +68,13 @@ const message: fc.Arbitrary<WireMessage> = fc.oneof(
     data: bytes,
     done: fc.boolean(),
   }),
+  fc.record({
+    type: fc.constant('snapshotAck' as const),
+    ...env,
+    lastIndex: uint,
+    offset: uint,
+    done: fc.boolean(),
+  }),
 );
 
 describe('raft message codec', () => {
@@ -111,6 +118,18 @@ describe('raft message codec', () => {
     // term = 2^53 encoded by hand: eight varint bytes.
     const big = [1, 6, 1, 97, 1, 98, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10];
     assert.throws(() => decodeMessage(Uint8Array.from(big)), RaftCodecError);
+  });
+
+  it('refuses empty node ids on both sides', () => {
+    assert.throws(
+      () => encodeMessage({ type: 'timeoutNow', from: '', to: 'b', term: 1 }),
+      RaftCodecError,
+    );
+    // from = '' written by hand: version, type timeoutNow (6), from "", to "b", term 1.
+    const forged = Uint8Array.from([CODEC_VERSION, 6, 0, 1, 98, 1]);
+    assert.throws(() => decodeMessage(forged), /empty node id/);
+    const ok = Uint8Array.from([CODEC_VERSION, 6, 1, 97, 1, 98, 1]);
+    assert.equal(decodeMessage(ok).from, 'a');
   });
 
   it('is compact: an append of 100 small entries costs little beyond the data', () => {

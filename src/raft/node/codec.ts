@@ -19,6 +19,7 @@ const TYPES = [
   'heartbeatResp',
   'timeoutNow',
   'snapshotChunk',
+  'snapshotAck',
 ] as const;
 const TYPE_CODE = new Map<string, number>(TYPES.map((t, k) => [t, k]));
 const ENTRY_TYPES: readonly EntryType[] = ['normal', 'noop', 'config'];
@@ -130,6 +131,7 @@ export function encodeMessage(m: WireMessage): Uint8Array {
   const w = new Writer(size);
   w.byte(CODEC_VERSION);
   w.byte(TYPE_CODE.get(m.type)!);
+  if (m.from === '' || m.to === '') throw new RaftCodecError('empty node id');
   w.str(m.from);
   w.str(m.to);
   w.uint(m.term);
@@ -172,6 +174,11 @@ export function encodeMessage(m: WireMessage): Uint8Array {
       w.bytes(m.data);
       w.byte(m.done ? 1 : 0);
       break;
+    case 'snapshotAck':
+      w.uint(m.lastIndex);
+      w.uint(m.offset);
+      w.byte(m.done ? 1 : 0);
+      break;
   }
   return w.buf.subarray(0, w.pos);
 }
@@ -185,6 +192,8 @@ export function decodeMessage(buf: Uint8Array): WireMessage {
   if (type === undefined) throw new RaftCodecError(`unknown message type ${code}`);
   const from = r.str();
   const to = r.str();
+  // Node ids are never empty: an empty one is a forged or corrupt message.
+  if (from === '' || to === '') throw new RaftCodecError('empty node id');
   const term = r.uint();
   let m: WireMessage;
   switch (type) {
@@ -245,6 +254,9 @@ export function decodeMessage(buf: Uint8Array): WireMessage {
         data: r.bytes(),
         done: r.bool(),
       };
+      break;
+    case 'snapshotAck':
+      m = { type, from, to, term, lastIndex: r.uint(), offset: r.uint(), done: r.bool() };
       break;
   }
   r.end();

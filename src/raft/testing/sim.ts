@@ -8,6 +8,7 @@ import {
   EMPTY_CONF,
   RaftCore,
   bootstrapState,
+  decodeConfState,
   type ConfState,
   type Entry,
   type HardState,
@@ -693,5 +694,5 @@ function entryKey(e: Entry): string {
 }
 
 function decodeConf(e: Entry): ConfState {
-  return JSON.parse(new TextDecoder().decode(e.data)) as ConfState;
+  return decodeConfState(e.data);
 }
