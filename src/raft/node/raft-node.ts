@@ -9,7 +9,6 @@
 //   fetch    storage reads for lagging followers, concurrent with everything else.
 import {
   NONE,
-  RaftConfigError,
   RaftCore,
   bootstrapState,
   validateConfState,
@@ -216,8 +215,11 @@ export class RaftNode implements AsyncDisposable {
 
   /** Loads the stored state and starts the node. */
   static async start(opts: RaftNodeOptions): Promise<RaftNode> {
-    const port = opts.snapshots ?? { kind: 'metadata', blob: () => new Uint8Array(0) };
-    const metadata = 'kind' in port && port.kind === 'metadata';
+    const port: SnapshotPort | MetaSnapshotPort = opts.snapshots ?? {
+      kind: 'metadata',
+      blob: () => new Uint8Array(0),
+    };
+    const metadata = isMetaPort(port);
     const config: RaftConfig = {
       ...opts.raft,
       id: opts.id,
@@ -226,9 +228,9 @@ export class RaftNode implements AsyncDisposable {
     };
     validateRaftConfig(config);
     if (opts.bootstrap) validateConfState(opts.bootstrap);
-    const snaps = metadata
-      ? metaMode(port as MetaSnapshotPort, opts.logStorage)
-      : streamMode(port as SnapshotPort, opts.logStorage);
+    const snaps = isMetaPort(port)
+      ? metaMode(port, opts.logStorage)
+      : streamMode(port, opts.logStorage);
     const hard = await opts.hardStateStorage.load();
     const stored = await opts.logStorage.load();
     const fresh = hard === undefined && stored.lastIndex === 0 && stored.snapshot.lastIndex === 0;
@@ -241,7 +243,7 @@ export class RaftNode implements AsyncDisposable {
       if (applied < snapIndex) {
         // The log is compacted past what the state machine holds: an install that a
         // crash cut short after its commit point (the log's install). Finish it.
-        if (!metadata) await (port as SnapshotPort).install(stored.snapshot);
+        if (!isMetaPort(port)) await port.install(stored.snapshot);
         applied = snapIndex;
       }
       if (applied > stored.lastIndex) {
@@ -1004,6 +1006,10 @@ export class RaftNode implements AsyncDisposable {
     for (const out of [...this.outgoing.values()]) this.endStream(out, reason);
     this.notify();
   }
+}
+
+function isMetaPort(port: SnapshotPort | MetaSnapshotPort): port is MetaSnapshotPort {
+  return 'kind' in port && port.kind === 'metadata';
 }
 
 /** A streamed snapshot: the log's install is the commit point, the state machine's follows. */

@@ -1,0 +1,413 @@
+// The driver against its storage and transport contracts: catch-up from disk,
+// unsynced commit-only hard state, the apply stage, crash-safe snapshot installs
+// (streamed and metadata), chunk resend, transport feedback and configuration events.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { RaftConfigError, type ConfState, type Entry, type SnapshotMeta } from '../core/index.js';
+import {
+  MemoryHardStateStorage,
+  MemoryLogStorage,
+  MemoryNetwork,
+  MemoryStateMachine,
+  TestCluster,
+  addressOf,
+} from '../testing/index.js';
+import { InvalidConfChangeError, NotLeaderError, RaftStorageError } from './errors.js';
+import type { WireMessage } from './messages.js';
+import type { MetaSnapshotPort } from './ports.js';
+import { RaftNode, type RaftNodeOptions } from './raft-node.js';
+
+const enc = new TextEncoder();
+
+/** Resolves once `probe` holds, checking every few milliseconds; fails at the deadline. */
+async function until(probe: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+interface Member {
+  id: string;
+  log: MemoryLogStorage;
+  hard: MemoryHardStateStorage;
+  applied: Entry[];
+  node?: RaftNode;
+}
+
+/** A small cluster of RaftNodes with metadata snapshots (the log is the state). */
+class MetaCluster {
+  readonly network = new MemoryNetwork();
+  readonly members = new Map<string, Member>();
+
+  constructor(
+    ids: string[],
+    private readonly extra: Partial<RaftNodeOptions> = {},
+  ) {
+    for (const id of ids) {
+      this.members.set(id, {
+        id,
+        log: new MemoryLogStorage(),
+        hard: new MemoryHardStateStorage(),
+        applied: [],
+      });
+    }
+  }
+
+  async start(id: string, bootstrap?: ConfState): Promise<RaftNode> {
+    const m = this.members.get(id)!;
+    const last = m.applied[m.applied.length - 1];
+    m.node = await RaftNode.start({
+      id,
+      logStorage: m.log,
+      hardStateStorage: m.hard,
+      snapshots: m.log.metaSnapshots(),
+      transport: this.network.transport(id),
+      apply: (es) => {
+        m.applied.push(...es);
+      },
+      applied: last?.index ?? m.log.snapshot.lastIndex,
+      bootstrap,
+      tickMs: 2,
+      ...this.extra,
+    });
+    return m.node;
+  }
+
+  async startAll(): Promise<void> {
+    const ids = [...this.members.keys()];
+    const conf = { voters: ids, learners: [], addresses: {} };
+    for (const id of ids) await this.start(id, conf);
+    this.node(ids[0]!).campaign();
+  }
+
+  node(id: string): RaftNode {
+    return this.members.get(id)!.node!;
+  }
+
+  async leader(): Promise<RaftNode> {
+    let found: RaftNode | undefined;
+    await until(() => {
+      found = [...this.members.values()]
+        .map((m) => m.node)
+        .find((n) => n && !n.status().closed && n.status().role === 'leader');
+      return found !== undefined;
+    }, 'a leader');
+    return found!;
+  }
+
+  async close(): Promise<void> {
+    for (const m of this.members.values()) await m.node?.close();
+  }
+}
+
+describe('RaftNode catch-up from storage', () => {
+  it('feeds a restarted follower from the leader storage, not a snapshot', async () => {
+    await using cluster = await TestCluster.create({
+      size: 3,
+      raft: { retainEntries: 0, retainBytes: 0, maxMsgBytes: 2048 },
+    });
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.running().find((n) => n.id !== leader.id)!;
+    await cluster.stop(follower.id);
+    let last = 0;
+    for (let k = 0; k < 200; k++) last = await leader.propose(new Uint8Array(100).fill(k));
+    const leaderLog = cluster.members.get(leader.id)!.log;
+    const readsBefore = leaderLog.reads;
+    await cluster.restart(follower.id, { keepState: true });
+    await cluster.waitForApplied(last);
+    assert.ok(leaderLog.reads > readsBefore, 'the leader read entries from storage');
+    assert.equal(cluster.members.get(follower.id)!.stateMachine.installs, 0, 'no snapshot');
+  });
+
+  it('keeps catching up while storage reads are slow', async () => {
+    await using cluster = await TestCluster.create({
+      size: 3,
+      raft: { retainEntries: 0, retainBytes: 0, maxMsgBytes: 4096 },
+    });
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.running().find((n) => n.id !== leader.id)!;
+    await cluster.stop(follower.id);
+    let last = 0;
+    for (let k = 0; k < 100; k++) last = await leader.propose(new Uint8Array(500).fill(k));
+    cluster.members.get(leader.id)!.log.readDelayMs = 3;
+    await cluster.restart(follower.id, { keepState: true });
+    // Writes go on while the follower is fed from slow reads.
+    for (let k = 0; k < 20; k++) last = await leader.propose(enc.encode(`more-${k}`));
+    await cluster.waitForApplied(last, 10_000);
+  });
+});
+
+describe('RaftNode durability', () => {
+  it('saves commit-only hard state changes without fsync', async () => {
+    await using cluster = await TestCluster.create({ size: 3 });
+    const leader = await cluster.waitForLeader();
+    let last = 0;
+    for (let k = 0; k < 50; k++) last = await leader.propose(enc.encode(`x${k}`));
+    await cluster.waitForApplied(last);
+    for (const m of cluster.members.values()) {
+      const h = m.hardState;
+      assert.ok(h.saves > 10, `${m.id} saved ${h.saves} times`);
+      // Only term and vote changes sync: a handful per node in a quiet election.
+      assert.ok(h.syncs <= 3, `${m.id} synced ${h.syncs} of ${h.saves} saves`);
+      assert.equal(h.durable!.term, h.state!.term);
+    }
+  });
+
+  it('restarts after losing an unsynced commit index', async () => {
+    await using cluster = await TestCluster.create({ size: 3 });
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.running().find((n) => n.id !== leader.id)!;
+    let last = 0;
+    for (let k = 0; k < 20; k++) last = await leader.propose(enc.encode(`y${k}`));
+    await cluster.waitForApplied(last);
+    await cluster.stop(follower.id);
+    const m = cluster.members.get(follower.id)!;
+    m.hardState.crash();
+    assert.ok(m.hardState.state!.commit < last, 'the commit index went back');
+    await cluster.restart(follower.id);
+    last = await leader.propose(enc.encode('after'));
+    await cluster.waitForApplied(last);
+  });
+
+  it('applies in its own stage: a slow state machine does not hold up replication', async () => {
+    const cluster = new MetaCluster(['n1', 'n2', 'n3']);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let blocked = 0;
+    const m1 = cluster.members.get('n1')!;
+    const network = cluster.network;
+    const ids = ['n1', 'n2', 'n3'];
+    const conf = { voters: ids, learners: [], addresses: {} };
+    m1.node = await RaftNode.start({
+      id: 'n1',
+      logStorage: m1.log,
+      hardStateStorage: m1.hard,
+      transport: network.transport('n1'),
+      apply: async (es) => {
+        if (es.some((e) => e.type === 'normal')) {
+          blocked++;
+          await gate;
+        }
+        m1.applied.push(...es);
+      },
+      bootstrap: conf,
+      tickMs: 2,
+    });
+    await cluster.start('n2', conf);
+    await cluster.start('n3', conf);
+    try {
+      const n1 = m1.node;
+      n1.campaign();
+      await until(() => n1.status().role === 'leader', 'n1 leads');
+      const proposals = Array.from({ length: 20 }, (_, k) => n1.propose(enc.encode(`s${k}`)));
+      await until(() => n1.status().commit >= 21, 'commit of all 20 while apply is blocked');
+      assert.equal(blocked, 1);
+      assert.ok(n1.status().applied < 21);
+      release();
+      const indexes = await Promise.all(proposals);
+      assert.deepEqual(
+        m1.applied.map((e) => e.index),
+        Array.from({ length: indexes[19]! }, (_, k) => k + 1),
+        'in order, each once',
+      );
+    } finally {
+      release();
+      await cluster.close();
+    }
+  });
+});
+
+describe('RaftNode snapshots', () => {
+  it('metadata snapshots: one install call with the blob, applied jumps to the snapshot', async () => {
+    const cluster = new MetaCluster(['n1', 'n2', 'n3'], {
+      raft: { retainEntries: 0, retainBytes: 0 },
+    });
+    try {
+      await cluster.startAll();
+      const leader = await cluster.leader();
+      const behind = [...cluster.members.values()].find((m) => m.id !== leader.id)!;
+      await behind.node!.close();
+      let last = 0;
+      for (let k = 0; k < 30; k++) last = await leader.propose(enc.encode(`m${k}`));
+      const lm = cluster.members.get(leader.id)!;
+      lm.log.snapshotData = enc.encode(`translator@${last}`);
+      assert.ok(leader.compact(last));
+      await until(() => lm.log.snapshot.lastIndex === last, 'leader compaction');
+      const appliedBefore = behind.applied.length;
+      const installs: SnapshotMeta[] = [];
+      const inner = behind.log.installSnapshot.bind(behind.log);
+      behind.log.installSnapshot = async (meta, data) => {
+        installs.push(meta);
+        assert.equal(new TextDecoder().decode(data), `translator@${last}`);
+        return inner(meta, data);
+      };
+      const node = await cluster.start(behind.id);
+      const after = await leader.propose(enc.encode('after'));
+      await until(() => node.status().applied >= after, 'the follower applies after');
+      assert.deepEqual(
+        installs.map((m) => m.lastIndex),
+        [last],
+      );
+      // Nothing at or below the snapshot was applied; everything after it was.
+      assert.ok(behind.applied.slice(appliedBefore).every((e) => e.index > last));
+      assert.equal(behind.applied[behind.applied.length - 1]!.index, after);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('finishes a streamed install that a crash cut short between its two storage calls', async () => {
+    await using cluster = await TestCluster.create({ size: 3, raft: { retainEntries: 0 } });
+    const leader = await cluster.waitForLeader();
+    let last = 0;
+    for (let k = 0; k < 40; k++) last = await leader.propose(enc.encode(`c${k}`));
+    assert.ok(leader.compact(last));
+    await cluster.addMember('n4');
+    const n4 = cluster.members.get('n4')!;
+    const sm = n4.stateMachine;
+    // The state machine's install "crashes": the log's install (the commit point) is done.
+    const realInstall = sm.install.bind(sm);
+    sm.install = async () => {
+      throw new Error('crash between the two storage calls');
+    };
+    void leader.addLearner('n4', addressOf('n4')).catch(() => undefined);
+    await until(() => n4.log.snapshot.lastIndex >= last, 'n4 log install');
+    await until(() => cluster.node('n4').status().closed, 'n4 stops on the failed install');
+    sm.install = realInstall;
+    // Restart with the state machine as it was (nothing applied): the install is finished.
+    const node = await cluster.restart('n4', { keepState: true });
+    assert.equal(node.status().closed, false);
+    await until(() => sm.appliedIndex >= last, 'n4 state machine holds the snapshot');
+    assert.equal(sm.installs, 1);
+  });
+
+  it('resends a lost chunk, not the whole transfer', async () => {
+    await using cluster = await TestCluster.create({ size: 3, raft: { retainEntries: 0 } });
+    const leader = await cluster.waitForLeader();
+    let last = 0;
+    for (let k = 0; k < 64; k++) last = await leader.propose(new Uint8Array(4096).fill(k));
+    assert.ok(leader.compact(last));
+    const chunks: number[] = [];
+    let dropped = false;
+    cluster.network.dropIf = (m: WireMessage) => {
+      if (m.type !== 'snapshotChunk') return false;
+      chunks.push(m.offset);
+      // Lose the second chunk once.
+      if (!dropped && m.offset > 0) {
+        dropped = true;
+        return true;
+      }
+      return false;
+    };
+    // MemoryStateMachine streams 64 KiB chunks: ~4 chunks for 256 KiB of state.
+    cluster.members.get(leader.id)!.stateMachine = cluster.members.get(leader.id)!.stateMachine;
+    await cluster.addMember('n4');
+    const added = await leader.addLearner('n4', addressOf('n4'));
+    await cluster.waitForApplied(added, 10_000);
+    const distinct = new Set(chunks).size;
+    assert.ok(dropped);
+    assert.ok(distinct >= 3, `${distinct} distinct chunks`);
+    assert.equal(chunks.filter((o) => o === 0).length, 1, 'the transfer was not restarted');
+    assert.ok(chunks.length < 2 * distinct, `${chunks.length} sends of ${distinct} chunks`);
+    assert.equal(cluster.members.get('n4')!.stateMachine.installs, 1);
+  });
+});
+
+describe('RaftNode transport feedback and configuration events', () => {
+  it('announces configuration changes with addresses', async () => {
+    await using cluster = await TestCluster.create({ size: 3 });
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.running().find((n) => n.id !== leader.id)!;
+    const seen: ConfState[] = [];
+    const off = follower.onConfChange((c) => seen.push(c));
+    await cluster.addMember('n4');
+    const index = await leader.addLearner('n4', 'n4.example:9000');
+    await cluster.waitForApplied(index);
+    off();
+    const c = seen[seen.length - 1]!;
+    assert.deepEqual(c.learners, ['n4']);
+    assert.equal(c.addresses.n4, 'n4.example:9000');
+  });
+
+  it('a leader asked to remove itself hands over first', async () => {
+    await using cluster = await TestCluster.create({ size: 3 });
+    const leader = await cluster.waitForLeader();
+    await leader.propose(enc.encode('x'));
+    const err = await leader.removeNode(leader.id).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof NotLeaderError, String(err));
+    const next = await cluster.waitForLeader(5000, leader.id);
+    assert.equal(err.leaderId, next.id);
+    const index = await next.removeNode(leader.id);
+    await cluster.waitFor(
+      () => (next.status().applied >= index ? true : undefined),
+      5000,
+      'removal applied',
+    );
+    assert.deepEqual(next.status().config.voters.includes(leader.id), false);
+  });
+
+  it('reportUnreachable moves a streaming peer back to probing', async () => {
+    await using cluster = await TestCluster.create({ size: 3 });
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.running().find((n) => n.id !== leader.id)!;
+    await leader.propose(enc.encode('x'));
+    const state = () => leader.status().peers.find((p) => p.id === follower.id)!.state;
+    await until(() => state() === 'replicate', 'replicate');
+    cluster.network.isolate(follower.id);
+    leader.reportUnreachable(follower.id);
+    assert.equal(state(), 'probe');
+    cluster.network.heal();
+  });
+
+  it('refuses empty node ids', async () => {
+    const network = new MemoryNetwork();
+    const base = {
+      logStorage: new MemoryLogStorage(),
+      hardStateStorage: new MemoryHardStateStorage(),
+      transport: network.transport('x'),
+      apply: () => undefined,
+      tickMs: 0,
+    };
+    await assert.rejects(RaftNode.start({ ...base, id: '' }), RaftConfigError);
+    await assert.rejects(
+      RaftNode.start({
+        ...base,
+        id: 'a',
+        bootstrap: { voters: ['a', ''], learners: [], addresses: {} },
+      }),
+      RaftConfigError,
+    );
+    await using cluster = await TestCluster.create({ size: 1 });
+    const leader = await cluster.waitForLeader();
+    await assert.rejects(leader.addLearner(''), InvalidConfChangeError);
+  });
+
+  it('still refuses to start when the state machine is ahead of its log', async () => {
+    const network = new MemoryNetwork();
+    const hard = new MemoryHardStateStorage();
+    await hard.save({ term: 1, vote: 'a', commit: 0 });
+    const sm = new MemoryStateMachine();
+    await assert.rejects(
+      RaftNode.start({
+        id: 'a',
+        logStorage: new MemoryLogStorage(),
+        hardStateStorage: hard,
+        snapshots: sm,
+        transport: network.transport('a'),
+        apply: sm.apply,
+        applied: 5,
+        tickMs: 0,
+      }),
+      RaftStorageError,
+    );
+  });
+});
+
+// Keeps the MetaSnapshotPort type in the test's vocabulary (documented shape).
+const _port: MetaSnapshotPort = { kind: 'metadata', blob: () => new Uint8Array(0) };
+void _port;
