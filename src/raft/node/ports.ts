@@ -13,6 +13,8 @@ export interface StoredLog {
   readonly termRuns: readonly (readonly [number, number])[];
   /** The configuration entries after the snapshot, ascending. */
   readonly configs: readonly { readonly index: number; readonly config: ConfState }[];
+  /** The blob stored with the last installSnapshot(meta, data), if the storage keeps it. */
+  readonly snapshotData?: Uint8Array;
 }
 
 /** Write options: `sync` false means the write need not be durable when it resolves. */

@@ -58,7 +58,13 @@ export class MemoryLogStorage implements LogStorage {
         termRuns.push([e.index, e.term]);
       if (e.type === 'config') configs.push({ index: e.index, config: decodeConfState(e.data) });
     }
-    return { snapshot: this.snapshot, lastIndex: this.lastIndex, termRuns, configs };
+    return {
+      snapshot: this.snapshot,
+      lastIndex: this.lastIndex,
+      termRuns,
+      configs,
+      snapshotData: this.snapshotData,
+    };
   }
 
   async entries(lo: number, hi: number, options?: { maxBytes?: number }): Promise<Entry[]> {
