@@ -782,15 +782,18 @@ export class RaftNode implements AsyncDisposable {
 
   private async loop(): Promise<void> {
     let turns = 0;
+    let lastYield = performance.now();
     while (!this.closed) {
       if (!this.core.hasReady()) {
         turns = 0;
         await new Promise<void>((resolve) => (this.wake = resolve));
         continue;
       }
-      if (++turns % 64 === 0) {
-        // Under constant load every await resolves at once: let timers and I/O run.
+      // With in-memory ports every await resolves at once, and nodes wake each other
+      // in microtasks: let timers and I/O run every 64 turns and every 10 ms.
+      if (++turns % 64 === 0 || performance.now() - lastYield > 10) {
         await new Promise<void>((resolve) => setImmediate(resolve));
+        lastYield = performance.now();
         if (this.closed) return;
       }
       if (this.applyQueuedBytes > this.maxApplyQueueBytes) {
