@@ -8,12 +8,7 @@
 import { parseArgs } from 'node:util';
 import type { ConfState, Entry, HardState, SnapshotMeta } from '../src/raft/index.js';
 import { RaftNode } from '../src/raft/index.js';
-import type {
-  LogStorage,
-  RaftNodeOptions,
-  StoredLog,
-  WriteOptions,
-} from '../src/raft/index.js';
+import type { LogStorage, RaftNodeOptions, StoredLog, WriteOptions } from '../src/raft/index.js';
 import {
   MemoryHardStateStorage,
   MemoryLogStorage,
@@ -27,7 +22,7 @@ const HELP = `usage: bench:raft [--case throughput|sync|catchup|all] [--runs R] 
 throughput: each case R times (default 5) for S seconds (default 2); the median
 committed entries per second and CPU microseconds per committed entry (user+system
 of this one process, which hosts every node). Entries carry BYTES (default 100).
-sync: 3 nodes, 1,000 in flight, every synced storage write takes MS (default 2) ms;
+sync: 3 nodes, 1 and 1,000 in flight, every synced storage write takes MS (default 2) ms;
 leaderSendsBeforeSync off and on.
 catchup: a follower N entries (default 1,000,000) of B bytes (default 100) behind,
 fed from the leader's storage; then 1,000 entries of 1 MiB. Prints the time and the
@@ -176,27 +171,32 @@ async function leaderOf(nodes: RaftNode[]): Promise<RaftNode> {
 
 async function syncCase(): Promise<void> {
   console.log(
-    `sync: 3 nodes, ${payload.byteLength}-byte entries, 1000 in flight, ${fsyncMs} ms per synced write, ${runs} runs x ${seconds} s, median`,
+    `sync: 3 nodes, ${payload.byteLength}-byte entries, ${fsyncMs} ms per synced write, ${runs} runs x ${seconds} s, median`,
   );
-  for (const early of [false, true]) {
-    const samples: Sample[] = [];
-    for (let r = 0; r < runs; r++) {
-      const nodes = await startNodes(
-        ['n1', 'n2', 'n3'],
-        () => ({
-          logStorage: new SlowSyncLog(fsyncMs),
-          hardStateStorage: new SlowSyncHardState(fsyncMs),
-          apply: () => undefined,
-        }),
-        { leaderSendsBeforeSync: early },
-      );
-      try {
-        samples.push(await drive(await leaderOf(nodes), 1000));
-      } finally {
-        for (const n of nodes) await n.close();
+  for (const inFlight of [1, 1000]) {
+    for (const early of [false, true]) {
+      const samples: Sample[] = [];
+      for (let r = 0; r < runs; r++) {
+        const nodes = await startNodes(
+          ['n1', 'n2', 'n3'],
+          () => ({
+            logStorage: new SlowSyncLog(fsyncMs),
+            hardStateStorage: new SlowSyncHardState(fsyncMs),
+            apply: () => undefined,
+          }),
+          { leaderSendsBeforeSync: early },
+        );
+        try {
+          samples.push(await drive(await leaderOf(nodes), inFlight));
+        } finally {
+          for (const n of nodes) await n.close();
+        }
       }
+      report(
+        `${String(inFlight).padStart(4)} in flight, leaderSendsBeforeSync ${early ? 'on ' : 'off'}`,
+        samples,
+      );
     }
-    report(`leaderSendsBeforeSync ${early ? 'on ' : 'off'}`, samples);
   }
 }
 
