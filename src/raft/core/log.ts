@@ -3,8 +3,10 @@
 // snapshot when a follower needs them. Terms of every retained index are answered from
 // a run-length list, so consistency checks never wait on storage.
 //
-// invariants: snapIndex < memStart <= applied + 1 <= committed + 1 <= lastIndex + 1,
-//             snapIndex <= stableIndex <= lastIndex.
+// invariants: snapIndex < memStart <= lastIndex + 1, applied <= committed <= lastIndex,
+//             snapIndex <= stableIndex <= lastIndex, memStart <= stableIndex + 1,
+//             memStart <= applied + 1 unless storage serves reads (fetchFromStorage):
+//             then committed entries below memStart are read back to be applied.
 import type { Entry, SnapshotMeta } from './types.js';
 
 export class RaftInvariantError extends Error {
@@ -47,6 +49,9 @@ export interface RaftLogView {
 }
 
 export class RaftLog implements RaftLogView {
+  /** Entries below memStart may be unapplied: the driver reads them back (Ready.fetch). */
+  constructor(private readonly storageReads = false) {}
+
   /** Index and term of the last compacted entry (0, 0 when nothing was compacted). */
   snapIndex = 0;
   snapTerm = 0;
@@ -155,7 +160,13 @@ export class RaftLog implements RaftLogView {
 
   private truncateFrom(first: number): void {
     if (first < this.memStart) {
-      throw new RaftInvariantError(`truncation at ${first} below memory start ${this.memStart}`);
+      if (!this.storageReads || first <= this.applied) {
+        throw new RaftInvariantError(`truncation at ${first} below memory start ${this.memStart}`);
+      }
+      // Only stored, unapplied entries go: memory restarts at the cut.
+      this.buf = [];
+      this.head = 0;
+      this.memStart = first;
     }
     this.buf.length = this.head + first - this.memStart;
     this.lastIndex = first - 1;
@@ -186,10 +197,13 @@ export class RaftLog implements RaftLogView {
     if (index > this.stableIndex && this.term(index) === term) this.stableIndex = index;
   }
 
-  /** Committed entries not applied yet, bounded by maxBytes (at least one). */
-  toApply(maxBytes: number): Entry[] {
+  /**
+   * Committed entries not applied yet, bounded by maxBytes (at least one); undefined
+   * when they must first be read from storage.
+   */
+  toApply(maxBytes: number): Entry[] | undefined {
     return this.committed > this.applied
-      ? this.slice(this.applied + 1, this.committed + 1, maxBytes)!
+      ? this.slice(this.applied + 1, this.committed + 1, maxBytes)
       : [];
   }
 
@@ -301,7 +315,7 @@ export class RaftLog implements RaftLogView {
     this.retainedBytes = 0;
     for (const e of tail) if (e.index <= applied) this.retainedBytes += entryMemBytes(e);
     this.committed = Math.min(Math.max(committed, applied), lastIndex);
-    if (this.memStart > applied + 1) {
+    if (this.memStart > applied + 1 && !this.storageReads) {
       throw new RaftInvariantError(`restored tail starts at ${this.memStart}, after applied+1`);
     }
   }

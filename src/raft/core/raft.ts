@@ -176,7 +176,7 @@ export interface CoreStatus {
 export class RaftCore {
   readonly id: NodeId;
   private readonly cfg: Defaults;
-  private readonly rlog = new RaftLog();
+  private readonly rlog: RaftLog;
   private curTerm = 0;
   private votedFor: NodeId = NONE;
   private leaderId: NodeId = NONE;
@@ -184,6 +184,9 @@ export class RaftCore {
   private curConf: ConfState;
   /** Storage reads for the driver (Ready.fetch). */
   private fetches: FetchRequest[] = [];
+  /** A read of committed entries below memStart, for applying (to is our own id). */
+  private applyFetch: FetchRequest | undefined;
+  private loadedForApply: readonly Entry[] | undefined;
   /** Configurations in force from their index on; the first is the snapshot's. */
   private confHistory: { index: number; conf: ConfState }[];
   private readonly prs = new Map<NodeId, Progress>();
@@ -208,6 +211,7 @@ export class RaftCore {
 
   constructor(config: RaftConfig, state: RestoreState) {
     this.cfg = validateRaftConfig(config);
+    this.rlog = new RaftLog(this.cfg.fetchFromStorage);
     this.id = config.id;
     validateConfState(state.snapshot.config);
     this.rng = (this.cfg.seed ^ hashId(config.id)) >>> 0 || 1;
@@ -410,6 +414,10 @@ export class RaftCore {
    * meanwhile) are dropped or re-planned; fresh ones go out as appends.
    */
   entriesLoaded(req: FetchRequest, entries: readonly Entry[]): void {
+    if (req.to === this.id) {
+      this.loadedForApplying(req, entries);
+      return;
+    }
     const pr = this.prs.get(req.to);
     if (!pr || pr.fetching !== req) return;
     pr.fetching = undefined;
@@ -457,6 +465,10 @@ export class RaftCore {
 
   /** The driver could not read a FetchRequest's entries: retry after the next heartbeat answer. */
   fetchFailed(req: FetchRequest): void {
+    if (req.to === this.id) {
+      // Reading our own committed entries must work: the driver stops on it.
+      throw new RaftInvariantError(`could not read committed entries [${req.lo}, ${req.hi})`);
+    }
     const pr = this.prs.get(req.to);
     if (!pr) return;
     if (pr.fetching === req) pr.fetching = undefined;
@@ -488,14 +500,53 @@ export class RaftCore {
     return meta;
   }
 
+  private loadedForApplying(req: FetchRequest, entries: readonly Entry[]): void {
+    if (this.applyFetch !== req) return;
+    this.applyFetch = undefined;
+    // A snapshot may have moved applied meanwhile: then these are old news.
+    if (req.lo !== this.rlog.applied + 1) return;
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k]!;
+      if (
+        e.index !== req.lo + k ||
+        e.term !== this.rlog.term(e.index) ||
+        e.index > this.rlog.committed
+      ) {
+        throw new RaftInvariantError(
+          `storage returned ${e.index}@${e.term} for applying at ${req.lo + k}; the log holds ${this.rlog.term(req.lo + k)}`,
+        );
+      }
+    }
+    if (entries.length === 0) throw new RaftInvariantError(`no entries in [${req.lo}, ${req.hi})`);
+    this.loadedForApply = entries;
+  }
+
+  /** Committed entries below memStart are read back from storage before they are applied. */
+  private planApplyFetch(): void {
+    const log = this.rlog;
+    if (this.applyFetch || this.loadedForApply || log.committed <= log.applied) return;
+    if (log.applied + 1 >= log.memStart) return;
+    const req: FetchRequest = {
+      to: this.id,
+      lo: log.applied + 1,
+      hi: Math.min(log.committed + 1, log.memStart),
+      maxBytes: this.cfg.maxApplyBytes,
+      term: this.curTerm,
+    };
+    this.applyFetch = req;
+    this.fetches.push(req);
+  }
+
   // ---- outputs ------------------------------------------------------------------
 
   hasReady(): boolean {
+    this.planApplyFetch();
     return (
       this.msgs.length > 0 ||
       this.fetches.length > 0 ||
       this.rlog.lastIndex > this.rlog.stableIndex ||
-      this.rlog.committed > this.rlog.applied ||
+      (this.rlog.committed > this.rlog.applied &&
+        (this.loadedForApply !== undefined || this.rlog.applied + 1 >= this.rlog.memStart)) ||
       this.pendingSnapshot !== undefined ||
       this.pendingCompaction !== undefined ||
       this.readStates.length > 0 ||
@@ -506,6 +557,7 @@ export class RaftCore {
 
   /** Collects pending work. Call advance(ready) once it is done, before the next ready(). */
   ready(): Ready {
+    this.planApplyFetch();
     const hs = this.hardState();
     const ss = this.softState();
     const entries = this.rlog.unstable();
@@ -516,7 +568,7 @@ export class RaftCore {
       snapshot: this.pendingSnapshot,
       entries,
       messages: this.msgs,
-      committed: this.rlog.toApply(this.cfg.maxApplyBytes),
+      committed: this.rlog.toApply(this.cfg.maxApplyBytes) ?? this.loadedForApply ?? [],
       readStates: this.readStates,
       fetch: this.fetches,
       compacted: this.pendingCompaction,
@@ -543,6 +595,7 @@ export class RaftCore {
       if (this.curRole === 'leader' && this.maybeCommit()) this.broadcastAppend();
     }
     const lastApplied = rd.committed[rd.committed.length - 1];
+    if (rd.committed === this.loadedForApply) this.loadedForApply = undefined;
     if (lastApplied) this.rlog.appliedTo(lastApplied.index);
     this.rlog.trim(this.cfg.retainBytes, this.cfg.retainEntries);
   }
@@ -858,6 +911,8 @@ export class RaftCore {
       log.commitTo(meta.lastIndex);
     } else {
       log.restoreSnapshot(meta);
+      this.applyFetch = undefined;
+      this.loadedForApply = undefined;
       this.confHistory = [{ index: meta.lastIndex, conf: meta.config }];
       this.applyConf(meta.config);
       this.pendingSnapshot = meta;

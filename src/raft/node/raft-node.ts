@@ -257,7 +257,11 @@ export class RaftNode implements AsyncDisposable {
         lastIndex: stored.lastIndex,
         termRuns: stored.termRuns,
         configs: stored.configs,
-        entries: await opts.logStorage.entries(applied + 1, stored.lastIndex + 1),
+        // With storage reads the core reads what it needs (to apply, to replicate) in
+        // bounded batches; otherwise the whole unapplied tail is loaded now.
+        entries: config.fetchFromStorage
+          ? []
+          : await opts.logStorage.entries(applied + 1, stored.lastIndex + 1),
         applied,
       };
     }
@@ -886,10 +890,16 @@ export class RaftNode implements AsyncDisposable {
         }
         this.notify();
       },
-      () => {
-        // Compacted meanwhile, or a read error: the core retries, or sends a snapshot.
+      (err: unknown) => {
+        // Compacted meanwhile, or a read error: the core retries, or sends a snapshot
+        // (a failed read of our own committed entries stops the node).
         if (this.closed) return;
-        this.core.fetchFailed(req);
+        try {
+          this.core.fetchFailed(req);
+        } catch (invariant) {
+          this.fail(new RaftStorageError(asError(invariant).message, { cause: err }));
+          return;
+        }
         this.notify();
       },
     );
