@@ -192,7 +192,7 @@ describe('RaftNode durability', () => {
         if (!changed) commitOnly++;
         prev = { term: s.term, vote: s.vote, commit: 0 };
       }
-      assert.ok(commitOnly > 10, `${id}: ${commitOnly} commit-only saves`);
+      assert.ok(commitOnly > 0, `${id}: ${commitOnly} commit-only saves`);
     }
   });
 
