@@ -87,8 +87,10 @@ export interface SnapshotSink {
  */
 export interface SnapshotPort {
   /**
-   * The state as of meta.lastIndex, in chunks. Called synchronously when the snapshot
-   * is sent, while the state machine has applied exactly meta.lastIndex entries.
+   * The state as of meta.lastIndex, in chunks. Called, and its iterator's first
+   * next() called, in the apply stage while the state machine has applied exactly
+   * meta.lastIndex entries: capture the state then (later entries are applied while
+   * the chunks stream).
    */
   read(meta: SnapshotMeta): AsyncIterable<Uint8Array>;
   receive(meta: SnapshotMeta): SnapshotSink;

@@ -664,7 +664,25 @@ export class RaftNode implements AsyncDisposable {
       () => this.snapshotOutcome(out, true),
       () => this.snapshotOutcome(out, false),
     );
-    this.pump(out).catch((err: unknown) => this.endStream(out, asError(err)));
+    // The snapshot stands for the state after meta.lastIndex, which is what the apply
+    // stage has handed over when this message is sent: start reading in that stage,
+    // after those entries and before any later ones (the first next() captures it).
+    const started = new Promise<{
+      it: AsyncIterator<Uint8Array>;
+      first: Promise<IteratorResult<Uint8Array>>;
+    }>((resolve, reject) => {
+      this.applyChain = this.applyChain.then(() => {
+        try {
+          const it = this.snaps.read(m.meta)[Symbol.asyncIterator]();
+          resolve({ it, first: it.next() });
+        } catch (err) {
+          reject(asError(err));
+        }
+      });
+    });
+    started
+      .then(({ it, first }) => this.pump(out, it, first))
+      .catch((err: unknown) => this.endStream(out, asError(err)));
   }
 
   private snapshotOutcome(out: OutgoingSnapshot, ok: boolean): void {
@@ -674,7 +692,11 @@ export class RaftNode implements AsyncDisposable {
   }
 
   /** Reads chunks and sends them while the window has room. */
-  private async pump(out: OutgoingSnapshot): Promise<void> {
+  private async pump(
+    out: OutgoingSnapshot,
+    it: AsyncIterator<Uint8Array>,
+    first: Promise<IteratorResult<Uint8Array>>,
+  ): Promise<void> {
     const window = this.opts.snapshotWindow ?? 4;
     let offset = 0;
     let prev: Uint8Array | undefined;
@@ -689,14 +711,18 @@ export class RaftNode implements AsyncDisposable {
       offset += data.byteLength;
     };
     // Hold one chunk back so that the last one can carry `done`.
-    for await (const chunk of this.snaps.read(out.meta)) {
-      if (out.over) return;
-      if (this.closed || this.core.term !== out.term) {
-        this.endStream(out, new LeadershipLostError('snapshot stream abandoned'));
-        return;
+    try {
+      for (let r = await first; !r.done; r = await it.next()) {
+        if (out.over) return;
+        if (this.closed || this.core.term !== out.term) {
+          this.endStream(out, new LeadershipLostError('snapshot stream abandoned'));
+          return;
+        }
+        if (prev) await emit(prev, false);
+        prev = r.value;
       }
-      if (prev) await emit(prev, false);
-      prev = chunk;
+    } finally {
+      if (out.over) await it.return?.();
     }
     await emit(prev ?? new Uint8Array(0), true);
   }
