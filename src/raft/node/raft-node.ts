@@ -145,6 +145,8 @@ interface OutgoingSnapshot {
   acked: number;
   idleTicks: number;
   resends: number;
+  /** The follower reported a gap at this offset; the window from there was resent. */
+  gapAt: number | undefined;
   /** Wakes the sender when an ack frees room in the window. */
   wake: (() => void) | undefined;
   finished: Deferred<void>;
@@ -586,9 +588,10 @@ export class RaftNode implements AsyncDisposable {
     }
     const cur = inc!;
     if (cur.failed) return;
-    if (c.offset !== cur.offset || cur.done) {
-      // A duplicate or a gap: say where we are; the leader resends from there.
-      this.sendAck(cur);
+    if (c.offset < cur.offset || cur.done) return; // a duplicate (a resend): already held
+    if (c.offset > cur.offset) {
+      // A gap: a chunk was lost. Say what comes next; the leader resends from there.
+      this.sendAck(cur, cur.offset);
       return;
     }
     cur.offset += c.data.byteLength;
@@ -599,7 +602,7 @@ export class RaftNode implements AsyncDisposable {
       cur.written += c.data.byteLength;
       if (c.done) await cur.sink.finish();
       if (cur.failed || this.closed) return;
-      this.sendAck(cur);
+      this.sendAck(cur, cur.written);
       if (!c.done) return;
       if (this.incoming === cur) this.incoming = undefined;
       const msg: SnapshotMessage = {
@@ -615,7 +618,8 @@ export class RaftNode implements AsyncDisposable {
     cur.chain.catch((err: unknown) => this.dropIncoming(cur, asError(err)));
   }
 
-  private sendAck(inc: IncomingSnapshot): void {
+  /** Acknowledges [0, offset): written to the sink, or (a gap) accepted and queued. */
+  private sendAck(inc: IncomingSnapshot, offset: number): void {
     const done = inc.done && inc.written === inc.offset;
     this.opts.transport.send({
       type: 'snapshotAck',
@@ -623,7 +627,7 @@ export class RaftNode implements AsyncDisposable {
       to: inc.from,
       term: inc.term,
       lastIndex: inc.meta.lastIndex,
-      offset: inc.written,
+      offset,
       done,
     });
   }
@@ -655,6 +659,7 @@ export class RaftNode implements AsyncDisposable {
       acked: 0,
       idleTicks: 0,
       resends: 0,
+      gapAt: undefined,
       wake: undefined,
       finished: { resolve, reject },
       over: false,
@@ -765,18 +770,21 @@ export class RaftNode implements AsyncDisposable {
     } else if (
       a.offset === out.acked &&
       out.unacked.length > 0 &&
-      out.unacked[0]!.offset === a.offset
+      out.unacked[0]!.offset === a.offset &&
+      out.gapAt !== a.offset
     ) {
-      // The follower is waiting at a.offset: a chunk was lost. Resend from there.
-      // (Each later chunk in the window answers with the same ack; resend once per
-      // window, not once per ack.)
-      if (out.idleTicks > 0 || out.resends === 0) this.resend(out);
+      // The follower is waiting at a.offset: that chunk was lost, and the follower
+      // dropped the ones after it. Resend the window from there, once per gap (each
+      // later chunk of the window repeats the same answer).
+      out.gapAt = a.offset;
+      for (const c of out.unacked) this.sendChunk(out, c);
     }
   }
 
   private resend(out: OutgoingSnapshot): void {
     out.resends++;
     out.idleTicks = 0;
+    out.gapAt = undefined;
     for (const c of out.unacked) this.sendChunk(out, c);
   }
 
