@@ -61,6 +61,8 @@ describe('configuration entry encoding', () => {
     assert.throws(() => decodeConfState(raw(v, 1, 'a', 1, 'a', 0)), /twice/);
     assert.throws(() => decodeConfState(raw(v, 1, 'a', 0, 2, 'a', 'x', 'a', 'y')), /twice/);
     assert.throws(() => decodeConfState(raw(v, 1, 'a', 0, 1, '', 'x')), /empty/);
+    assert.throws(() => decodeConfState(raw(v, 1, 'a', 0, 1, '__proto__', 'x')), /reserved/);
+    assert.throws(() => decodeConfState(raw(v, 1, '__proto__', 0, 0)), /reserved/);
     assert.deepEqual(decodeConfState(raw(v, 1, 'a', 0, 1, 'a', 'x')), {
       voters: ['a'],
       learners: [],

@@ -95,6 +95,7 @@ export function decodeConfState(data: Uint8Array): ConfState {
   for (let k = 0; k < n; k++) {
     const id = str();
     const addr = str();
+    if (id === '__proto__') fail('reserved node id __proto__');
     if (Object.hasOwn(addresses, id)) fail(`address of ${id} given twice`);
     addresses[id] = addr;
   }
@@ -109,11 +110,14 @@ export function checkIds(conf: ConfState, error: (msg: string) => Error): void {
   const seen = new Set<NodeId>();
   for (const id of [...conf.voters, ...conf.learners]) {
     if (typeof id !== 'string' || id === '') throw error('empty node id');
+    // Ids become object keys (addresses): this one would change the prototype instead.
+    if (id === '__proto__') throw error('reserved node id __proto__');
     if (seen.has(id)) throw error(`node ${id} appears twice`);
     seen.add(id);
   }
   for (const [id, addr] of Object.entries(conf.addresses)) {
     if (id === '') throw error('address for an empty node id');
+    if (id === '__proto__') throw error('address for the reserved node id __proto__');
     if (typeof addr !== 'string') throw error(`address of ${id} is not a string`);
   }
 }

@@ -6,7 +6,7 @@ import { CODEC_VERSION, RaftCodecError, decodeMessage, encodeMessage } from './c
 import type { WireMessage } from './messages.js';
 
 const uint = fc.oneof(fc.nat(1000), fc.maxSafeNat());
-const id = fc.string({ minLength: 1, maxLength: 12 });
+const id = fc.string({ minLength: 1, maxLength: 12 }).filter((s) => s !== '__proto__');
 const bytes = fc.uint8Array({ maxLength: 64 });
 const entry: fc.Arbitrary<Entry> = fc.record({
   index: uint,
@@ -14,11 +14,16 @@ const entry: fc.Arbitrary<Entry> = fc.record({
   type: fc.constantFrom('normal' as const, 'noop' as const, 'config' as const),
   data: bytes,
 });
-const conf: fc.Arbitrary<ConfState> = fc.record({
-  voters: fc.array(id, { maxLength: 5 }),
-  learners: fc.array(id, { maxLength: 3 }),
-  addresses: fc.dictionary(id, fc.string({ maxLength: 20 }), { maxKeys: 4 }),
-});
+// Ids are unique across voters and learners, as in any valid configuration.
+const conf: fc.Arbitrary<ConfState> = fc
+  .tuple(fc.uniqueArray(id, { maxLength: 8 }), fc.nat(8))
+  .chain(([ids, cut]) =>
+    fc.record({
+      voters: fc.constant(ids.slice(0, cut)),
+      learners: fc.constant(ids.slice(cut)),
+      addresses: fc.dictionary(id, fc.string({ maxLength: 20 }), { maxKeys: 4 }),
+    }),
+  );
 const meta: fc.Arbitrary<SnapshotMeta> = fc.record({
   lastIndex: uint,
   lastTerm: uint,

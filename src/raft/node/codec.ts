@@ -1,6 +1,7 @@
 // Compact, versioned binary encoding of Raft messages. Layout: a version byte, a type
 // byte, then the fields in a fixed order per type. Integers are unsigned LEB128
 // varints bounded by 2^53 - 1; strings and byte arrays are length-prefixed.
+import { checkIds } from '../core/conf.js';
 import type { ConfState, Entry, EntryType, SnapshotMeta } from '../core/index.js';
 import type { WireMessage } from './messages.js';
 
@@ -304,7 +305,13 @@ function readMeta(r: Reader): SnapshotMeta {
   for (let n = r.uint(); n > 0; n--) learners.push(r.str());
   const pairs: [string, string][] = [];
   for (let n = r.uint(); n > 0; n--) pairs.push([r.str(), r.str()]);
-  const addresses = Object.fromEntries(pairs);
+  const addresses: Record<string, string> = {};
+  for (const [id, addr] of pairs) {
+    if (id === '__proto__') throw new RaftCodecError('reserved node id __proto__');
+    if (Object.hasOwn(addresses, id)) throw new RaftCodecError(`address of ${id} given twice`);
+    addresses[id] = addr;
+  }
   const config: ConfState = { voters, learners, addresses };
+  checkIds(config, (msg) => new RaftCodecError(`snapshot configuration: ${msg}`));
   return { lastIndex, lastTerm, config };
 }
