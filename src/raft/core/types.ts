@@ -133,10 +133,13 @@ export type Message =
   | TimeoutNowMessage;
 
 /**
- * A storage read the driver performs for the core: entries [lo, hi) for peer `to`,
- * at most `maxBytes` of data (at least one entry). The driver answers with
+ * A storage read the driver performs for the core: entries [lo, hi), at most
+ * `maxBytes` of data (but at least one entry). `to` is the follower they are for, or
+ * this node's own id for committed entries to apply (after a restart, the core holds
+ * none of the unapplied tail in memory). The driver answers with
  * RaftCore.entriesLoaded(request, entries) or RaftCore.fetchFailed(request), passing
- * this very object back; the core drops answers that have gone stale.
+ * this very object back; the core drops answers that have gone stale. A failed read of
+ * entries to apply throws (RaftInvariantError): the node cannot go on.
  */
 export interface FetchRequest {
   readonly to: NodeId;
