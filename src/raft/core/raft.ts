@@ -466,6 +466,8 @@ export class RaftCore {
   /** The driver could not read a FetchRequest's entries: retry after the next heartbeat answer. */
   fetchFailed(req: FetchRequest): void {
     if (req.to === this.id) {
+      // A read a snapshot made stale (the log was replaced meanwhile) may fail: fine.
+      if (this.applyFetch !== req) return;
       // Reading our own committed entries must work: the driver stops on it.
       throw new RaftInvariantError(`could not read committed entries [${req.lo}, ${req.hi})`);
     }

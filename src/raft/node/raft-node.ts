@@ -588,7 +588,12 @@ export class RaftNode implements AsyncDisposable {
     }
     const cur = inc!;
     if (cur.failed) return;
-    if (c.offset < cur.offset || cur.done) return; // a duplicate (a resend): already held
+    if (c.offset < cur.offset || cur.done) {
+      // A duplicate: the leader missed our acks (or restarted the same transfer). Say
+      // what is written, so that it moves on.
+      this.sendAck(cur, cur.written);
+      return;
+    }
     if (c.offset > cur.offset) {
       // A gap: a chunk was lost. Say what comes next; the leader resends from there.
       this.sendAck(cur, cur.offset);
