@@ -3,7 +3,8 @@
 //
 // Numbers: log indexes and terms are plain JavaScript numbers, always safe integers
 // (<= 2^53 - 1). The wire codec rejects anything else, so no value is ever converted
-// silently. Node ids are strings; addresses are hints carried in the configuration.
+// silently. Node ids are non-empty strings; addresses are hints carried in the
+// configuration.
 export * from './core/index.js';
 export { RaftNode } from './node/raft-node.js';
 export type { RaftNodeOptions, LeaderChange, NodeStatus } from './node/raft-node.js';
@@ -11,12 +12,14 @@ export * from './node/errors.js';
 export type {
   LogStorage,
   HardStateStorage,
+  MetaSnapshotPort,
   SnapshotPort,
   SnapshotSink,
   StoredLog,
   Transport,
+  WriteOptions,
 } from './node/ports.js';
-export type { WireMessage, SnapshotChunk } from './node/messages.js';
+export type { WireMessage, SnapshotChunk, SnapshotAck } from './node/messages.js';
 export { encodeMessage, decodeMessage, RaftCodecError, CODEC_VERSION } from './node/codec.js';
 export {
   StreamTransport,

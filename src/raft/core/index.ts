@@ -1,5 +1,20 @@
 export * from './types.js';
-export { RaftCore, bootstrapState, applyChange, EMPTY_CONF } from './raft.js';
+export {
+  RaftCore,
+  RaftConfigError,
+  RaftUsageError,
+  bootstrapState,
+  applyChange,
+  validateRaftConfig,
+  validateConfState,
+  EMPTY_CONF,
+} from './raft.js';
 export type { RaftConfig, CoreStatus, PeerStatus } from './raft.js';
 export { RaftInvariantError } from './log.js';
-export { encodeConfState, decodeConfState } from './conf.js';
+export type { RaftLogView } from './log.js';
+export {
+  encodeConfState,
+  decodeConfState,
+  ConfEncodingError,
+  CONF_ENCODING_VERSION,
+} from './conf.js';

@@ -3,15 +3,55 @@
 // snapshot when a follower needs them. Terms of every retained index are answered from
 // a run-length list, so consistency checks never wait on storage.
 //
-// invariants: snapIndex < memStart <= applied + 1 <= committed + 1 <= lastIndex + 1,
-//             snapIndex <= stableIndex <= lastIndex.
+// invariants: snapIndex < memStart <= lastIndex + 1, applied <= committed <= lastIndex,
+//             snapIndex <= stableIndex <= lastIndex, memStart <= stableIndex + 1,
+//             memStart <= applied + 1 unless storage serves reads (fetchFromStorage):
+//             then committed entries below memStart are read back to be applied.
 import type { Entry, SnapshotMeta } from './types.js';
 
 export class RaftInvariantError extends Error {
-  override name = 'RaftInvariantError';
+  override readonly name = 'RaftInvariantError';
 }
 
-export class RaftLog {
+/** Bytes an entry costs in a message (data plus its header). */
+export function entryBytes(e: Entry): number {
+  return e.data.byteLength + 16;
+}
+
+/**
+ * Bytes an entry costs in memory: data plus an estimate of the objects around it
+ * (the Entry, a Uint8Array and its buffer), measured at about 250 bytes in V8.
+ * Without it a budget of small entries would be exceeded several times over.
+ */
+export function entryMemBytes(e: Entry): number {
+  return e.data.byteLength + 256;
+}
+
+/** Stands in for entries released from memory until the dead prefix is cut off. */
+const RELEASED: Entry = { index: 0, term: 0, type: 'noop', data: new Uint8Array(0) };
+
+/** The log as callers outside the core may see it: read-only. */
+export interface RaftLogView {
+  /** Index and term of the last compacted entry (0, 0 when nothing was compacted). */
+  readonly snapIndex: number;
+  readonly snapTerm: number;
+  readonly lastIndex: number;
+  /** Entries up to here are persisted (the driver said so through advance). */
+  readonly stableIndex: number;
+  readonly committed: number;
+  /** Handed to the driver for applying. */
+  readonly applied: number;
+  /** First index held in memory; older ones are read from storage. */
+  readonly memStart: number;
+  /** Bytes of applied entries still held in memory. */
+  readonly retainedBytes: number;
+  term(i: number): number | undefined;
+}
+
+export class RaftLog implements RaftLogView {
+  /** Entries below memStart may be unapplied: the driver reads them back (Ready.fetch). */
+  constructor(private readonly storageReads = false) {}
+
   /** Index and term of the last compacted entry (0, 0 when nothing was compacted). */
   snapIndex = 0;
   snapTerm = 0;
@@ -22,6 +62,8 @@ export class RaftLog {
   applied = 0;
   /** First index held in memory; buf[head] holds it. */
   memStart = 1;
+  /** Bytes of the entries memStart..applied (what retention bounds). */
+  retainedBytes = 0;
   private buf: Entry[] = [];
   private head = 0;
   /** Run-length terms covering snapIndex+1..lastIndex: runStart[k] begins runTerm[k]. */
@@ -69,7 +111,7 @@ export class RaftLog {
     const end = this.head + hi - this.memStart;
     let bytes = 0;
     while (to < end) {
-      bytes += this.buf[to]!.data.byteLength + 16;
+      bytes += entryBytes(this.buf[to]!);
       if (bytes > maxBytes && to > from) break;
       to++;
     }
@@ -118,7 +160,13 @@ export class RaftLog {
 
   private truncateFrom(first: number): void {
     if (first < this.memStart) {
-      throw new RaftInvariantError(`truncation at ${first} below memory start ${this.memStart}`);
+      if (!this.storageReads || first <= this.applied) {
+        throw new RaftInvariantError(`truncation at ${first} below memory start ${this.memStart}`);
+      }
+      // Only stored, unapplied entries go: memory restarts at the cut.
+      this.buf = [];
+      this.head = 0;
+      this.memStart = first;
     }
     this.buf.length = this.head + first - this.memStart;
     this.lastIndex = first - 1;
@@ -149,10 +197,13 @@ export class RaftLog {
     if (index > this.stableIndex && this.term(index) === term) this.stableIndex = index;
   }
 
-  /** Committed entries not applied yet, bounded by maxBytes (at least one). */
-  toApply(maxBytes: number): Entry[] {
+  /**
+   * Committed entries not applied yet, bounded by maxBytes (at least one); undefined
+   * when they must first be read from storage.
+   */
+  toApply(maxBytes: number): Entry[] | undefined {
     return this.committed > this.applied
-      ? this.slice(this.applied + 1, this.committed + 1, maxBytes)!
+      ? this.slice(this.applied + 1, this.committed + 1, maxBytes)
       : [];
   }
 
@@ -160,6 +211,11 @@ export class RaftLog {
   releaseMemory(index: number): void {
     index = Math.min(index, this.applied);
     if (index < this.memStart) return;
+    for (let k = this.head, end = this.head + index + 1 - this.memStart; k < end; k++) {
+      this.retainedBytes -= entryMemBytes(this.buf[k]!);
+      // Drop the reference now: the dead prefix is cut off only now and then.
+      this.buf[k] = RELEASED;
+    }
     this.head += index + 1 - this.memStart;
     this.memStart = index + 1;
     // Copy the live part only once the dead prefix dominates: amortized O(1).
@@ -167,6 +223,33 @@ export class RaftLog {
       this.buf = this.buf.slice(this.head);
       this.head = 0;
     }
+  }
+
+  /** The driver took entries up to index for applying. */
+  appliedTo(index: number): void {
+    if (index <= this.applied) return;
+    if (index > this.committed) {
+      throw new RaftInvariantError(`applied ${index} beyond commit ${this.committed}`);
+    }
+    for (let i = Math.max(this.applied + 1, this.memStart); i <= index; i++)
+      this.retainedBytes += entryMemBytes(this.entry(i)!);
+    this.applied = index;
+  }
+
+  /**
+   * Forgets the oldest applied entries while more than maxEntries of them or more than
+   * maxBytes are held in memory (storage keeps them; a lagging follower is served
+   * from there).
+   */
+  trim(maxBytes: number, maxEntries: number): void {
+    let upTo = Math.max(this.memStart - 1, this.applied - maxEntries);
+    let bytes = this.retainedBytes;
+    for (let i = this.memStart; i <= upTo; i++) bytes -= entryMemBytes(this.entry(i)!);
+    while (bytes > maxBytes && upTo < this.applied) {
+      upTo++;
+      bytes -= entryMemBytes(this.entry(upTo)!);
+    }
+    this.releaseMemory(upTo);
   }
 
   /** Drops everything up to index (index <= applied) from the core's view. */
@@ -199,6 +282,7 @@ export class RaftLog {
     this.committed = meta.lastIndex;
     this.applied = meta.lastIndex;
     this.memStart = meta.lastIndex + 1;
+    this.retainedBytes = 0;
     this.buf = [];
     this.head = 0;
     this.runStart = [];
@@ -228,8 +312,10 @@ export class RaftLog {
       throw new RaftInvariantError('restored tail does not end at the last index');
     }
     this.applied = applied;
+    this.retainedBytes = 0;
+    for (const e of tail) if (e.index <= applied) this.retainedBytes += entryMemBytes(e);
     this.committed = Math.min(Math.max(committed, applied), lastIndex);
-    if (this.memStart > applied + 1) {
+    if (this.memStart > applied + 1 && !this.storageReads) {
       throw new RaftInvariantError(`restored tail starts at ${this.memStart}, after applied+1`);
     }
   }

@@ -1,46 +1,80 @@
 // What the leader knows about each follower's log (etcd's tracker.Progress).
 //
 // probe:     next is a guess; send one append at a time and wait for the answer.
-// replicate: next is optimistic; stream appends, up to maxInflight unacknowledged.
+// replicate: next is optimistic; stream appends, up to maxInflight messages and
+//            maxInflightBytes of entry data unacknowledged.
 // snapshot:  a snapshot is on its way; send nothing until it lands or fails.
+//
+// Orthogonal to the state: `fetching` is set while the driver reads entries the
+// leader no longer holds in memory from storage; nothing is sent to the peer until
+// that read answers (or fails).
+import type { FetchRequest } from './types.js';
+
 export type ProgressState = 'probe' | 'replicate' | 'snapshot';
 
-/** A ring of the last indexes of unacknowledged appends. */
+/** A ring of the last indexes (and entry bytes) of unacknowledged appends. */
 export class Inflights {
   private readonly ring: number[];
+  private readonly sizes: number[];
   private start = 0;
-  count = 0;
+  private n = 0;
+  private inBytes = 0;
 
-  constructor(readonly capacity: number) {
+  constructor(
+    readonly capacity: number,
+    readonly maxBytes: number,
+  ) {
     this.ring = new Array<number>(capacity).fill(0);
+    this.sizes = new Array<number>(capacity).fill(0);
   }
 
+  get count(): number {
+    return this.n;
+  }
+
+  /** Entry bytes of the appends in flight. */
+  get bytes(): number {
+    return this.inBytes;
+  }
+
+  /** Full by count, or by bytes (one message may overshoot the byte budget, as in etcd). */
   full(): boolean {
-    return this.count >= this.capacity;
+    return this.n >= this.capacity || this.inBytes >= this.maxBytes;
   }
 
-  add(lastIndex: number): void {
-    this.ring[(this.start + this.count) % this.capacity] = lastIndex;
-    this.count++;
+  /** Room left: messages and bytes. */
+  freeSlots(): number {
+    return this.capacity - this.n;
+  }
+
+  freeBytes(): number {
+    return Math.max(0, this.maxBytes - this.inBytes);
+  }
+
+  add(lastIndex: number, bytes: number): void {
+    const at = (this.start + this.n) % this.capacity;
+    this.ring[at] = lastIndex;
+    this.sizes[at] = bytes;
+    this.n++;
+    this.inBytes += bytes;
   }
 
   /** Frees every append whose last index is <= index. */
   freeLE(index: number): void {
-    while (this.count > 0 && this.ring[this.start]! <= index) {
-      this.start = (this.start + 1) % this.capacity;
-      this.count--;
-    }
+    while (this.n > 0 && this.ring[this.start]! <= index) this.freeFirst();
   }
 
   freeFirst(): void {
-    if (this.count === 0) return;
+    if (this.n === 0) return;
+    this.inBytes -= this.sizes[this.start]!;
     this.start = (this.start + 1) % this.capacity;
-    this.count--;
+    this.n--;
   }
 
   reset(): void {
     this.start = 0;
-    this.count = 0;
+    this.n = 0;
+    this.inBytes = 0;
   }
 }
 
@@ -55,18 +89,22 @@ export class Progress {
   snapshotTicks = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = true;
+  /** A storage read for this peer is outstanding (the very object handed to the driver). */
+  fetching: FetchRequest | undefined;
   readonly inflights: Inflights;
 
   constructor(
     next: number,
     maxInflight: number,
+    maxInflightBytes: number,
     public learner: boolean,
   ) {
     this.next = next;
-    this.inflights = new Inflights(maxInflight);
+    this.inflights = new Inflights(maxInflight, maxInflightBytes);
   }
 
   paused(): boolean {
+    if (this.fetching) return true;
     switch (this.state) {
       case 'probe':
         return this.probeSent;
@@ -102,6 +140,16 @@ export class Progress {
     this.pendingSnapshot = index;
     this.snapshotTicks = 0;
     this.inflights.reset();
+  }
+
+  /** An append of entries up to `last` (carrying `bytes` of data) went out. */
+  sentEntries(last: number, bytes: number): void {
+    if (this.state === 'replicate') {
+      this.next = last + 1;
+      this.inflights.add(last, bytes);
+    } else if (this.state === 'probe') {
+      this.probeSent = true;
+    }
   }
 
   /** An accepted append up to index; false when the answer is stale. */

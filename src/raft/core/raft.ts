@@ -1,6 +1,7 @@
 // The Raft state machine: pure and deterministic. Time enters only through tick(),
 // the network only through step(), and every effect leaves through ready().
 import {
+  checkIds,
   decodeConfState,
   encodeConfState,
   isMember,
@@ -8,7 +9,7 @@ import {
   majority,
   quorumIndex,
 } from './conf.js';
-import { RaftInvariantError, RaftLog } from './log.js';
+import { RaftInvariantError, RaftLog, entryBytes, type RaftLogView } from './log.js';
 import { Progress } from './progress.js';
 import {
   NONE,
@@ -16,6 +17,7 @@ import {
   type ConfChange,
   type ConfState,
   type Entry,
+  type FetchRequest,
   type HardState,
   type HeartbeatMessage,
   type Message,
@@ -39,14 +41,31 @@ export interface RaftConfig {
   readonly heartbeatTicks?: number;
   readonly preVote?: boolean;
   readonly checkQuorum?: boolean;
-  /** Bound on the entry bytes of one append message. */
+  /** Bound on the entry bytes of one append message (a larger single entry goes alone). Default 1 MiB. */
   readonly maxMsgBytes?: number;
-  /** Appends in flight per follower in replicate state. */
+  /** Secondary bound: appends in flight per follower in replicate state. Default 256. */
   readonly maxInflightMsgs?: number;
-  /** Bound on the entry bytes handed to the state machine per Ready. */
+  /** Entry bytes in flight (sent, not acknowledged) per follower. Default 8 MiB. */
+  readonly maxInflightBytes?: number;
+  /** Bound on the entry bytes handed to the state machine per Ready. Default 64 MiB. */
   readonly maxApplyBytes?: number;
-  /** Applied entries kept in memory for lagging followers; older ones need a snapshot. */
+  /** Bytes of applied entries kept in memory for lagging followers. Default 16 MiB. */
+  readonly retainBytes?: number;
+  /** Secondary bound: applied entries kept in memory. Default 100,000. */
   readonly retainEntries?: number;
+  /**
+   * The driver serves Ready.fetch (reads entries from LogStorage): a follower behind
+   * the in-memory window is fed from storage, and a snapshot is sent only below the
+   * compaction point. When false (the core alone, simulators), such a follower gets a
+   * snapshot at the applied index instead. RaftNode turns it on. Default false.
+   */
+  readonly fetchFromStorage?: boolean;
+  /**
+   * Snapshots are metadata for a log-as-state-machine: a snapshot stands for the
+   * compaction point ("the log starts after index N"), not for the applied state.
+   * Default false.
+   */
+  readonly snapshotAtCompaction?: boolean;
   /** Ticks a follower may stay in snapshot state before the leader retries. */
   readonly snapshotTimeoutTicks?: number;
   /** Seed of the election-timeout randomness. */
@@ -54,6 +73,68 @@ export interface RaftConfig {
 }
 
 type Defaults = Required<RaftConfig>;
+
+/** A call that breaks the core's contract (a bug in the caller, not a refusal). */
+export class RaftUsageError extends Error {
+  override readonly name = 'RaftUsageError';
+}
+
+/** A RaftConfig (or a configuration handed to a node) is not usable. */
+export class RaftConfigError extends Error {
+  override readonly name = 'RaftConfigError';
+}
+
+/** Checks a configuration and fills in its defaults (etcd's Config.validate). */
+export function validateRaftConfig(config: RaftConfig): Defaults {
+  if (typeof config.id !== 'string' || config.id === NONE)
+    throw new RaftConfigError('the node id must be a non-empty string');
+  const electionTicks = config.electionTicks ?? 10;
+  const c: Defaults = {
+    id: config.id,
+    electionTicks,
+    heartbeatTicks: config.heartbeatTicks ?? 1,
+    preVote: config.preVote ?? true,
+    checkQuorum: config.checkQuorum ?? true,
+    maxMsgBytes: config.maxMsgBytes ?? 1024 * 1024,
+    maxInflightMsgs: config.maxInflightMsgs ?? 256,
+    maxInflightBytes: config.maxInflightBytes ?? 8 * 1024 * 1024,
+    maxApplyBytes: config.maxApplyBytes ?? 64 * 1024 * 1024,
+    retainBytes: config.retainBytes ?? 16 * 1024 * 1024,
+    retainEntries: config.retainEntries ?? 100_000,
+    fetchFromStorage: config.fetchFromStorage ?? false,
+    snapshotAtCompaction: config.snapshotAtCompaction ?? false,
+    snapshotTimeoutTicks: config.snapshotTimeoutTicks ?? 10 * electionTicks,
+    seed: config.seed ?? 1,
+  };
+  const positive: (keyof Defaults)[] = [
+    'electionTicks',
+    'heartbeatTicks',
+    'maxMsgBytes',
+    'maxInflightMsgs',
+    'maxInflightBytes',
+    'maxApplyBytes',
+    'snapshotTimeoutTicks',
+  ];
+  for (const k of positive) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
+      throw new RaftConfigError(`${k} must be a positive integer, not ${String(v)}`);
+  }
+  for (const k of ['retainBytes', 'retainEntries'] as const) {
+    if (!Number.isSafeInteger(c[k]) || c[k] < 0)
+      throw new RaftConfigError(`${k} must be a non-negative integer, not ${c[k]}`);
+  }
+  if (c.heartbeatTicks >= c.electionTicks)
+    throw new RaftConfigError('heartbeatTicks must be smaller than electionTicks');
+  if (c.snapshotAtCompaction && !c.fetchFromStorage)
+    throw new RaftConfigError('snapshotAtCompaction needs fetchFromStorage');
+  return c;
+}
+
+/** Checks a configuration's ids: non-empty, each in one role once (RaftConfigError). */
+export function validateConfState(conf: ConfState): void {
+  checkIds(conf, (msg) => new RaftConfigError(`invalid configuration: ${msg}`));
+}
 
 /** The state of a brand-new member of `conf` (term 0, empty log). */
 export function bootstrapState(conf: ConfState): RestoreState {
@@ -95,12 +176,17 @@ export interface CoreStatus {
 export class RaftCore {
   readonly id: NodeId;
   private readonly cfg: Defaults;
-  readonly log = new RaftLog();
-  term = 0;
-  vote: NodeId = NONE;
-  leader: NodeId = NONE;
-  role: Role = 'follower';
-  conf: ConfState;
+  private readonly rlog: RaftLog;
+  private curTerm = 0;
+  private votedFor: NodeId = NONE;
+  private leaderId: NodeId = NONE;
+  private curRole: Role = 'follower';
+  private curConf: ConfState;
+  /** Storage reads for the driver (Ready.fetch). */
+  private fetches: FetchRequest[] = [];
+  /** A read of committed entries below memStart, for applying (to is our own id). */
+  private applyFetch: FetchRequest | undefined;
+  private loadedForApply: readonly Entry[] | undefined;
   /** Configurations in force from their index on; the first is the snapshot's. */
   private confHistory: { index: number; conf: ConfState }[];
   private readonly prs = new Map<NodeId, Progress>();
@@ -124,27 +210,13 @@ export class RaftCore {
   private rng: number;
 
   constructor(config: RaftConfig, state: RestoreState) {
+    this.cfg = validateRaftConfig(config);
+    this.rlog = new RaftLog(this.cfg.fetchFromStorage);
     this.id = config.id;
-    const electionTicks = config.electionTicks ?? 10;
-    this.cfg = {
-      id: config.id,
-      electionTicks,
-      heartbeatTicks: config.heartbeatTicks ?? 1,
-      preVote: config.preVote ?? true,
-      checkQuorum: config.checkQuorum ?? true,
-      maxMsgBytes: config.maxMsgBytes ?? 1024 * 1024,
-      maxInflightMsgs: config.maxInflightMsgs ?? 256,
-      maxApplyBytes: config.maxApplyBytes ?? 64 * 1024 * 1024,
-      retainEntries: config.retainEntries ?? 10_000,
-      snapshotTimeoutTicks: config.snapshotTimeoutTicks ?? 10 * electionTicks,
-      seed: config.seed ?? 1,
-    };
-    if (this.cfg.heartbeatTicks >= this.cfg.electionTicks) {
-      throw new RangeError('heartbeatTicks must be smaller than electionTicks');
-    }
+    validateConfState(state.snapshot.config);
     this.rng = (this.cfg.seed ^ hashId(config.id)) >>> 0 || 1;
     const snap = state.snapshot;
-    this.log.restore(
+    this.rlog.restore(
       snap.lastIndex,
       snap.lastTerm,
       state.lastIndex,
@@ -157,34 +229,61 @@ export class RaftCore {
       { index: snap.lastIndex, conf: snap.config },
       ...state.configs.map((c) => ({ index: c.index, conf: c.config })),
     ];
-    this.conf = this.confHistory[this.confHistory.length - 1]!.conf;
-    this.term = state.hardState.term;
-    this.vote = state.hardState.vote;
-    this.prevHard = { term: this.term, vote: this.vote, commit: this.log.committed };
+    this.curConf = this.confHistory[this.confHistory.length - 1]!.conf;
+    this.curTerm = state.hardState.term;
+    this.votedFor = state.hardState.vote;
+    this.prevHard = { term: this.curTerm, vote: this.votedFor, commit: this.rlog.committed };
     this.resetProgress();
-    this.becomeFollower(this.term, NONE);
+    this.becomeFollower(this.curTerm, NONE);
     this.prevSoft = this.softState();
+  }
+
+  // ---- read-only state ------------------------------------------------------------
+
+  get term(): number {
+    return this.curTerm;
+  }
+
+  get vote(): NodeId {
+    return this.votedFor;
+  }
+
+  get leader(): NodeId {
+    return this.leaderId;
+  }
+
+  get role(): Role {
+    return this.curRole;
+  }
+
+  /** The configuration in force (the last one appended, committed or not). */
+  get conf(): ConfState {
+    return this.curConf;
+  }
+
+  get log(): RaftLogView {
+    return this.rlog;
   }
 
   // ---- inputs -------------------------------------------------------------------
 
   tick(): void {
-    if (this.role === 'leader') this.tickLeader();
+    if (this.curRole === 'leader') this.tickLeader();
     else this.tickElection();
   }
 
   /** Starts an election now (tests, or an operator's "campaign" command). */
   campaign(): void {
-    if (this.role !== 'leader' && this.promotable()) this.hup(false);
+    if (this.curRole !== 'leader' && this.promotable()) this.hup(false);
   }
 
   step(m: Message): void {
     if (m.to !== this.id) return;
-    if (m.term > this.term) {
+    if (m.term > this.curTerm) {
       if (m.type === 'vote') {
         const inLease =
           this.cfg.checkQuorum &&
-          this.leader !== NONE &&
+          this.leaderId !== NONE &&
           this.electionElapsed < this.cfg.electionTicks;
         // A node that hears from a leader ignores would-be leaders: this keeps a
         // partitioned or removed node from deposing a healthy leader.
@@ -199,20 +298,20 @@ export class RaftCore {
           m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot' ? m.from : NONE;
         this.becomeFollower(m.term, lead);
       }
-    } else if (m.term < this.term) {
+    } else if (m.term < this.curTerm) {
       if (m.type === 'append' || m.type === 'heartbeat') {
         // Tell a deposed leader about the new term (it may be cut off from votes).
         this.send({
           type: 'appendResp',
           to: m.from,
-          term: this.term,
+          term: this.curTerm,
           index: 0,
           reject: true,
           hintIndex: 0,
           hintTerm: 0,
         });
       } else if (m.type === 'vote' && m.pre) {
-        this.send({ type: 'voteResp', to: m.from, term: this.term, pre: true, reject: true });
+        this.send({ type: 'voteResp', to: m.from, term: this.curTerm, pre: true, reject: true });
       }
       return;
     }
@@ -221,7 +320,7 @@ export class RaftCore {
       this.handleVote(m);
       return;
     }
-    switch (this.role) {
+    switch (this.curRole) {
       case 'leader':
         this.stepLeader(m);
         break;
@@ -239,59 +338,64 @@ export class RaftCore {
   propose(data: readonly Uint8Array[]): ProposeResult {
     const refusal = this.refuseProposal();
     if (refusal) return refusal;
-    if (data.length === 0) throw new RangeError('propose needs at least one entry');
-    const first = this.log.lastIndex + 1;
+    if (data.length === 0) throw new RaftUsageError('propose needs at least one entry');
+    const first = this.rlog.lastIndex + 1;
     const entries: Entry[] = new Array<Entry>(data.length);
     for (let k = 0; k < data.length; k++) {
-      entries[k] = { index: first + k, term: this.term, type: 'normal', data: data[k]! };
+      entries[k] = { index: first + k, term: this.curTerm, type: 'normal', data: data[k]! };
     }
     this.appendAsLeader(entries);
-    return { ok: true, index: first, term: this.term };
+    return { ok: true, index: first, term: this.curTerm };
   }
 
   proposeConfChange(change: ConfChange): ProposeResult {
     const refusal = this.refuseProposal();
     if (refusal) return refusal;
     const lastConfIndex = this.confHistory[this.confHistory.length - 1]!.index;
-    if (lastConfIndex > this.log.committed || this.log.term(this.log.committed) !== this.term) {
+    if (
+      lastConfIndex > this.rlog.committed ||
+      this.rlog.term(this.rlog.committed) !== this.curTerm
+    ) {
       return this.refuse('confPending');
     }
-    const next = applyChange(this.conf, change);
+    const next = applyChange(this.curConf, change);
     if (!next) return this.refuse('invalidConf');
-    const index = this.log.lastIndex + 1;
-    this.appendAsLeader([{ index, term: this.term, type: 'config', data: encodeConfState(next) }]);
-    return { ok: true, index, term: this.term };
+    const index = this.rlog.lastIndex + 1;
+    this.appendAsLeader([
+      { index, term: this.curTerm, type: 'config', data: encodeConfState(next) },
+    ]);
+    return { ok: true, index, term: this.curTerm };
   }
 
   /** Asks for a linearizable read; the answer arrives as a ReadState with this context. */
   readIndex(context: number): ProposeResult {
-    if (this.role !== 'leader') return this.refuse('notLeader');
-    if (this.log.term(this.log.committed) !== this.term) {
+    if (this.curRole !== 'leader') return this.refuse('notLeader');
+    if (this.rlog.term(this.rlog.committed) !== this.curTerm) {
       // Our commit index may lag the true one until an entry of this term commits.
       this.readsBeforeCommit.push(context);
-      return { ok: true, index: 0, term: this.term };
+      return { ok: true, index: 0, term: this.curTerm };
     }
     this.registerRead(context);
-    return { ok: true, index: this.log.committed, term: this.term };
+    return { ok: true, index: this.rlog.committed, term: this.curTerm };
   }
 
   transferLeadership(target: NodeId): ProposeResult {
-    if (this.role !== 'leader') return this.refuse('notLeader');
-    if (target === this.id) return { ok: true, index: this.log.lastIndex, term: this.term };
-    if (!isVoter(this.conf, target)) return this.refuse('invalidConf');
+    if (this.curRole !== 'leader') return this.refuse('notLeader');
+    if (target === this.id) return { ok: true, index: this.rlog.lastIndex, term: this.curTerm };
+    if (!isVoter(this.curConf, target)) return this.refuse('invalidConf');
     this.transferee = target;
     this.electionElapsed = 0;
     const pr = this.prs.get(target)!;
-    if (pr.match === this.log.lastIndex)
-      this.send({ type: 'timeoutNow', to: target, term: this.term });
+    if (pr.match === this.rlog.lastIndex)
+      this.send({ type: 'timeoutNow', to: target, term: this.curTerm });
     else this.sendAppend(target, true);
-    return { ok: true, index: this.log.lastIndex, term: this.term };
+    return { ok: true, index: this.rlog.lastIndex, term: this.curTerm };
   }
 
   /** The driver failed (or finished) streaming a snapshot to `to`. */
   reportSnapshot(to: NodeId, ok: boolean): void {
     const pr = this.prs.get(to);
-    if (this.role !== 'leader' || !pr || pr.state !== 'snapshot') return;
+    if (this.curRole !== 'leader' || !pr || pr.state !== 'snapshot') return;
     if (!ok) pr.pendingSnapshot = 0;
     pr.becomeProbe();
     // Wait for the next heartbeat answer before probing.
@@ -301,7 +405,78 @@ export class RaftCore {
   /** The driver could not deliver to `to` (connection refused): stop streaming. */
   reportUnreachable(to: NodeId): void {
     const pr = this.prs.get(to);
-    if (this.role === 'leader' && pr && pr.state === 'replicate') pr.becomeProbe();
+    if (this.curRole === 'leader' && pr && pr.state === 'replicate') pr.becomeProbe();
+  }
+
+  /**
+   * The driver read the entries a FetchRequest asked for. Stale answers (another
+   * term, the peer's progress moved elsewhere, a newer request, the entries compacted
+   * meanwhile) are dropped or re-planned; fresh ones go out as appends.
+   */
+  entriesLoaded(req: FetchRequest, entries: readonly Entry[]): void {
+    if (req.to === this.id) {
+      this.loadedForApplying(req, entries);
+      return;
+    }
+    const pr = this.prs.get(req.to);
+    if (!pr || pr.fetching !== req) return;
+    pr.fetching = undefined;
+    if (this.curRole !== 'leader' || this.curTerm !== req.term || pr.state === 'snapshot') return;
+    if (entries.length === 0) {
+      this.fetchFailed(req);
+      return;
+    }
+    const log = this.rlog;
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k]!;
+      const want = log.term(e.index);
+      if (e.index !== req.lo + k || (want !== undefined && want !== e.term)) {
+        throw new RaftInvariantError(
+          `storage returned ${e.index}@${e.term} at position ${k} of [${req.lo}, ${req.hi}); the log holds ${req.lo + k}@${want}`,
+        );
+      }
+    }
+    const from = pr.next - req.lo;
+    const prevTerm = log.term(pr.next - 1);
+    if (from < 0 || from >= entries.length || prevTerm === undefined) {
+      // The peer's progress moved outside what was read, or it was compacted: re-plan.
+      this.sendAppend(req.to, true);
+      return;
+    }
+    let at = from;
+    while (at < entries.length && !pr.paused()) {
+      let end = at;
+      let bytes = 0;
+      while (end < entries.length) {
+        const b = entryBytes(entries[end]!);
+        if (bytes + b > this.cfg.maxMsgBytes && end > at) break;
+        bytes += b;
+        end++;
+      }
+      const batch = entries.slice(at, end);
+      this.sendEntries(req.to, pr, batch, bytes);
+      at = end;
+    }
+    // Whatever was read but not sent (no room in flight) is dropped and read again.
+    while (this.curRole === 'leader' && this.sendAppend(req.to, false)) {
+      // keeps the pipe full: from memory, or by the next fetch
+    }
+  }
+
+  /** The driver could not read a FetchRequest's entries: retry after the next heartbeat answer. */
+  fetchFailed(req: FetchRequest): void {
+    if (req.to === this.id) {
+      // A read a snapshot made stale (the log was replaced meanwhile) may fail: fine.
+      if (this.applyFetch !== req) return;
+      // Reading our own committed entries must work: the driver stops on it.
+      throw new RaftInvariantError(`could not read committed entries [${req.lo}, ${req.hi})`);
+    }
+    const pr = this.prs.get(req.to);
+    if (!pr) return;
+    if (pr.fetching === req) pr.fetching = undefined;
+    if (this.curRole !== 'leader' || this.curTerm !== req.term) return;
+    if (pr.state === 'replicate') pr.becomeProbe();
+    if (pr.state === 'probe') pr.probeSent = true;
   }
 
   /**
@@ -309,14 +484,14 @@ export class RaftCore {
    * up to there. Returns the compaction point, or undefined when nothing changes.
    */
   compact(index: number): SnapshotMeta | undefined {
-    index = Math.min(index, this.log.applied);
-    if (index <= this.log.snapIndex) return undefined;
+    index = Math.min(index, this.rlog.applied);
+    if (index <= this.rlog.snapIndex) return undefined;
     const meta: SnapshotMeta = {
       lastIndex: index,
-      lastTerm: this.log.term(index)!,
+      lastTerm: this.rlog.term(index)!,
       config: this.confAt(index),
     };
-    this.log.compact(index);
+    this.rlog.compact(index);
     let k = 0;
     while (k + 1 < this.confHistory.length && this.confHistory[k + 1]!.index <= index) k++;
     this.confHistory = [
@@ -327,13 +502,53 @@ export class RaftCore {
     return meta;
   }
 
+  private loadedForApplying(req: FetchRequest, entries: readonly Entry[]): void {
+    if (this.applyFetch !== req) return;
+    this.applyFetch = undefined;
+    // A snapshot may have moved applied meanwhile: then these are old news.
+    if (req.lo !== this.rlog.applied + 1) return;
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k]!;
+      if (
+        e.index !== req.lo + k ||
+        e.term !== this.rlog.term(e.index) ||
+        e.index > this.rlog.committed
+      ) {
+        throw new RaftInvariantError(
+          `storage returned ${e.index}@${e.term} for applying at ${req.lo + k}; the log holds ${this.rlog.term(req.lo + k)}`,
+        );
+      }
+    }
+    if (entries.length === 0) throw new RaftInvariantError(`no entries in [${req.lo}, ${req.hi})`);
+    this.loadedForApply = entries;
+  }
+
+  /** Committed entries below memStart are read back from storage before they are applied. */
+  private planApplyFetch(): void {
+    const log = this.rlog;
+    if (this.applyFetch || this.loadedForApply || log.committed <= log.applied) return;
+    if (log.applied + 1 >= log.memStart) return;
+    const req: FetchRequest = {
+      to: this.id,
+      lo: log.applied + 1,
+      hi: Math.min(log.committed + 1, log.memStart),
+      maxBytes: this.cfg.maxApplyBytes,
+      term: this.curTerm,
+    };
+    this.applyFetch = req;
+    this.fetches.push(req);
+  }
+
   // ---- outputs ------------------------------------------------------------------
 
   hasReady(): boolean {
+    this.planApplyFetch();
     return (
       this.msgs.length > 0 ||
-      this.log.lastIndex > this.log.stableIndex ||
-      this.log.committed > this.log.applied ||
+      this.fetches.length > 0 ||
+      this.rlog.lastIndex > this.rlog.stableIndex ||
+      (this.rlog.committed > this.rlog.applied &&
+        (this.loadedForApply !== undefined || this.rlog.applied + 1 >= this.rlog.memStart)) ||
       this.pendingSnapshot !== undefined ||
       this.pendingCompaction !== undefined ||
       this.readStates.length > 0 ||
@@ -344,9 +559,10 @@ export class RaftCore {
 
   /** Collects pending work. Call advance(ready) once it is done, before the next ready(). */
   ready(): Ready {
+    this.planApplyFetch();
     const hs = this.hardState();
     const ss = this.softState();
-    const entries = this.log.unstable();
+    const entries = this.rlog.unstable();
     const hardChanged = !sameHard(hs, this.prevHard);
     const rd: Ready = {
       softState: sameSoft(ss, this.prevSoft) ? undefined : ss,
@@ -354,8 +570,9 @@ export class RaftCore {
       snapshot: this.pendingSnapshot,
       entries,
       messages: this.msgs,
-      committed: this.log.toApply(this.cfg.maxApplyBytes),
+      committed: this.rlog.toApply(this.cfg.maxApplyBytes) ?? this.loadedForApply ?? [],
       readStates: this.readStates,
+      fetch: this.fetches,
       compacted: this.pendingCompaction,
       mustSync:
         entries.length > 0 ||
@@ -364,6 +581,7 @@ export class RaftCore {
     };
     this.msgs = [];
     this.readStates = [];
+    this.fetches = [];
     this.prevSoft = ss;
     return rd;
   }
@@ -373,27 +591,32 @@ export class RaftCore {
     if (rd.snapshot === this.pendingSnapshot) this.pendingSnapshot = undefined;
     if (rd.compacted === this.pendingCompaction) this.pendingCompaction = undefined;
     const lastEntry = rd.entries[rd.entries.length - 1];
-    if (lastEntry) this.log.stableTo(lastEntry.index, lastEntry.term);
+    if (lastEntry) {
+      this.rlog.stableTo(lastEntry.index, lastEntry.term);
+      // The leader counts itself in the quorum at its durable index only.
+      if (this.curRole === 'leader' && this.maybeCommit()) this.broadcastAppend();
+    }
     const lastApplied = rd.committed[rd.committed.length - 1];
-    if (lastApplied && lastApplied.index > this.log.applied) this.log.applied = lastApplied.index;
-    this.log.releaseMemory(this.log.applied - this.cfg.retainEntries);
+    if (rd.committed === this.loadedForApply) this.loadedForApply = undefined;
+    if (lastApplied) this.rlog.appliedTo(lastApplied.index);
+    this.rlog.trim(this.cfg.retainBytes, this.cfg.retainEntries);
   }
 
   hardState(): HardState {
-    return { term: this.term, vote: this.vote, commit: this.log.committed };
+    return { term: this.curTerm, vote: this.votedFor, commit: this.rlog.committed };
   }
 
   softState(): SoftState {
-    return { role: this.role, leader: this.leader, term: this.term };
+    return { role: this.curRole, leader: this.leaderId, term: this.curTerm };
   }
 
   status(): CoreStatus {
     const peers: PeerStatus[] = [];
-    if (this.role === 'leader') {
+    if (this.curRole === 'leader') {
       for (const [id, pr] of this.prs) {
         peers.push({
           id,
-          match: id === this.id ? this.log.lastIndex : pr.match,
+          match: id === this.id ? this.rlog.stableIndex : pr.match,
           next: pr.next,
           state: pr.state,
           learner: pr.learner,
@@ -402,14 +625,14 @@ export class RaftCore {
     }
     return {
       id: this.id,
-      role: this.role,
-      term: this.term,
-      leader: this.leader,
-      commit: this.log.committed,
-      applied: this.log.applied,
-      lastIndex: this.log.lastIndex,
-      firstIndex: this.log.snapIndex + 1,
-      config: this.conf,
+      role: this.curRole,
+      term: this.curTerm,
+      leader: this.leaderId,
+      commit: this.rlog.committed,
+      applied: this.rlog.applied,
+      lastIndex: this.rlog.lastIndex,
+      firstIndex: this.rlog.snapIndex + 1,
+      config: this.curConf,
       peers,
     };
   }
@@ -428,41 +651,41 @@ export class RaftCore {
 
   private becomeFollower(term: number, leader: NodeId): void {
     this.reset(term);
-    this.role = 'follower';
-    this.leader = leader;
+    this.curRole = 'follower';
+    this.leaderId = leader;
   }
 
   private becomePreCandidate(): void {
     // Term and vote stay as they are: a pre-vote that fails leaves no trace.
     this.votes = new Map();
-    this.role = 'preCandidate';
-    this.leader = NONE;
+    this.curRole = 'preCandidate';
+    this.leaderId = NONE;
     this.dropLeaderState();
   }
 
   private becomeCandidate(): void {
-    this.reset(this.term + 1);
-    this.vote = this.id;
-    this.role = 'candidate';
+    this.reset(this.curTerm + 1);
+    this.votedFor = this.id;
+    this.curRole = 'candidate';
   }
 
   private becomeLeader(): void {
-    this.reset(this.term);
-    this.role = 'leader';
-    this.leader = this.id;
+    this.reset(this.curTerm);
+    this.curRole = 'leader';
+    this.leaderId = this.id;
     this.resetProgress();
     // A no-op of our own term lets us commit (and learn the commit index) at once.
     this.appendAsLeader([
-      { index: this.log.lastIndex + 1, term: this.term, type: 'noop', data: EMPTY },
+      { index: this.rlog.lastIndex + 1, term: this.curTerm, type: 'noop', data: EMPTY },
     ]);
   }
 
   private reset(term: number): void {
-    if (term !== this.term) {
-      this.term = term;
-      this.vote = NONE;
+    if (term !== this.curTerm) {
+      this.curTerm = term;
+      this.votedFor = NONE;
     }
-    this.leader = NONE;
+    this.leaderId = NONE;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.cfg.electionTicks + this.random(this.cfg.electionTicks);
@@ -479,19 +702,20 @@ export class RaftCore {
 
   private resetProgress(): void {
     this.prs.clear();
-    for (const id of [...this.conf.voters, ...this.conf.learners]) {
+    for (const id of [...this.curConf.voters, ...this.curConf.learners]) {
       const pr = new Progress(
-        this.log.lastIndex + 1,
+        this.rlog.lastIndex + 1,
         this.cfg.maxInflightMsgs,
-        !isVoter(this.conf, id),
+        this.cfg.maxInflightBytes,
+        !isVoter(this.curConf, id),
       );
-      if (id === this.id) pr.match = this.log.lastIndex;
+      if (id === this.id) pr.match = this.rlog.lastIndex;
       this.prs.set(id, pr);
     }
   }
 
   private promotable(): boolean {
-    return isVoter(this.conf, this.id);
+    return isVoter(this.curConf, this.id);
   }
 
   // ---- elections ----------------------------------------------------------------
@@ -505,7 +729,7 @@ export class RaftCore {
   }
 
   private hup(force: boolean): void {
-    if (this.log.committed > this.log.applied && this.hasUnappliedConf()) {
+    if (this.rlog.committed > this.rlog.applied && this.hasUnappliedConf()) {
       // A configuration change we have not applied may remove us: wait for it.
       return;
     }
@@ -515,28 +739,28 @@ export class RaftCore {
 
   private hasUnappliedConf(): boolean {
     return this.confHistory.some(
-      (c) => c.index > this.log.applied && c.index <= this.log.committed,
+      (c) => c.index > this.rlog.applied && c.index <= this.rlog.committed,
     );
   }
 
   private runElection(pre: boolean, force: boolean): void {
     if (pre) this.becomePreCandidate();
     else this.becomeCandidate();
-    const voteTerm = pre ? this.term + 1 : this.term;
+    const voteTerm = pre ? this.curTerm + 1 : this.curTerm;
     if (this.poll(this.id, true) === 'won') {
       if (pre) this.runElection(false, force);
       else this.becomeLeader();
       return;
     }
-    for (const id of this.conf.voters) {
+    for (const id of this.curConf.voters) {
       if (id === this.id) continue;
       this.send({
         type: 'vote',
         to: id,
         term: voteTerm,
         pre,
-        lastIndex: this.log.lastIndex,
-        lastTerm: this.log.lastTerm(),
+        lastIndex: this.rlog.lastIndex,
+        lastTerm: this.rlog.lastTerm(),
         force,
       });
     }
@@ -546,30 +770,30 @@ export class RaftCore {
     if (!this.votes.has(id)) this.votes.set(id, granted);
     let yes = 0;
     let no = 0;
-    for (const v of this.conf.voters) {
+    for (const v of this.curConf.voters) {
       const g = this.votes.get(v);
       if (g === true) yes++;
       else if (g === false) no++;
     }
-    const need = majority(this.conf.voters.length);
+    const need = majority(this.curConf.voters.length);
     if (yes >= need) return 'won';
-    if (no > this.conf.voters.length - need) return 'lost';
+    if (no > this.curConf.voters.length - need) return 'lost';
     return 'pending';
   }
 
   private handleVote(m: VoteMessage): void {
     const canVote =
-      this.vote === m.from ||
-      (this.vote === NONE && this.leader === NONE) ||
-      (m.pre && m.term > this.term);
-    if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {
+      this.votedFor === m.from ||
+      (this.votedFor === NONE && this.leaderId === NONE) ||
+      (m.pre && m.term > this.curTerm);
+    if (canVote && this.rlog.isUpToDate(m.lastIndex, m.lastTerm)) {
       this.send({ type: 'voteResp', to: m.from, term: m.term, pre: m.pre, reject: false });
       if (!m.pre) {
         this.electionElapsed = 0;
-        this.vote = m.from;
+        this.votedFor = m.from;
       }
     } else {
-      this.send({ type: 'voteResp', to: m.from, term: this.term, pre: m.pre, reject: true });
+      this.send({ type: 'voteResp', to: m.from, term: this.curTerm, pre: m.pre, reject: true });
     }
   }
 
@@ -582,15 +806,15 @@ export class RaftCore {
         this.stepFollower(m);
         break;
       case 'voteResp': {
-        if (m.pre !== (this.role === 'preCandidate')) return;
+        if (m.pre !== (this.curRole === 'preCandidate')) return;
         const result = this.poll(m.from, !m.reject);
         if (result === 'won') {
-          if (this.role === 'preCandidate') this.runElection(false, false);
+          if (this.curRole === 'preCandidate') this.runElection(false, false);
           else {
             this.becomeLeader();
           }
         } else if (result === 'lost') {
-          this.becomeFollower(this.term, NONE);
+          this.becomeFollower(this.curTerm, NONE);
         }
         break;
       }
@@ -605,17 +829,17 @@ export class RaftCore {
     switch (m.type) {
       case 'append':
         this.electionElapsed = 0;
-        this.leader = m.from;
+        this.leaderId = m.from;
         this.handleAppend(m);
         break;
       case 'heartbeat':
         this.electionElapsed = 0;
-        this.leader = m.from;
+        this.leaderId = m.from;
         this.handleHeartbeat(m);
         break;
       case 'snapshot':
         this.electionElapsed = 0;
-        this.leader = m.from;
+        this.leaderId = m.from;
         this.handleSnapshot(m);
         break;
       case 'timeoutNow':
@@ -627,12 +851,12 @@ export class RaftCore {
   }
 
   private handleAppend(m: AppendMessage): void {
-    const log = this.log;
+    const log = this.rlog;
     if (m.prevIndex < log.committed) {
       this.send({
         type: 'appendResp',
         to: m.from,
-        term: this.term,
+        term: this.curTerm,
         index: log.committed,
         reject: false,
         hintIndex: 0,
@@ -654,7 +878,7 @@ export class RaftCore {
       this.send({
         type: 'appendResp',
         to: m.from,
-        term: this.term,
+        term: this.curTerm,
         index: lastNew,
         reject: false,
         hintIndex: 0,
@@ -666,7 +890,7 @@ export class RaftCore {
     this.send({
       type: 'appendResp',
       to: m.from,
-      term: this.term,
+      term: this.curTerm,
       index: m.prevIndex,
       reject: true,
       hintIndex,
@@ -675,13 +899,13 @@ export class RaftCore {
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
-    this.log.commitTo(Math.min(m.commit, this.log.lastIndex));
-    this.send({ type: 'heartbeatResp', to: m.from, term: this.term, context: m.context });
+    this.rlog.commitTo(Math.min(m.commit, this.rlog.lastIndex));
+    this.send({ type: 'heartbeatResp', to: m.from, term: this.curTerm, context: m.context });
   }
 
   private handleSnapshot(m: SnapshotMessage): void {
     const meta = m.meta;
-    const log = this.log;
+    const log = this.rlog;
     if (meta.lastIndex <= log.committed) {
       // Old news.
     } else if (log.matchTerm(meta.lastIndex, meta.lastTerm)) {
@@ -689,6 +913,8 @@ export class RaftCore {
       log.commitTo(meta.lastIndex);
     } else {
       log.restoreSnapshot(meta);
+      this.applyFetch = undefined;
+      this.loadedForApply = undefined;
       this.confHistory = [{ index: meta.lastIndex, conf: meta.config }];
       this.applyConf(meta.config);
       this.pendingSnapshot = meta;
@@ -697,7 +923,7 @@ export class RaftCore {
     this.send({
       type: 'appendResp',
       to: m.from,
-      term: this.term,
+      term: this.curTerm,
       index: log.committed,
       reject: false,
       hintIndex: 0,
@@ -713,7 +939,7 @@ export class RaftCore {
     if (this.electionElapsed >= this.cfg.electionTicks) {
       this.electionElapsed = 0;
       if (this.cfg.checkQuorum && !this.quorumActive()) {
-        this.becomeFollower(this.term, NONE);
+        this.becomeFollower(this.curTerm, NONE);
         return;
       }
       // A transfer that did not finish within an election timeout is abandoned.
@@ -736,12 +962,12 @@ export class RaftCore {
 
   private quorumActive(): boolean {
     let active = 0;
-    for (const id of this.conf.voters) {
+    for (const id of this.curConf.voters) {
       const pr = this.prs.get(id);
       if (id === this.id || pr?.recentActive) active++;
     }
     for (const [id, pr] of this.prs) if (id !== this.id) pr.recentActive = false;
-    return active >= majority(this.conf.voters.length);
+    return active >= majority(this.curConf.voters.length);
   }
 
   private stepLeader(m: Message): void {
@@ -752,7 +978,7 @@ export class RaftCore {
         pr.recentActive = true;
         if (m.reject) {
           const hint =
-            m.hintTerm > 0 ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm) : m.hintIndex;
+            m.hintTerm > 0 ? this.rlog.findConflictByTerm(m.hintIndex, m.hintTerm) : m.hintIndex;
           if (pr.maybeDecrTo(m.index, hint)) {
             if (pr.state === 'replicate') pr.becomeProbe();
             this.sendAppend(m.from, true);
@@ -772,11 +998,11 @@ export class RaftCore {
             this.sendAppend(m.from, true);
           }
           // Keep the pipe full while there is something to send.
-          while (this.role === 'leader' && this.sendAppend(m.from, false)) {
+          while (this.curRole === 'leader' && this.sendAppend(m.from, false)) {
             // each call sends one more message
           }
-          if (m.from === this.transferee && pr.match === this.log.lastIndex) {
-            this.send({ type: 'timeoutNow', to: m.from, term: this.term });
+          if (m.from === this.transferee && pr.match === this.rlog.lastIndex) {
+            this.send({ type: 'timeoutNow', to: m.from, term: this.curTerm });
           }
         }
         return;
@@ -784,7 +1010,7 @@ export class RaftCore {
         pr.recentActive = true;
         pr.probeSent = false;
         if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
-        if (pr.match < this.log.lastIndex) this.sendAppend(m.from, true);
+        if (pr.match < this.rlog.lastIndex) this.sendAppend(m.from, true);
         if (m.context > 0 && m.context > (this.ackedContext.get(m.from) ?? 0)) {
           this.ackedContext.set(m.from, m.context);
           this.releaseReads();
@@ -796,19 +1022,19 @@ export class RaftCore {
   }
 
   private refuseProposal(): ProposeResult | undefined {
-    if (this.role !== 'leader') return this.refuse('notLeader');
+    if (this.curRole !== 'leader') return this.refuse('notLeader');
     if (this.transferee !== NONE) return this.refuse('transferring');
     return undefined;
   }
 
   private refuse(reason: RefusalReason): ProposeResult {
-    return { ok: false, reason, leader: this.leader };
+    return { ok: false, reason, leader: this.leaderId };
   }
 
   private appendAsLeader(entries: Entry[]): void {
     this.appendToLog(entries);
     const self = this.prs.get(this.id);
-    if (self) self.maybeUpdate(this.log.lastIndex);
+    if (self) self.maybeUpdate(this.rlog.lastIndex);
     this.maybeCommit();
     this.broadcastAppend();
   }
@@ -816,7 +1042,7 @@ export class RaftCore {
   /** Appends to the log; configuration entries take effect here, when appended. */
   private appendToLog(entries: readonly Entry[]): void {
     const first = entries[0]!.index;
-    if (first <= this.log.lastIndex) {
+    if (first <= this.rlog.lastIndex) {
       const before = this.confHistory.length;
       while (
         this.confHistory.length > 1 &&
@@ -827,7 +1053,7 @@ export class RaftCore {
       if (this.confHistory.length !== before)
         this.applyConf(this.confHistory[this.confHistory.length - 1]!.conf);
     }
-    this.log.append(entries);
+    this.rlog.append(entries);
     for (const e of entries) {
       if (e.type === 'config') {
         const conf = decodeConfState(e.data);
@@ -838,19 +1064,24 @@ export class RaftCore {
   }
 
   private applyConf(conf: ConfState): void {
-    this.conf = conf;
+    this.curConf = conf;
     for (const id of [...this.prs.keys()]) if (!isMember(conf, id)) this.prs.delete(id);
     for (const id of [...conf.voters, ...conf.learners]) {
       const learner = !isVoter(conf, id);
       const pr = this.prs.get(id);
       if (pr) pr.learner = learner;
       else {
-        const fresh = new Progress(this.log.lastIndex + 1, this.cfg.maxInflightMsgs, learner);
-        if (id === this.id) fresh.match = this.log.lastIndex;
+        const fresh = new Progress(
+          this.rlog.lastIndex + 1,
+          this.cfg.maxInflightMsgs,
+          this.cfg.maxInflightBytes,
+          learner,
+        );
+        if (id === this.id) fresh.match = this.rlog.lastIndex;
         this.prs.set(id, fresh);
       }
     }
-    if (this.role === 'leader') {
+    if (this.curRole === 'leader') {
       if (this.transferee !== NONE && !isVoter(conf, this.transferee)) this.transferee = NONE;
       // The quorum changed: both commit and pending reads may move.
       if (this.maybeCommit()) this.broadcastAppend();
@@ -860,14 +1091,14 @@ export class RaftCore {
 
   private maybeCommit(): boolean {
     const matches: number[] = [];
-    for (const id of this.conf.voters) {
-      if (id === this.id) matches.push(this.log.lastIndex);
+    for (const id of this.curConf.voters) {
+      if (id === this.id) matches.push(this.rlog.stableIndex);
       else matches.push(this.prs.get(id)?.match ?? 0);
     }
     const index = quorumIndex(matches);
     // §5.4.2: only entries of the current term are committed by counting replicas.
-    if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
-    this.log.commitTo(index);
+    if (index <= this.rlog.committed || this.rlog.term(index) !== this.curTerm) return false;
+    this.rlog.commitTo(index);
     this.afterCommit();
     return true;
   }
@@ -879,16 +1110,22 @@ export class RaftCore {
       for (const ctx of waiting) this.registerRead(ctx);
     }
     const lastConfIndex = this.confHistory[this.confHistory.length - 1]!.index;
-    if (!isVoter(this.conf, this.id) && lastConfIndex <= this.log.committed) {
+    if (!isVoter(this.curConf, this.id) && lastConfIndex <= this.rlog.committed) {
       // We removed (or demoted) ourselves and the change is committed: step down.
       // Followers learn the commit index from the appends this commit triggers.
       this.broadcastAppend();
-      this.becomeFollower(this.term, NONE);
+      // Hand over at once to a voter that holds our whole log, instead of leaving
+      // the cluster leaderless for an election timeout.
+      const heir = this.curConf.voters.find(
+        (id) => this.prs.get(id)?.match === this.rlog.lastIndex,
+      );
+      if (heir !== undefined) this.send({ type: 'timeoutNow', to: heir, term: this.curTerm });
+      this.becomeFollower(this.curTerm, NONE);
     }
   }
 
   private registerRead(context: number): void {
-    this.pendingReads.push({ context, index: this.log.committed });
+    this.pendingReads.push({ context, index: this.rlog.committed });
     this.latestReadContext = Math.max(this.latestReadContext, context);
     this.ackedContext.set(this.id, this.latestReadContext);
     if (!this.releaseReads()) this.broadcastHeartbeat();
@@ -896,7 +1133,7 @@ export class RaftCore {
 
   /** Serves reads whose context a quorum has acknowledged; true when none is left. */
   private releaseReads(): boolean {
-    const voters = this.conf.voters;
+    const voters = this.curConf.voters;
     while (this.pendingReads.length > 0) {
       const read = this.pendingReads[0]!;
       let acks = 0;
@@ -919,54 +1156,86 @@ export class RaftCore {
       this.send({
         type: 'heartbeat',
         to: id,
-        term: this.term,
-        commit: Math.min(pr.match, this.log.committed),
+        term: this.curTerm,
+        commit: Math.min(pr.match, this.rlog.committed),
         context,
       });
     }
   }
 
-  /** Sends the next append (or a snapshot) to `to`; false when nothing went out. */
+  /**
+   * Sends the next append (or a snapshot) to `to`; false when nothing went out (also
+   * when the entries must first be read from storage: a fetch is then requested).
+   */
   private sendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
     const pr = this.prs.get(to);
     if (!pr || pr.paused()) return false;
-    const log = this.log;
-    const prevIndex = pr.next - 1;
-    const prevTerm = log.term(prevIndex);
-    const entries =
-      prevTerm === undefined
-        ? undefined
-        : log.slice(pr.next, log.lastIndex + 1, this.cfg.maxMsgBytes);
-    if (prevTerm === undefined || entries === undefined) return this.sendSnapshot(to, pr);
+    const log = this.rlog;
+    const prevTerm = log.term(pr.next - 1);
+    // Below the compaction point only a snapshot helps.
+    if (prevTerm === undefined) return this.sendSnapshot(to, pr);
+    if (pr.next < log.memStart) {
+      if (!this.cfg.fetchFromStorage) return this.sendSnapshot(to, pr);
+      this.requestFetch(to, pr);
+      return false;
+    }
+    const entries = log.slice(pr.next, log.lastIndex + 1, this.cfg.maxMsgBytes)!;
     if (entries.length === 0 && !sendIfEmpty) return false;
+    let bytes = 0;
+    for (const e of entries) bytes += entryBytes(e);
+    this.sendEntries(to, pr, entries, bytes);
+    return true;
+  }
+
+  /** One append of `entries` (which continue the peer's log at pr.next). */
+  private sendEntries(to: NodeId, pr: Progress, entries: readonly Entry[], bytes: number): void {
+    const prevIndex = pr.next - 1;
     this.send({
       type: 'append',
       to,
-      term: this.term,
+      term: this.curTerm,
       prevIndex,
-      prevTerm,
+      prevTerm: this.rlog.term(prevIndex)!,
       entries,
-      commit: log.committed,
+      commit: this.rlog.committed,
     });
-    if (entries.length > 0 && pr.state === 'replicate') {
-      const last = entries[entries.length - 1]!.index;
-      pr.next = last + 1;
-      pr.inflights.add(last);
-    } else if (pr.state === 'probe') {
-      pr.probeSent = true;
+    if (entries.length > 0) pr.sentEntries(entries[entries.length - 1]!.index, bytes);
+    else if (pr.state === 'probe') pr.probeSent = true;
+  }
+
+  /** Asks the driver for entries from pr.next that are no longer in memory. */
+  private requestFetch(to: NodeId, pr: Progress): void {
+    let maxBytes = this.cfg.maxMsgBytes;
+    if (pr.state === 'replicate') {
+      // Read as much as may be in flight at once, so one read feeds several appends.
+      const room = Math.min(
+        pr.inflights.freeBytes(),
+        this.cfg.maxMsgBytes * pr.inflights.freeSlots(),
+      );
+      maxBytes = Math.max(maxBytes, room);
     }
-    return true;
+    const req: FetchRequest = {
+      to,
+      lo: pr.next,
+      hi: this.rlog.memStart,
+      maxBytes,
+      term: this.curTerm,
+    };
+    pr.fetching = req;
+    this.fetches.push(req);
   }
 
   private sendSnapshot(to: NodeId, pr: Progress): boolean {
     if (!pr.recentActive) return false;
-    // The snapshot stands for our applied state: the entries after it are in memory.
-    const index = this.log.applied;
-    const term = this.log.term(index);
-    if (term === undefined) throw new RaftInvariantError(`no term for applied index ${index}`);
+    // A metadata snapshot stands for the compaction point: everything after it is in
+    // storage. Otherwise it stands for the applied state: what follows is in memory
+    // (or in storage, with fetchFromStorage).
+    const index = this.cfg.snapshotAtCompaction ? this.rlog.snapIndex : this.rlog.applied;
+    const term = this.rlog.term(index);
+    if (term === undefined) throw new RaftInvariantError(`no term for snapshot index ${index}`);
     const meta: SnapshotMeta = { lastIndex: index, lastTerm: term, config: this.confAt(index) };
     pr.becomeSnapshot(index);
-    this.send({ type: 'snapshot', to, term: this.term, meta });
+    this.send({ type: 'snapshot', to, term: this.curTerm, meta });
     return true;
   }
 

@@ -133,22 +133,78 @@ export type Message =
   | TimeoutNowMessage;
 
 /**
- * Work for the driver, in this order: install `snapshot`, persist `entries` (the first
- * may overwrite a suffix: drop stored entries from its index on) and `hardState`, then
- * send `messages`, then apply `committed`, serve `readStates`, let storage drop
- * entries up to `compacted`, and call `advance(ready)`.
+ * A storage read the driver performs for the core: entries [lo, hi), at most
+ * `maxBytes` of data (but at least one entry). `to` is the follower they are for, or
+ * this node's own id for committed entries to apply (after a restart, the core holds
+ * none of the unapplied tail in memory). The driver answers with
+ * RaftCore.entriesLoaded(request, entries) or RaftCore.fetchFailed(request), passing
+ * this very object back; the core drops answers that have gone stale. A failed read of
+ * entries to apply throws (RaftInvariantError): the node cannot go on.
+ */
+export interface FetchRequest {
+  readonly to: NodeId;
+  readonly lo: number;
+  readonly hi: number;
+  readonly maxBytes: number;
+  /** The leader's term when it asked. */
+  readonly term: number;
+}
+
+/**
+ * Work for the driver. Take it with ready(), do it, and call advance(ready) before the
+ * next ready(). The fields, in the order the work must be done:
  */
 export interface Ready {
+  /**
+   * Role, leader or term changed. Informational: nothing to persist. Report it to
+   * listeners after the messages of this Ready are sent.
+   */
   readonly softState?: SoftState;
-  readonly hardState?: HardState;
+  /**
+   * A snapshot the follower received and must install before `entries`: afterwards
+   * the log holds no entry at or below snapshot.lastIndex and the caller's state is
+   * the snapshot's. It arrives with the snapshot's data already staged by the driver.
+   */
   readonly snapshot?: SnapshotMeta;
+  /**
+   * Entries to persist, in order, before any message is sent. The first may
+   * overwrite a suffix of the stored log: drop stored entries from its index on.
+   * Always non-durable until written with `mustSync`.
+   */
   readonly entries: readonly Entry[];
-  readonly messages: readonly Message[];
-  readonly committed: readonly Entry[];
-  readonly readStates: readonly ReadState[];
-  readonly compacted?: SnapshotMeta;
-  /** True when hardState's term/vote or entries changed: persist with fsync. */
+  /**
+   * Term, vote and commit to persist atomically, before any message is sent, when
+   * set (unchanged otherwise). With `mustSync` false only `commit` changed: it may be
+   * written without fsync (a lost commit index is learned again from the leader).
+   */
+  readonly hardState?: HardState;
+  /**
+   * True when `entries`, `snapshot`, or hardState's term or vote changed: persist them
+   * durably (fsync) before sending `messages`.
+   */
   readonly mustSync: boolean;
+  /**
+   * Messages to send after `entries`, `snapshot` and `hardState` are persisted (a
+   * leader's appends may go earlier, since the leader counts itself in the quorum only
+   * at its durable index; nothing else may). Delivery is best effort.
+   */
+  readonly messages: readonly Message[];
+  /**
+   * Committed entries to apply, in order, each exactly once, after `entries` of this
+   * Ready are persisted. Applying may run in its own stage, concurrent with the next
+   * Readies, as long as the order holds.
+   */
+  readonly committed: readonly Entry[];
+  /** Linearizable reads: serve each once the applied index reaches its `index`. */
+  readonly readStates: readonly ReadState[];
+  /**
+   * Storage reads to start (outside the persist path): entries a follower needs that
+   * are no longer in memory. Answer each with entriesLoaded or fetchFailed, at any
+   * later time. Empty unless RaftConfig.fetchFromStorage is set.
+   */
+  readonly fetch: readonly FetchRequest[];
+  /** The caller called compact(): storage may drop entries up to compacted.lastIndex. */
+  readonly compacted?: SnapshotMeta;
 }
 
 /** What a restarting core needs; `entries` is the stored tail from applied+1 (or earlier). */

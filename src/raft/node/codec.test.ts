@@ -6,7 +6,7 @@ import { CODEC_VERSION, RaftCodecError, decodeMessage, encodeMessage } from './c
 import type { WireMessage } from './messages.js';
 
 const uint = fc.oneof(fc.nat(1000), fc.maxSafeNat());
-const id = fc.string({ maxLength: 12 });
+const id = fc.string({ minLength: 1, maxLength: 12 }).filter((s) => s !== '__proto__');
 const bytes = fc.uint8Array({ maxLength: 64 });
 const entry: fc.Arbitrary<Entry> = fc.record({
   index: uint,
@@ -14,11 +14,16 @@ const entry: fc.Arbitrary<Entry> = fc.record({
   type: fc.constantFrom('normal' as const, 'noop' as const, 'config' as const),
   data: bytes,
 });
-const conf: fc.Arbitrary<ConfState> = fc.record({
-  voters: fc.array(id, { maxLength: 5 }),
-  learners: fc.array(id, { maxLength: 3 }),
-  addresses: fc.dictionary(id, fc.string({ maxLength: 20 }), { maxKeys: 4 }),
-});
+// Ids are unique across voters and learners, as in any valid configuration.
+const conf: fc.Arbitrary<ConfState> = fc
+  .tuple(fc.uniqueArray(id, { maxLength: 8 }), fc.nat(8))
+  .chain(([ids, cut]) =>
+    fc.record({
+      voters: fc.constant(ids.slice(0, cut)),
+      learners: fc.constant(ids.slice(cut)),
+      addresses: fc.dictionary(id, fc.string({ maxLength: 20 }), { maxKeys: 4 }),
+    }),
+  );
 const meta: fc.Arbitrary<SnapshotMeta> = fc.record({
   lastIndex: uint,
   lastTerm: uint,
@@ -68,6 +73,13 @@ const message: fc.Arbitrary<WireMessage> = fc.oneof(
     data: bytes,
     done: fc.boolean(),
   }),
+  fc.record({
+    type: fc.constant('snapshotAck' as const),
+    ...env,
+    lastIndex: uint,
+    offset: uint,
+    done: fc.boolean(),
+  }),
 );
 
 describe('raft message codec', () => {
@@ -111,6 +123,18 @@ describe('raft message codec', () => {
     // term = 2^53 encoded by hand: eight varint bytes.
     const big = [1, 6, 1, 97, 1, 98, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10];
     assert.throws(() => decodeMessage(Uint8Array.from(big)), RaftCodecError);
+  });
+
+  it('refuses empty node ids on both sides', () => {
+    assert.throws(
+      () => encodeMessage({ type: 'timeoutNow', from: '', to: 'b', term: 1 }),
+      RaftCodecError,
+    );
+    // from = '' written by hand: version, type timeoutNow (6), from "", to "b", term 1.
+    const forged = Uint8Array.from([CODEC_VERSION, 6, 0, 1, 98, 1]);
+    assert.throws(() => decodeMessage(forged), /empty node id/);
+    const ok = Uint8Array.from([CODEC_VERSION, 6, 1, 97, 1, 98, 1]);
+    assert.equal(decodeMessage(ok).from, 'a');
   });
 
   it('is compact: an append of 100 small entries costs little beyond the data', () => {

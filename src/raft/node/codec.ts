@@ -1,6 +1,7 @@
 // Compact, versioned binary encoding of Raft messages. Layout: a version byte, a type
 // byte, then the fields in a fixed order per type. Integers are unsigned LEB128
 // varints bounded by 2^53 - 1; strings and byte arrays are length-prefixed.
+import { checkIds } from '../core/conf.js';
 import type { ConfState, Entry, EntryType, SnapshotMeta } from '../core/index.js';
 import type { WireMessage } from './messages.js';
 
@@ -19,6 +20,7 @@ const TYPES = [
   'heartbeatResp',
   'timeoutNow',
   'snapshotChunk',
+  'snapshotAck',
 ] as const;
 const TYPE_CODE = new Map<string, number>(TYPES.map((t, k) => [t, k]));
 const ENTRY_TYPES: readonly EntryType[] = ['normal', 'noop', 'config'];
@@ -130,6 +132,7 @@ export function encodeMessage(m: WireMessage): Uint8Array {
   const w = new Writer(size);
   w.byte(CODEC_VERSION);
   w.byte(TYPE_CODE.get(m.type)!);
+  if (m.from === '' || m.to === '') throw new RaftCodecError('empty node id');
   w.str(m.from);
   w.str(m.to);
   w.uint(m.term);
@@ -172,6 +175,11 @@ export function encodeMessage(m: WireMessage): Uint8Array {
       w.bytes(m.data);
       w.byte(m.done ? 1 : 0);
       break;
+    case 'snapshotAck':
+      w.uint(m.lastIndex);
+      w.uint(m.offset);
+      w.byte(m.done ? 1 : 0);
+      break;
   }
   return w.buf.subarray(0, w.pos);
 }
@@ -185,6 +193,8 @@ export function decodeMessage(buf: Uint8Array): WireMessage {
   if (type === undefined) throw new RaftCodecError(`unknown message type ${code}`);
   const from = r.str();
   const to = r.str();
+  // Node ids are never empty: an empty one is a forged or corrupt message.
+  if (from === '' || to === '') throw new RaftCodecError('empty node id');
   const term = r.uint();
   let m: WireMessage;
   switch (type) {
@@ -246,6 +256,9 @@ export function decodeMessage(buf: Uint8Array): WireMessage {
         done: r.bool(),
       };
       break;
+    case 'snapshotAck':
+      m = { type, from, to, term, lastIndex: r.uint(), offset: r.uint(), done: r.bool() };
+      break;
   }
   r.end();
   return m;
@@ -292,7 +305,13 @@ function readMeta(r: Reader): SnapshotMeta {
   for (let n = r.uint(); n > 0; n--) learners.push(r.str());
   const pairs: [string, string][] = [];
   for (let n = r.uint(); n > 0; n--) pairs.push([r.str(), r.str()]);
-  const addresses = Object.fromEntries(pairs);
+  const addresses: Record<string, string> = {};
+  for (const [id, addr] of pairs) {
+    if (id === '__proto__') throw new RaftCodecError('reserved node id __proto__');
+    if (Object.hasOwn(addresses, id)) throw new RaftCodecError(`address of ${id} given twice`);
+    addresses[id] = addr;
+  }
   const config: ConfState = { voters, learners, addresses };
+  checkIds(config, (msg) => new RaftCodecError(`snapshot configuration: ${msg}`));
   return { lastIndex, lastTerm, config };
 }

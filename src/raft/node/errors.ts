@@ -67,3 +67,8 @@ export class InvalidConfChangeError extends Error {
 export class RaftStorageError extends Error {
   override name = 'RaftStorageError';
 }
+
+/** A snapshot transfer was abandoned (superseded, unacknowledged, or its leader lost its term). */
+export class SnapshotTransferError extends Error {
+  override name = 'SnapshotTransferError';
+}

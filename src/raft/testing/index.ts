@@ -12,4 +12,10 @@ export type { ClusterOptions, ClusterMember } from './cluster.js';
 export { runSimulation, SimViolation } from './sim.js';
 export type { SimOptions, SimResult, SimStats } from './sim.js';
 export { Rng } from './rng.js';
+export { runLogStorageConformance, runHardStateConformance } from './conformance.js';
+export type {
+  StorageFixture,
+  LogConformanceOptions,
+  HardStateConformanceOptions,
+} from './conformance.js';
 export { CoreNetwork } from './interaction.js';

@@ -5,15 +5,17 @@ import { decodeConfState } from '../core/index.js';
 import type {
   HardStateStorage,
   LogStorage,
+  MetaSnapshotPort,
   SnapshotPort,
   SnapshotSink,
   StoredLog,
   Transport,
+  WriteOptions,
 } from '../node/ports.js';
 import type { WireMessage } from '../node/messages.js';
 
 export class MemoryStorageError extends Error {
-  override name = 'MemoryStorageError';
+  override readonly name = 'MemoryStorageError';
 }
 
 const NO_SNAPSHOT: SnapshotMeta = {
@@ -22,12 +24,22 @@ const NO_SNAPSHOT: SnapshotMeta = {
   config: { voters: [], learners: [], addresses: {} },
 };
 
+/**
+ * The log in memory. Every write is durable at once (the object outlives a node, as
+ * a disk does). `snapshotData` holds the blob of the last metadata snapshot (from
+ * installSnapshot, or set by the caller with compactPrefix), and `metaSnapshots()` is a
+ * MetaSnapshotPort that serves it. `reads` counts entries() calls (tests of catch-up
+ * from storage); `readDelayMs` makes each read take that long, as a disk would.
+ */
 export class MemoryLogStorage implements LogStorage {
   snapshot: SnapshotMeta = NO_SNAPSHOT;
+  snapshotData: Uint8Array = new Uint8Array(0);
   private buf: Entry[] = [];
   private head = 0;
   /** Set to make the next writes fail (storage failure tests). */
   failWrites: Error | undefined;
+  reads = 0;
+  readDelayMs = 0;
 
   get firstIndex(): number {
     return this.snapshot.lastIndex + 1;
@@ -46,17 +58,38 @@ export class MemoryLogStorage implements LogStorage {
         termRuns.push([e.index, e.term]);
       if (e.type === 'config') configs.push({ index: e.index, config: decodeConfState(e.data) });
     }
-    return { snapshot: this.snapshot, lastIndex: this.lastIndex, termRuns, configs };
+    return {
+      snapshot: this.snapshot,
+      lastIndex: this.lastIndex,
+      termRuns,
+      configs,
+      snapshotData: this.snapshotData,
+    };
   }
 
-  async entries(lo: number, hi: number): Promise<Entry[]> {
-    if (lo < this.firstIndex || hi > this.lastIndex + 1) {
+  async entries(lo: number, hi: number, options?: { maxBytes?: number }): Promise<Entry[]> {
+    if (this.readDelayMs > 0) await new Promise((r) => setTimeout(r, this.readDelayMs));
+    this.reads++;
+    if (lo < this.firstIndex || hi > this.lastIndex + 1 || lo > hi) {
       throw new MemoryStorageError(
         `entries [${lo}, ${hi}) outside [${this.firstIndex}, ${this.lastIndex + 1})`,
       );
     }
     const base = this.head - this.firstIndex;
-    return this.buf.slice(base + lo, base + hi);
+    const maxBytes = options?.maxBytes ?? Infinity;
+    let end = base + lo;
+    let bytes = 0;
+    while (end < base + hi) {
+      bytes += this.buf[end]!.data.byteLength;
+      if (bytes > maxBytes && end > base + lo) break;
+      end++;
+    }
+    return this.buf.slice(base + lo, end);
+  }
+
+  /** A MetaSnapshotPort serving `snapshotData` (the blob stored with the compaction point). */
+  metaSnapshots(): MetaSnapshotPort {
+    return { kind: 'metadata', blob: () => this.snapshotData };
   }
 
   /** Every stored entry (tests). */
@@ -64,7 +97,7 @@ export class MemoryLogStorage implements LogStorage {
     return this.buf.slice(this.head);
   }
 
-  async append(entries: readonly Entry[]): Promise<void> {
+  async append(entries: readonly Entry[], _options?: WriteOptions): Promise<void> {
     this.check();
     if (entries.length === 0) return;
     if (entries[0]!.index !== this.lastIndex + 1) {
@@ -94,9 +127,10 @@ export class MemoryLogStorage implements LogStorage {
     }
   }
 
-  async installSnapshot(meta: SnapshotMeta): Promise<void> {
+  async installSnapshot(meta: SnapshotMeta, data?: Uint8Array): Promise<void> {
     this.check();
     this.snapshot = meta;
+    this.snapshotData = data?.slice() ?? new Uint8Array(0);
     this.buf = [];
     this.head = 0;
   }
@@ -106,15 +140,33 @@ export class MemoryLogStorage implements LogStorage {
   }
 }
 
+/**
+ * Hard state in memory, modelling fsync: `state` is the last saved, `durable` the
+ * last saved with sync. crash() forgets what was not synced. `saves` and `syncs`
+ * count the calls (tests of mustSync).
+ */
 export class MemoryHardStateStorage implements HardStateStorage {
   state: HardState | undefined;
+  durable: HardState | undefined;
+  saves = 0;
+  syncs = 0;
 
   async load(): Promise<HardState | undefined> {
     return this.state;
   }
 
-  async save(state: HardState): Promise<void> {
+  async save(state: HardState, options?: WriteOptions): Promise<void> {
+    this.saves++;
     this.state = state;
+    if (options?.sync ?? true) {
+      this.syncs++;
+      this.durable = state;
+    }
+  }
+
+  /** A machine crash: the last unsynced save is lost. */
+  crash(): void {
+    this.state = this.durable;
   }
 }
 

@@ -8,6 +8,7 @@ import {
   EMPTY_CONF,
   RaftCore,
   bootstrapState,
+  decodeConfState,
   type ConfState,
   type Entry,
   type HardState,
@@ -693,7 +694,7 @@ function entryKey(e: Entry): string {
 }
 
 function decodeConf(e: Entry): ConfState {
-  return JSON.parse(new TextDecoder().decode(e.data)) as ConfState;
+  return decodeConfState(e.data);
 }
 
 // The same kind of run with the real driver (RaftNode) inside: see sim-driver.ts.
