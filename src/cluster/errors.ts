@@ -141,3 +141,15 @@ export class JoinTimeoutError extends Error {
     );
   }
 }
+
+/** Raft asked for entries at or below the compaction point. */
+export class CompactedError extends Error {
+  override readonly name = 'CompactedError';
+  constructor(
+    readonly index: number,
+    readonly compactedTo: number,
+    options?: ErrorOptions,
+  ) {
+    super(`entry ${index} is compacted (the log starts after ${compactedTo})`, options);
+  }
+}

@@ -41,8 +41,9 @@ async function writeBase(
     .u64(lastTerm)
     .bytes(encodeConfState({ voters: ['a'], learners: [], addresses: {} }))
     .u64(baseOffset)
+    .bytes(new BodyWriter().u64(baseOffset).done())
     .done();
-  await writeStateFile(join(d, 'base'), 'CLBS', 1, body, { sync: false });
+  await writeStateFile(join(d, 'base'), 'CLBS', 2, body, { sync: false });
 }
 
 test('entries, terms and offsets survive a reopen; a cut suffix stays cut', async (t) => {

@@ -26,13 +26,12 @@ import {
   type HardStateStorage,
   type LogStorage,
   type SnapshotMeta,
-  type SnapshotPort,
-  type SnapshotSink,
+  type MetaSnapshotPort,
   type StoredLog,
 } from '../raft/index.js';
 
 import { decodeEntry, decodeHeader, encodeEntry } from './entry-codec.js';
-import { StateFileError } from './errors.js';
+import { CompactedError, StateFileError } from './errors.js';
 import { OffsetTranslator } from './offset-translator.js';
 import {
   BodyReader,
@@ -49,6 +48,8 @@ export interface LogBase {
   readonly meta: SnapshotMeta;
   /** The consumer offset of the first data entry after meta.lastIndex. */
   readonly baseOffset: bigint;
+  /** The snapshot blob as the leader sent it (Raft hands it back after a restart). */
+  readonly blob: Uint8Array;
 }
 
 export interface RaftStorageOptions {
@@ -61,14 +62,13 @@ export interface RaftStorageOptions {
 
 const READ_CHUNK = 1000;
 
-export class RaftStorage implements LogStorage, SnapshotPort {
+export class RaftStorage implements LogStorage, MetaSnapshotPort {
   private _log!: Log;
   private _translator!: OffsetTranslator;
   private _base!: LogBase;
   private hard: HardState | undefined;
   /** Term and vote as last written durably: commit-only changes are not synced. */
   private durable: { term: number; vote: string } | undefined;
-  private staged: LogBase | undefined;
   private compactionWaiters: { index: number; resolve: () => void }[] = [];
 
   private constructor(private readonly opts: RaftStorageOptions) {}
@@ -154,15 +154,21 @@ export class RaftStorage implements LogStorage, SnapshotPort {
   }
 
   private async readBase(): Promise<LogBase> {
-    const body = await readStateFile(this.path('base'), 'CLBS', 1);
-    if (!body) return { meta: { lastIndex: 0, lastTerm: 0, config: EMPTY_CONF }, baseOffset: 0n };
+    const body = await readStateFile(this.path('base'), 'CLBS', 2);
+    if (!body)
+      return {
+        meta: { lastIndex: 0, lastTerm: 0, config: EMPTY_CONF },
+        baseOffset: 0n,
+        blob: encodeBaseOffset(0n),
+      };
     const r = new BodyReader(body, this.path('base'));
     const lastIndex = r.num();
     const lastTerm = r.num();
     const config = decodeConfState(r.bytes());
     const baseOffset = r.u64();
+    const blob = r.bytes();
     r.end();
-    return { meta: { lastIndex, lastTerm, config }, baseOffset };
+    return { meta: { lastIndex, lastTerm, config }, baseOffset, blob };
   }
 
   /**
@@ -172,7 +178,11 @@ export class RaftStorage implements LogStorage, SnapshotPort {
   async bootstrap(config: ConfState): Promise<void> {
     if (this.initialized)
       throw new StateFileError(this.path('base'), 'cannot bootstrap a group that has state');
-    await this.writeBase({ meta: { lastIndex: 0, lastTerm: 0, config }, baseOffset: 0n });
+    await this.writeBase({
+      meta: { lastIndex: 0, lastTerm: 0, config },
+      baseOffset: 0n,
+      blob: encodeBaseOffset(0n),
+    });
   }
 
   private async writeBase(base: LogBase): Promise<void> {
@@ -181,8 +191,9 @@ export class RaftStorage implements LogStorage, SnapshotPort {
       .u64(base.meta.lastTerm)
       .bytes(encodeConfState(base.meta.config))
       .u64(base.baseOffset)
+      .bytes(base.blob)
       .done();
-    await writeStateFile(this.path('base'), 'CLBS', 1, body, { sync: true });
+    await writeStateFile(this.path('base'), 'CLBS', 2, body, { sync: true });
     this._base = base;
   }
 
@@ -237,21 +248,32 @@ export class RaftStorage implements LogStorage, SnapshotPort {
     }
     return {
       snapshot: this._base.meta,
+      snapshotData: this._base.blob,
       lastIndex: this._translator.lastIndex,
       termRuns: this._translator.termRunsView(),
       configs,
     };
   }
 
-  async entries(lo: number, hi: number): Promise<Entry[]> {
+  /** Entries [lo, hi), or the prefix whose data first exceeds `maxBytes` (at least one). */
+  async entries(lo: number, hi: number, o?: { readonly maxBytes?: number }): Promise<Entry[]> {
+    // The log may still hold whole segments below the compaction point; Raft may not.
+    if (lo <= this._base.meta.lastIndex) throw new CompactedError(lo, this._base.meta.lastIndex);
     const out: Entry[] = [];
+    const maxBytes = o?.maxBytes ?? Infinity;
+    let bytes = 0;
     let next = lo;
-    while (next < hi) {
+    while (next < hi && bytes <= maxBytes) {
       const batch: StoredRecord[] = await this._log.readBatch(BigInt(next), {
         maxRecords: Math.min(hi - next, READ_CHUNK),
-        maxBytes: 8 * 1024 * 1024,
+        maxBytes: Math.min(8 * 1024 * 1024, Math.max(1, maxBytes - bytes)),
       });
-      for (const rec of batch) out.push(decodeEntry(rec.value, next++));
+      for (const rec of batch) {
+        const e = decodeEntry(rec.value, next++);
+        out.push(e);
+        bytes += e.data.byteLength;
+        if (bytes > maxBytes) break;
+      }
     }
     return out;
   }
@@ -277,7 +299,8 @@ export class RaftStorage implements LogStorage, SnapshotPort {
 
   async compactPrefix(meta: SnapshotMeta): Promise<void> {
     if (meta.lastIndex <= this._base.meta.lastIndex) return;
-    await this.writeBase({ meta, baseOffset: this._translator.endOffset(meta.lastIndex) });
+    const baseOffset = this._translator.endOffset(meta.lastIndex);
+    await this.writeBase({ meta, baseOffset, blob: encodeBaseOffset(baseOffset) });
     this._translator.compact(meta.lastIndex + 1);
     await this._log.truncatePrefix(BigInt(meta.lastIndex + 1));
     this.compactionWaiters = this.compactionWaiters.filter((w) => {
@@ -293,14 +316,17 @@ export class RaftStorage implements LogStorage, SnapshotPort {
     return new Promise((resolve) => this.compactionWaiters.push({ index, resolve }));
   }
 
-  async installSnapshot(meta: SnapshotMeta): Promise<void> {
-    const staged = this.staged;
-    this.staged = undefined;
-    if (!staged || staged.meta.lastIndex !== meta.lastIndex)
-      throw new StateFileError(this.path('base'), `no staged snapshot for index ${meta.lastIndex}`);
-    await this.writeBase(staged);
+  /**
+   * A leader's snapshot replaces the log: the base (with the consumer offset the blob
+   * carries) is written first, then the log restarts after it; see the file header
+   * for why a crash in between is safe.
+   */
+  async installSnapshot(meta: SnapshotMeta, data?: Uint8Array): Promise<void> {
+    const blob = data ?? new Uint8Array();
+    const baseOffset = decodeBaseOffset(blob);
+    await this.writeBase({ meta, baseOffset, blob });
     await this.resetLog(meta.lastIndex + 1);
-    this._translator = OffsetTranslator.empty(meta.lastIndex + 1, staged.baseOffset);
+    this._translator = OffsetTranslator.empty(meta.lastIndex + 1, baseOffset);
   }
 
   // ---- HardStateStorage --------------------------------------------------------
@@ -327,44 +353,27 @@ export class RaftStorage implements LogStorage, SnapshotPort {
     this.durable = { term: state.term, vote: state.vote };
   }
 
-  // ---- SnapshotPort: a snapshot of a log is where it starts --------------------
+  // ---- MetaSnapshotPort: a snapshot of a log is where it starts ----------------
 
-  read(meta: SnapshotMeta): AsyncIterable<Uint8Array> {
-    const body = new BodyWriter().u64(this._translator.endOffset(meta.lastIndex)).done();
-    return (async function* () {
-      yield body;
-    })();
-  }
+  /** Snapshots are metadata: the compaction point plus the consumer offset there. */
+  readonly kind = 'metadata' as const;
 
-  receive(meta: SnapshotMeta): SnapshotSink {
-    const chunks: Buffer[] = [];
-    const path = this.path('base');
-    return {
-      write: async (chunk) => {
-        chunks.push(Buffer.from(chunk));
-      },
-      finish: async () => {
-        const r = new BodyReader(Buffer.concat(chunks), path);
-        const baseOffset = r.u64();
-        r.end();
-        this.staged = { meta, baseOffset };
-      },
-      abort: async () => {
-        this.staged = undefined;
-      },
-    };
-  }
-
-  async install(meta: SnapshotMeta): Promise<void> {
-    if (this.staged?.meta.lastIndex !== meta.lastIndex)
-      throw new StateFileError(
-        this.path('base'),
-        `snapshot for index ${meta.lastIndex} was not received`,
-      );
+  blob(meta: SnapshotMeta): Uint8Array {
+    return encodeBaseOffset(this._translator.endOffset(meta.lastIndex));
   }
 
   async close(): Promise<void> {
     if (this.hard) await this.writeHardState(this.hard);
     await this._log.close();
   }
+}
+
+function encodeBaseOffset(offset: bigint): Uint8Array {
+  return new BodyWriter().u64(offset).done();
+}
+
+/** The consumer offset a blob from blob() carries; a blob of another shape carries none (0). */
+function decodeBaseOffset(data: Uint8Array): bigint {
+  if (data.byteLength !== 8) return 0n;
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).readBigUInt64BE(0);
 }

@@ -197,11 +197,7 @@ export class ReplicatedLog implements AsyncDisposable {
    * The first leader other than `previous` (which seems to be gone), waiting up to `ms`
    * for an election; undefined when none came in time.
    */
-  nextLeader(
-    previous: NodeId,
-    ms: number,
-    signal?: AbortSignal,
-  ): Promise<LeaderHint | undefined> {
+  nextLeader(previous: NodeId, ms: number, signal?: AbortSignal): Promise<LeaderHint | undefined> {
     const now = this.leader();
     if (now && now.id !== previous) return Promise.resolve(now);
     return new Promise((resolve) => {
