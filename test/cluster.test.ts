@@ -74,7 +74,7 @@ describe('a three-node cluster of agent processes', { timeout: 180_000 }, () => 
   test('forms, replicates, fails over, heals and takes produces on every node', async (t) => {
     await using c = await ProcessCluster.start(3);
     t.after(() => {
-      if (process.env.CLUSTER_TEST_LOGS) console.error(c.logTail());
+      if (process.env.CLUSTER_TEST_LOGS) console.error(c.logTail(400));
     });
     const acked = new Map<bigint, string>();
     // Produce on each node (followers forward), consume on each node.

@@ -136,7 +136,9 @@ export class ProcessCluster implements AsyncDisposable {
   /** GetServers as `node` answers it. */
   servers(
     node: ClusterNode,
-  ): Promise<{ id: string; raftId: string; rpcAddr: string; isLeader: boolean }[]> {
+  ): Promise<
+    { id: string; raftId: string; rpcAddr: string; isLeader: boolean; suffrage: string }[]
+  > {
     return new Promise((resolve, reject) => {
       this.client(node).getServers(
         {},
@@ -167,9 +169,9 @@ export class ProcessCluster implements AsyncDisposable {
       async () => {
         const leader = await this.leader(ms);
         const servers = await this.servers(leader);
-        return servers.length === n;
+        return servers.length === n && servers.every((s) => s.suffrage === 'voter');
       },
-      { ms, what: `${n} members in GetServers`, everyMs: 100 },
+      { ms, what: `${n} voters in GetServers`, everyMs: 100 },
     );
   }
 
