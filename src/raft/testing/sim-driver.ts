@@ -113,6 +113,8 @@ interface SimNode {
   disk: Disk;
   /** Applied state of the running process. */
   sm: string[];
+  /** Bytes per snapshot chunk this node's port reads. */
+  readonly chunkSize: number;
   /** A storage write in flight: what a crash now does to it. */
   inFlight: { tear: () => void } | undefined;
   handler: ((m: WireMessage) => void) | undefined;
@@ -318,6 +320,7 @@ class DriverSimulation {
       generation: 0,
       disk: { hard: undefined, snap: NO_SNAPSHOT, entries: [], smState: [], staged: new Map() },
       sm: [],
+      chunkSize: 8 + this.rng.int(120),
       inFlight: undefined,
       handler: undefined,
       paused: false,
@@ -537,7 +540,7 @@ class DriverSimulation {
         if (n.sm.length < meta.lastIndex)
           sim.violate(`${n.id}: snapshot at ${meta.lastIndex} beyond applied ${n.sm.length}`);
         const bytes = new TextEncoder().encode(JSON.stringify(n.sm.slice(0, meta.lastIndex)));
-        const size = 8 + sim.rng.int(120);
+        const size = n.chunkSize;
         const chunks: Uint8Array[] = [];
         for (let k = 0; k < bytes.length; k += size) chunks.push(bytes.subarray(k, k + size));
         return (async function* () {
@@ -632,14 +635,24 @@ class DriverSimulation {
     if (!preVote && m.term > hard.term) {
       this.violate(`${n.id} sends ${m.type} of term ${m.term} with term ${hard.term} on disk`);
     }
-    if (m.type === 'voteResp' && !m.pre && !m.reject) {
+    // A vote in a term the disk has already left is safe unrecorded: after a restart the
+    // node is past that term and votes in it no more (one Ready may hold a grant in
+    // term t and the hard state of term t+1, when a later message raised the term).
+    if (m.type === 'voteResp' && !m.pre && !m.reject && hard.term <= m.term) {
       if (hard.term !== m.term || hard.vote !== m.to)
         this.violate(`${n.id} grants ${m.to} term ${m.term} before its vote is on disk`);
     }
-    if (m.type === 'vote' && !m.pre && (hard.term !== m.term || hard.vote !== n.id)) {
+    if (
+      m.type === 'vote' &&
+      !m.pre &&
+      hard.term <= m.term &&
+      (hard.term !== m.term || hard.vote !== n.id)
+    ) {
       this.violate(`${n.id} asks for votes in term ${m.term} before its own vote is on disk`);
     }
-    if (m.type === 'appendResp' && !m.reject) {
+    // Likewise an ack in a term the disk has left: the same Ready truncated those
+    // entries for a newer leader, exactly as a node that held them would have.
+    if (m.type === 'appendResp' && !m.reject && m.term >= hard.term) {
       const last = n.disk.snap.lastIndex + n.disk.entries.length;
       if (m.index > last)
         this.violate(`${n.id} acknowledges ${m.index} with ${last} entries on disk`);
@@ -790,7 +803,8 @@ class DriverSimulation {
   private compact(n: SimNode): void {
     const node = n.node!;
     const upTo = n.sm.length - this.rng.int(4);
-    if (upTo <= n.disk.snap.lastIndex) return;
+    // The durable state never moves back (an earlier compaction may still be in flight).
+    if (upTo <= n.disk.snap.lastIndex || upTo <= n.disk.smState.length) return;
     // The caller makes its state durable up to upTo before the log may drop it.
     n.disk.smState = n.sm.slice(0, upTo);
     const meta = node.compact(upTo);
