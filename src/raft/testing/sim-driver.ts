@@ -8,8 +8,9 @@
 // run to quiescence, so a seed replays identically. RaftNode's loop yields to the event
 // loop (setImmediate) every 64 turns and whenever performance.now() moved 10 ms: while
 // a simulation runs, performance.now() reads simulated time, so those yields fall on
-// the same turns in every replay, and each step drains two rounds of immediates. Invariants, beyond those of the core
-// simulation: one vote per node per term across restarts; no message leaves a node
+// the same turns in every replay, and each step drains two rounds of immediates.
+//
+// Invariants, beyond those of the core simulation: one vote per node per term across restarts; no message leaves a node
 // before the state it depends on is durable; at most one uncommitted configuration
 // entry in a leader's log; a node that is not a voter of its own configuration never
 // leads; and after the faults stop, a leader and a committed write within a bound.
