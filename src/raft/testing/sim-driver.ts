@@ -5,8 +5,12 @@
 // streamed in chunks over a lossy network, one-way partitions and paused nodes.
 //
 // Every step resolves at most one simulated event, then lets the nodes' promise chains
-// run to quiescence, so a seed replays identically. Invariants, beyond those of the core
-// simulation: one vote per node per term across restarts; no message leaves a node
+// run to quiescence, so a seed replays identically. RaftNode's loop yields to the event
+// loop (setImmediate) every 64 turns and whenever performance.now() moved 10 ms: while
+// a simulation runs, performance.now() reads simulated time, so those yields fall on
+// the same turns in every replay, and each step drains two rounds of immediates.
+//
+// Invariants, beyond those of the core simulation: one vote per node per term across restarts; no message leaves a node
 // before the state it depends on is durable; at most one uncommitted configuration
 // entry in a leader's log; a node that is not a voter of its own configuration never
 // leads; and after the faults stop, a leader and a committed write within a bound.
@@ -40,11 +44,6 @@ export interface DriverSimOptions {
   readonly livenessMs?: number;
   readonly raft?: Partial<RaftConfig>;
   /**
-   * Allow a crash between the state machine's snapshot install and the log's (the
-   * driver calls them one after the other). On by default.
-   */
-  readonly crashInSnapshotInstall?: boolean;
-  /**
    * Store the bootstrap configuration as the log's initial snapshot configuration.
    * RaftNode keeps it in memory only, so a founding member that restarts before any
    * configuration entry or snapshot reaches its log forgets that it is a voter (see
@@ -70,6 +69,8 @@ export interface DriverSimStats {
   crashes: number;
   tornWrites: number;
   snapshotsInstalled: number;
+  /** Restarts that found the log's snapshot install done and the state machine's not. */
+  resumedInstalls: number;
   confChanges: number;
   reads: number;
   messages: number;
@@ -78,6 +79,11 @@ export interface DriverSimStats {
 
 export class DriverSimViolation extends Error {
   override readonly name = 'DriverSimViolation';
+}
+
+/** Two simulations cannot share the process: both would own performance.now(). */
+export class DriverSimBusyError extends Error {
+  override readonly name = 'DriverSimBusyError';
 }
 
 const TICK_MS = 10;
@@ -96,6 +102,8 @@ interface Disk {
   entries: Entry[];
   /** The state machine's durable state: key of entry i at [i - 1]. */
   smState: string[];
+  /** Received snapshots, by last index, durable once the sink finished, until installed. */
+  staged: Map<number, string[]>;
 }
 
 interface SimNode {
@@ -106,10 +114,8 @@ interface SimNode {
   disk: Disk;
   /** Applied state of the running process. */
   sm: string[];
-  /** Received snapshots, by last index, until installed. */
-  staged: Map<number, string[]>;
-  /** A snapshot the state machine took but that is durable only with the log's install. */
-  pendingSmState: string[] | undefined;
+  /** Bytes per snapshot chunk this node's port reads. */
+  readonly chunkSize: number;
   /** A storage write in flight: what a crash now does to it. */
   inFlight: { tear: () => void } | undefined;
   handler: ((m: WireMessage) => void) | undefined;
@@ -125,8 +131,19 @@ interface Event {
   readonly run: () => void;
 }
 
+let clockOwner: DriverSimulation | undefined;
+
 export async function runDriverSimulation(opts: DriverSimOptions): Promise<DriverSimResult> {
+  if (clockOwner) throw new DriverSimBusyError('another driver simulation is running');
   const sim = new DriverSimulation(opts);
+  clockOwner = sim;
+  // The driver decides when to yield by performance.now(): simulated time keeps that
+  // decision, and so the interleaving of the nodes, the same in every replay.
+  Object.defineProperty(performance, 'now', {
+    value: () => sim.clock,
+    configurable: true,
+    writable: true,
+  });
   try {
     await sim.run();
     return { seed: opts.seed, trace: [], stats: sim.stats };
@@ -140,10 +157,22 @@ export async function runDriverSimulation(opts: DriverSimOptions): Promise<Drive
     return { seed: opts.seed, violation, trace: sim.trace(), stats: sim.stats };
   } finally {
     await sim.stopAll();
+    delete (performance as { now?: unknown }).now;
+    clockOwner = undefined;
   }
 }
 
-const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Lets every promise chain run. A node's loop that yields during a step schedules its
+ * immediate after ours; the second round runs after it, and a loop yields at most once
+ * more before it waits on a simulated write.
+ */
+async function settle(): Promise<void> {
+  await immediate();
+  await immediate();
+}
 
 class DriverSimulation {
   readonly stats: DriverSimStats = {
@@ -151,6 +180,7 @@ class DriverSimulation {
     crashes: 0,
     tornWrites: 0,
     snapshotsInstalled: 0,
+    resumedInstalls: 0,
     confChanges: 0,
     reads: 0,
     messages: 0,
@@ -209,6 +239,11 @@ class DriverSimulation {
 
   private readonly bootstrapConf: ConfState;
 
+  /** Simulated milliseconds: what performance.now() reads during the run. */
+  get clock(): number {
+    return this.now;
+  }
+
   trace(): string[] {
     return this.events.slice(-40);
   }
@@ -222,7 +257,8 @@ class DriverSimulation {
     this.cuts.clear();
     this.dropRate = 0;
     for (const n of this.nodes.values()) n.paused = false;
-    for (const n of this.nodes.values()) if (!n.node && !n.starting) await this.start(n);
+    // Not awaited: a restart may finish a snapshot install, a write the queue runs.
+    for (const n of this.nodes.values()) if (!n.node && !n.starting) void this.start(n);
     this.event('faults stop');
     await this.checkLiveness(this.opts.livenessMs ?? 20_000);
   }
@@ -283,10 +319,9 @@ class DriverSimulation {
       id,
       node: undefined,
       generation: 0,
-      disk: { hard: undefined, snap: NO_SNAPSHOT, entries: [], smState: [] },
+      disk: { hard: undefined, snap: NO_SNAPSHOT, entries: [], smState: [], staged: new Map() },
       sm: [],
-      staged: new Map(),
-      pendingSmState: undefined,
+      chunkSize: 8 + this.rng.int(120),
       inFlight: undefined,
       handler: undefined,
       paused: false,
@@ -304,6 +339,7 @@ class DriverSimulation {
     n.starting = true;
     n.sm = n.disk.smState.slice();
     const gen = n.generation;
+    const resumes = n.disk.smState.length < n.disk.snap.lastIndex;
     try {
       const node = await RaftNode.start({
         id: n.id,
@@ -322,6 +358,12 @@ class DriverSimulation {
         return;
       }
       n.node = node;
+      if (resumes) {
+        if (n.disk.smState.length < n.disk.snap.lastIndex)
+          this.violate(`${n.id} started without finishing snapshot ${n.disk.snap.lastIndex}`);
+        this.stats.resumedInstalls++;
+        this.event(`${n.id} finished installing snapshot ${n.disk.snap.lastIndex}`);
+      }
       node.onLeaderChange((c) => {
         if (c.role !== 'leader' || gen !== n.generation) return;
         this.stats.elections++;
@@ -350,8 +392,6 @@ class DriverSimulation {
     n.generation++;
     n.node = undefined;
     n.handler = undefined;
-    n.staged = new Map();
-    n.pendingSmState = undefined;
     if (n.inFlight) {
       n.inFlight.tear();
       n.inFlight = undefined;
@@ -368,6 +408,7 @@ class DriverSimulation {
     what: string,
     done: () => void,
     tear?: () => void,
+    crashAfter = 0.004,
   ): Promise<void> {
     if (gen !== n.generation) return new Promise<void>(() => undefined);
     if (this.opts.lyingDisk) {
@@ -395,7 +436,7 @@ class DriverSimulation {
         done();
         resolve();
         // A crash right after a storage call returns: between two calls.
-        if (this.faults && this.rng.chance(0.004)) this.schedule(0, () => this.crash(n));
+        if (this.faults && this.rng.chance(crashAfter)) this.schedule(0, () => this.crash(n));
       });
     });
   }
@@ -459,13 +500,19 @@ class DriverSimulation {
           d().entries = d().entries.slice(drop);
           d().snap = meta;
         }),
+      // Often followed by a crash: the restart must finish the state machine's install.
       installSnapshot: (meta) =>
-        this.write(n, gen, `install snapshot ${meta.lastIndex}`, () => {
-          d().snap = meta;
-          d().entries = [];
-          if (n.pendingSmState) d().smState = n.pendingSmState;
-          n.pendingSmState = undefined;
-        }),
+        this.write(
+          n,
+          gen,
+          `install snapshot ${meta.lastIndex}`,
+          () => {
+            d().snap = meta;
+            d().entries = [];
+          },
+          undefined,
+          0.25,
+        ),
     };
   }
 
@@ -494,7 +541,7 @@ class DriverSimulation {
         if (n.sm.length < meta.lastIndex)
           sim.violate(`${n.id}: snapshot at ${meta.lastIndex} beyond applied ${n.sm.length}`);
         const bytes = new TextEncoder().encode(JSON.stringify(n.sm.slice(0, meta.lastIndex)));
-        const size = 8 + sim.rng.int(120);
+        const size = n.chunkSize;
         const chunks: Uint8Array[] = [];
         for (let k = 0; k < bytes.length; k += size) chunks.push(bytes.subarray(k, k + size));
         return (async function* () {
@@ -507,27 +554,31 @@ class DriverSimulation {
           write: async (chunk) => {
             parts.push(chunk);
           },
-          finish: async () => {
-            if (gen !== n.generation) return;
-            const all = Buffer.concat(parts);
-            n.staged.set(meta.lastIndex, JSON.parse(all.toString('utf8')) as string[]);
+          // Staged durably (the port's contract): a restart may finish the install.
+          finish: () => {
+            const state = JSON.parse(Buffer.concat(parts).toString('utf8')) as string[];
+            return sim.write(n, gen, `stage snapshot ${meta.lastIndex}`, () =>
+              n.disk.staged.set(meta.lastIndex, state),
+            );
           },
           abort: async () => undefined,
         };
       },
       install: (meta: SnapshotMeta) => {
-        const staged = n.staged.get(meta.lastIndex);
+        if (gen !== n.generation) return new Promise<void>(() => undefined);
+        if (n.disk.snap.lastIndex < meta.lastIndex)
+          sim.violate(`${n.id}: state machine installs ${meta.lastIndex} before the log does`);
+        const staged = n.disk.staged.get(meta.lastIndex);
         if (!staged) {
           sim.violate(`${n.id}: installs snapshot ${meta.lastIndex} it never received`);
           return new Promise<void>(() => undefined);
         }
-        const crashable = sim.opts.crashInSnapshotInstall ?? true;
+        // Idempotent and crash-safe on its own: the log's install was the commit point.
         return sim.write(n, gen, `state machine takes snapshot ${meta.lastIndex}`, () => {
-          // Separately crash-safe (today's driver), or durable only with the log's install.
-          if (crashable) n.disk.smState = staged.slice();
-          else n.pendingSmState = staged.slice();
+          n.disk.smState = staged.slice();
           n.sm = staged.slice();
-          for (const k of [...n.staged.keys()]) if (k <= meta.lastIndex) n.staged.delete(k);
+          for (const k of [...n.disk.staged.keys()])
+            if (k <= meta.lastIndex) n.disk.staged.delete(k);
           for (let i = 1; i <= n.sm.length; i++) sim.checkApplied(n, i, n.sm[i - 1]!);
           sim.stats.snapshotsInstalled++;
           sim.event(`${n.id} installs snapshot ${meta.lastIndex}`);
@@ -585,14 +636,24 @@ class DriverSimulation {
     if (!preVote && m.term > hard.term) {
       this.violate(`${n.id} sends ${m.type} of term ${m.term} with term ${hard.term} on disk`);
     }
-    if (m.type === 'voteResp' && !m.pre && !m.reject) {
+    // A vote in a term the disk has already left is safe unrecorded: after a restart the
+    // node is past that term and votes in it no more (one Ready may hold a grant in
+    // term t and the hard state of term t+1, when a later message raised the term).
+    if (m.type === 'voteResp' && !m.pre && !m.reject && hard.term <= m.term) {
       if (hard.term !== m.term || hard.vote !== m.to)
         this.violate(`${n.id} grants ${m.to} term ${m.term} before its vote is on disk`);
     }
-    if (m.type === 'vote' && !m.pre && (hard.term !== m.term || hard.vote !== n.id)) {
+    if (
+      m.type === 'vote' &&
+      !m.pre &&
+      hard.term <= m.term &&
+      (hard.term !== m.term || hard.vote !== n.id)
+    ) {
       this.violate(`${n.id} asks for votes in term ${m.term} before its own vote is on disk`);
     }
-    if (m.type === 'appendResp' && !m.reject) {
+    // Likewise an ack in a term the disk has left: the same Ready truncated those
+    // entries for a newer leader, exactly as a node that held them would have.
+    if (m.type === 'appendResp' && !m.reject && m.term >= hard.term) {
       const last = n.disk.snap.lastIndex + n.disk.entries.length;
       if (m.index > last)
         this.violate(`${n.id} acknowledges ${m.index} with ${last} entries on disk`);
@@ -743,7 +804,8 @@ class DriverSimulation {
   private compact(n: SimNode): void {
     const node = n.node!;
     const upTo = n.sm.length - this.rng.int(4);
-    if (upTo <= n.disk.snap.lastIndex) return;
+    // The durable state never moves back (an earlier compaction may still be in flight).
+    if (upTo <= n.disk.snap.lastIndex || upTo <= n.disk.smState.length) return;
     // The caller makes its state durable up to upTo before the log may drop it.
     n.disk.smState = n.sm.slice(0, upTo);
     const meta = node.compact(upTo);
