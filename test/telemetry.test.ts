@@ -266,7 +266,7 @@ describe('logs of a node', () => {
       await node.agent.shutdown();
     }
     // A torn tail: half a frame header after the last record.
-    const logDir = join(dir, 'log');
+    const logDir = join(dir, 'groups', 'default', 'log');
     const store = (await readdir(logDir)).find((f) => f.endsWith('.store'));
     assert.ok(store);
     await appendFile(join(logDir, store), Buffer.from([1, 2, 3]));

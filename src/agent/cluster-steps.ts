@@ -276,6 +276,10 @@ export const openReplicatedLog: Step = {
     });
     holder.log = log;
     teardown.defer(() => log.close());
+    const unwatch = telemetry.metrics?.watchLog(log);
+    if (unwatch) teardown.defer(unwatch);
+    if (log.recovery.truncated || log.recovery.indexesRebuilt.length > 0)
+      logger.warn({ recovery: log.recovery }, 'log recovered from an unclean shutdown');
     ctx.replicatedLog = log;
     ctx.cluster = clusterView(log);
     // Raft's refusal names the leader's address as the configuration recorded it.

@@ -16,7 +16,7 @@ import {
   type RaftConfig,
   type Transport,
 } from '../raft/index.js';
-import type { FsyncPolicy, LogObserver } from '../log/index.js';
+import type { FsyncPolicy, LogObserver, RecoveryReport } from '../log/index.js';
 
 import { encodeProposal, entryValue, decodeHeader } from './entry-codec.js';
 import {
@@ -89,6 +89,8 @@ export class ReplicatedLog implements AsyncDisposable {
   private readonly commit: Watermark;
   private readonly leaderListeners = new Set<(hint: LeaderHint | undefined) => void>();
   private lastCheckpoint = 0;
+  /** A leader is known and listeners were told (see leaderChanged). */
+  private announced = false;
   private readonly node: RaftNode;
 
   private constructor(
@@ -156,6 +158,24 @@ export class ReplicatedLog implements AsyncDisposable {
   /** The Raft node, for status and configuration changes. */
   get raft(): RaftNode {
     return this.node;
+  }
+
+  /** LogStatsSource (metrics): the committed consumer offsets and the storage's size. */
+  get lowestOffset(): bigint {
+    return this.startOffset;
+  }
+
+  get highestOffset(): bigint {
+    return this.endOffset - 1n;
+  }
+
+  stats(): { segments: number; bytes: number } {
+    return this.storage.log.stats();
+  }
+
+  /** What opening the storage repaired (a torn tail cut, indexes rebuilt). */
+  get recovery(): RecoveryReport {
+    return this.storage.log.recovery;
   }
 
   /** The consumer offset of the next record to be committed. */
@@ -253,7 +273,7 @@ export class ReplicatedLog implements AsyncDisposable {
   }
 
   private async awaitLeaderFor(waitMs: number, signal: AbortSignal | undefined): Promise<void> {
-    if (this.node.status().leader) return;
+    if (this.node.status().leader && this.announced) return;
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(timer);
@@ -264,11 +284,11 @@ export class ReplicatedLog implements AsyncDisposable {
       };
       const onAbort = (): void => done(signal?.reason as Error);
       const timer = setTimeout(() => done(new NoLeaderError(waitMs)), waitMs);
-      const unsubscribe = this.node.onLeaderChange((c) => {
-        if (c.leader) done();
+      const unsubscribe = this.onLeaderChange((hint) => {
+        if (hint) done();
       });
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (this.node.status().leader) done();
+      if (this.node.status().leader && this.announced) done();
     });
   }
 
@@ -469,6 +489,7 @@ export class ReplicatedLog implements AsyncDisposable {
     const hint = change.leader
       ? { id: change.leader, addr: this.addressOf(change.leader) }
       : undefined;
+    this.announced = hint !== undefined;
     for (const l of this.leaderListeners) l(hint);
   }
 
