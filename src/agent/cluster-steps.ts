@@ -241,7 +241,7 @@ export const openReplicatedLog: Step = {
     teardown.defer(() => log.close());
     ctx.replicatedLog = log;
     ctx.commitLog = log;
-    ctx.cluster = clusterView(log);
+    ctx.cluster = clusterView(log, membership);
     ctx.notLeader = notLeader;
     ctx.forwarder = new GrpcLeaderForwarder(config.nodeName, serverTls);
     const forwarder = ctx.forwarder;
@@ -277,7 +277,7 @@ function notLeaderOf(err: unknown): ReturnType<NotLeaderClassifier> {
 }
 export const notLeader: NotLeaderClassifier = notLeaderOf;
 
-export function clusterView(log: ReplicatedLog): ClusterView {
+export function clusterView(log: ReplicatedLog, membership?: Membership): ClusterView {
   return {
     servers: async (): Promise<ServerEntry[]> =>
       log.servers().map((s) => ({
@@ -295,6 +295,20 @@ export function clusterView(log: ReplicatedLog): ClusterView {
     },
     leaderChanges: (o = {}) => leaderChanges(log, o.signal),
     removeServer: (id) => log.removeServer(id),
+    status: async () => {
+      const st = log.raft.status();
+      return {
+        self: { id: nodeNameOf(st.id), raftId: st.id },
+        role: st.role,
+        term: st.term,
+        commitIndex: st.commit,
+        appliedIndex: st.applied,
+        lastIndex: st.lastIndex,
+        startOffset: log.startOffset,
+        endOffset: log.endOffset,
+        members: (membership?.members() ?? []).map((m) => ({ id: m.name, state: m.status })),
+      };
+    },
   };
 }
 
