@@ -69,11 +69,22 @@ export class LineChart {
     }
     let legendX = pad.left + 8;
     for (const s of series) {
-      const pts = s.points
-        .filter((p) => p.v !== null && p.t >= now - this.windowMs)
-        .map((p) => `${x(p.t).toFixed(1)},${y(p.v as number).toFixed(1)}`);
-      if (pts.length > 0) {
-        this.svg.append(el('polyline', { points: pts.join(' '), class: `line ${s.className}` }));
+      // A gap (null) breaks the line; a lone point is drawn as a dot.
+      const segments: string[][] = [[]];
+      for (const p of s.points) {
+        if (p.t < now - this.windowMs) continue;
+        if (p.v === null) segments.push([]);
+        else segments.at(-1)?.push(`${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`);
+      }
+      for (const seg of segments) {
+        if (seg.length > 1) {
+          this.svg.append(el('polyline', { points: seg.join(' '), class: `line ${s.className}` }));
+        } else if (seg.length === 1) {
+          const [cx, cy] = (seg[0] as string).split(',');
+          this.svg.append(
+            el('circle', { cx: cx ?? 0, cy: cy ?? 0, r: 2.5, class: `dot ${s.className}` }),
+          );
+        }
       }
       const legend = el('text', { x: legendX, y: pad.top + 12, class: `legend ${s.className}` });
       legend.textContent = s.label;

@@ -78,6 +78,7 @@ export function formatRate(perSecond: number): string {
 /** A duration given in seconds, in the unit that reads best: 850 µs, 12.5 ms, 1.20 s. */
 export function formatSeconds(seconds: number | null): string {
   if (seconds === null || !Number.isFinite(seconds)) return '–';
+  if (seconds <= 0) return '0';
   if (seconds < 0.001) return `${Math.round(seconds * 1e6)} µs`;
   if (seconds < 1) return `${(seconds * 1e3).toPrecision(3)} ms`;
   return `${seconds.toPrecision(3)} s`;

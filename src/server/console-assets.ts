@@ -5,7 +5,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gzipSync } from 'node:zlib';
 
-import { CONSOLE_CSS, CONSOLE_HASH, CONSOLE_HTML, CONSOLE_JS } from './console-bundle.js';
+import {
+  CONSOLE_CSS,
+  CONSOLE_HASH,
+  CONSOLE_HTML,
+  CONSOLE_ICON,
+  CONSOLE_JS,
+} from './console-bundle.js';
 
 interface Asset {
   type: string;
@@ -46,6 +52,7 @@ function table(): Map<string, Asset> {
     ['', asset('text/html; charset=utf-8', CONSOLE_HTML, 'no-cache')],
     [`console.${CONSOLE_HASH}.js`, asset('text/javascript; charset=utf-8', CONSOLE_JS, IMMUTABLE)],
     [`console.${CONSOLE_HASH}.css`, asset('text/css; charset=utf-8', CONSOLE_CSS, IMMUTABLE)],
+    [`favicon.${CONSOLE_HASH}.svg`, asset('image/svg+xml', CONSOLE_ICON, IMMUTABLE)],
   ]);
   return assets;
 }
