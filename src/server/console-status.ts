@@ -103,8 +103,8 @@ async function produceLatency(metrics: Metrics): Promise<CumulativeBuckets> {
 
 /**
  * Reads the node's counters once a second and keeps the last five minutes of rates
- * and produce latencies. Runs from construction until `signal` aborts; the timer does
- * not keep the process alive.
+ * and produce latencies (the first reading is a tick after construction). Runs until
+ * `signal` aborts; the timer does not keep the process alive.
  */
 export class ThroughputSampler {
   private readonly samples: ThroughputSample[] = [];
@@ -120,7 +120,6 @@ export class ThroughputSampler {
     this.timer = setInterval(() => void this.sample(), intervalMs);
     this.timer.unref();
     signal.addEventListener('abort', () => clearInterval(this.timer), { once: true });
-    void this.sample();
   }
 
   /** Takes one reading and, from the second on, records the interval since the last. */
