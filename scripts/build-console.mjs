@@ -4,6 +4,7 @@
 // serves the console from its compiled code alone: no bundler at run time, nothing to
 // copy into images or packages. `--check` only compares (exit 1 when it is stale); the
 // console tests run the same comparison.
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';

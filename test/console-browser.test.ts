@@ -185,13 +185,16 @@ describe('web console in Chromium, against a 3-node cluster', { skip }, () => {
       undefined,
       { timeout: 10_000 },
     );
-    const kinds = await page.$$eval('#browse-list li .kind', (els) =>
-      els.map((e) => e.textContent),
-    );
+    const texts = (selector: string) =>
+      page.evaluate(
+        (sel) => [...document.querySelectorAll(sel)].map((e) => e.textContent ?? ''),
+        selector,
+      );
+    const kinds = await texts('#browse-list li .kind');
     assert.deepEqual(kinds.slice(-3), ['text', 'json', 'hex']);
-    const texts = await page.$$eval('#browse-list li pre', (els) => els.map((e) => e.textContent));
-    assert.equal(texts.at(-2), '{\n  "user": "ada",\n  "n": [\n    1,\n    2\n  ]\n}');
-    assert.match(texts.at(-1) ?? '', /^00000000 {2}00 ff 10 80/);
+    const values = await texts('#browse-list li pre');
+    assert.equal(values.at(-2), '{\n  "user": "ada",\n  "n": [\n    1,\n    2\n  ]\n}');
+    assert.match(values.at(-1) ?? '', /^00000000 {2}00 ff 10 80/);
     await screenshot(page, 'records');
     if (process.env.CONSOLE_UPDATE_DOCS === '1') {
       await page.screenshot({ path: join(REPO, 'docs', 'console.png') });

@@ -195,7 +195,7 @@ async function showPage(from: bigint): Promise<void> {
     ? pageOffsets(from, PAGE_SIZE, b.start, b.end)
     : pageOffsets(from, PAGE_SIZE, 0n, from + BigInt(PAGE_SIZE));
   browseFrom = offsets[0] ?? from;
-  ($('browse-from') as HTMLInputElement).value = browseFrom.toString();
+  $<HTMLInputElement>('browse-from').value = browseFrom.toString();
   status.textContent = 'loading…';
   const results = await Promise.allSettled(
     offsets.map((o) => api(`/v1/records/${o}`) as Promise<{ record: WireRecord }>),
@@ -221,7 +221,7 @@ async function showPage(from: bigint): Promise<void> {
 function wireBrowser(): void {
   $('browse-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    const from = parseOffsetInput(($('browse-from') as HTMLInputElement).value);
+    const from = parseOffsetInput($<HTMLInputElement>('browse-from').value);
     if (from === undefined) {
       $('browse-status').textContent = 'an offset is an unsigned integer';
       return;
@@ -287,7 +287,7 @@ function startTail(): void {
 function wireProduce(): void {
   $('produce-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    const input = $('produce-value') as HTMLTextAreaElement;
+    const input = $<HTMLTextAreaElement>('produce-value');
     const status = $('produce-status');
     const value = toBase64(new TextEncoder().encode(input.value));
     status.className = 'muted';
