@@ -131,14 +131,19 @@ describe('web console in Chromium, against a 3-node cluster', { skip }, () => {
     await page.waitForFunction(
       () =>
         document.querySelectorAll('#servers tbody tr').length === 3 &&
-        document.querySelector('#servers tr.leader') !== null,
+        document.querySelector('#servers tr.leader') !== null &&
+        document.querySelector('#quorum')?.textContent === 'quorum 3/3',
       undefined,
       { timeout: 10_000 },
     );
     const shown = await table(page);
     assert.deepEqual(shown.members.sort(), ['n1', 'n2', 'n3']);
     assert.equal(shown.leader, leader.name);
-    assert.match((await page.textContent('#quorum')) ?? '', /^quorum 3\/3$/);
+    assert.match(
+      (await page.textContent('#quorum')) ?? '',
+      /^quorum 3\/3$/,
+      `banner: ${await page.textContent('#banner')}`,
+    );
     await screenshot(page, 'cluster');
     assert.deepEqual(errors, []);
   });
@@ -197,6 +202,27 @@ describe('web console in Chromium, against a 3-node cluster', { skip }, () => {
     assert.match(values.at(-1) ?? '', /^00000000 {2}00 ff 10 80/);
     await screenshot(page, 'records');
     if (process.env.CONSOLE_UPDATE_DOCS === '1') {
+      // Some traffic first, so that the charts in the README have lines to show.
+      const stopAt = Date.now() + 8000;
+      let n = 0;
+      while (Date.now() < stopAt) {
+        await Promise.all(
+          Array.from({ length: 8 }, () =>
+            cluster.produce(viewer, JSON.stringify({ event: 'click', n: n++ })),
+          ),
+        );
+      }
+      await page.waitForFunction(
+        (end) => document.querySelector('#raft')?.textContent?.includes(`…${end};`),
+        String(last + 1n + BigInt(n)),
+        { timeout: 10_000 },
+      );
+      await page.click('#browse-latest');
+      await page.waitForFunction(
+        (n) => document.querySelector('#browse-list li pre')?.textContent?.includes(`"n": ${n}`),
+        n - 20,
+        { timeout: 10_000 },
+      );
       await page.screenshot({ path: join(REPO, 'docs', 'console.png') });
     }
     assert.deepEqual(errors, []);

@@ -164,7 +164,7 @@ describe('console status: the document', () => {
         ['c', 'suspect', false],
       ],
     );
-    assert.deepEqual(doc.quorum, { voters: 3, needed: 2, reachable: 2, ok: true });
+    assert.deepEqual(doc.quorum, { voters: 3, needed: 2, reachable: 3, ok: true });
     assert.equal(doc.throughput, null);
   });
 

@@ -201,8 +201,11 @@ export async function statusDocument(
   });
   const voters = rows.filter((s) => s.suffrage !== 'learner');
   const needed = Math.floor(voters.length / 2) + 1;
-  // Without gossip states every voter counts as reachable; a known leader settles it.
-  const reachable = voters.filter((s) => s.state === undefined || s.state === 'alive').length;
+  // A suspect has missed probes but is not declared dead: it still counts, as the gossip's
+  // live members do. Without gossip states every voter counts; a known leader settles it.
+  const reachable = voters.filter(
+    (s) => s.state === undefined || s.state === 'alive' || s.state === 'suspect',
+  ).length;
   return {
     node: status?.self.id ?? null,
     time: now.toISOString(),
