@@ -121,6 +121,11 @@ function renderStatus(doc: StatusDocument): void {
     : doc.leader
       ? `leader ${doc.leader.id} (${doc.leader.addr})`
       : '';
+  // Match and lag are the leader's view; elsewhere the table says where to look.
+  const unknownLag = doc.servers.length > 1 && doc.servers.every((s) => s.lag === undefined);
+  $('lag-note').textContent = unknownLag
+    ? 'Match and lag are known to the leader only: open this console on the leader to see them.'
+    : '';
   const samples = doc.throughput?.samples ?? [];
   const now = Date.parse(doc.time);
   rateChart.draw(
