@@ -67,7 +67,7 @@ describe('console status: the throughput sampler', () => {
     const metrics = new Metrics({ processMetrics: false });
     const stop = new AbortController();
     // A long interval: the test takes the samples itself, at chosen times.
-    const sampler = new ThroughputSampler(metrics, stop.signal, 3_600_000);
+    const sampler = new ThroughputSampler(metrics, stop.signal, { intervalMs: 3_600_000 });
     try {
       await sampler.sample(10_000);
       metrics.produced(30, 300);

@@ -115,9 +115,13 @@ export class ThroughputSampler {
   constructor(
     private readonly metrics: Metrics,
     signal: AbortSignal,
-    intervalMs = SAMPLE_INTERVAL_MS,
+    o: { intervalMs?: number; onError?: (err: unknown) => void } = {},
   ) {
-    this.timer = setInterval(() => void this.sample(), intervalMs);
+    const onError = o.onError ?? ((): void => undefined);
+    this.timer = setInterval(
+      () => this.sample().catch(onError),
+      o.intervalMs ?? SAMPLE_INTERVAL_MS,
+    );
     this.timer.unref();
     signal.addEventListener('abort', () => clearInterval(this.timer), { once: true });
   }

@@ -115,7 +115,12 @@ export function createHttpHandler(
   // base64 grows by 4/3; leave room for the JSON around the value.
   const bodyLimit = Math.ceil((opts.maxRecordBytes * 4) / 3) + 64 * 1024;
   // Rates and latencies for GET /v1/status, read from the metrics once a second.
-  const sampler = metrics && opts.cluster && new ThroughputSampler(metrics, opts.shutdownSignal);
+  const sampler =
+    metrics &&
+    opts.cluster &&
+    new ThroughputSampler(metrics, opts.shutdownSignal, {
+      onError: (err) => logger.warn({ err }, 'sampling the metrics for /v1/status failed'),
+    });
 
   async function produce(req: IncomingMessage, res: ServerResponse, wrapped: boolean) {
     const body = await readJson(req, bodyLimit);
@@ -221,7 +226,6 @@ export function createHttpHandler(
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     const method = req.method ?? 'GET';
-    // Without metrics there is no /metrics route at all (404, not 405).
     // A browser opening the node's address gets the console; API calls to / carry a body.
     const bodyless =
       req.headers['content-length'] === undefined && !req.headers['transfer-encoding'];
@@ -234,6 +238,7 @@ export function createHttpHandler(
       res.writeHead(303, { location: '/ui', 'content-length': 0 });
       return void res.end();
     }
+    // Without metrics there is no /metrics route at all (404, not 405); likewise /v1/status.
     const found = findRoute(
       method,
       path,
