@@ -119,7 +119,7 @@ export class ThroughputSampler {
   ) {
     const onError = o.onError ?? ((): void => undefined);
     this.timer = setInterval(
-      () => this.sample().catch(onError),
+      () => void this.sample().catch(onError),
       o.intervalMs ?? SAMPLE_INTERVAL_MS,
     );
     this.timer.unref();
