@@ -32,6 +32,8 @@ export const ALLOWED = {
     'client',
   ],
   cli: ['agent', 'client', 'auth'],
+  // The web console runs in a browser and is bundled on its own: it imports nothing of ours.
+  console: [],
 };
 /** Folders whose code may import nothing outside themselves (no node:*, no packages). */
 export const PURE = ['raft/core', 'membership/core'];

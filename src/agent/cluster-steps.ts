@@ -281,7 +281,7 @@ export const openReplicatedLog: Step = {
     if (log.recovery.truncated || log.recovery.indexesRebuilt.length > 0)
       logger.warn({ recovery: log.recovery }, 'log recovered from an unclean shutdown');
     ctx.replicatedLog = log;
-    ctx.cluster = clusterView(log);
+    ctx.cluster = clusterView(log, membership);
     // Raft's refusal names the leader's address as the configuration recorded it.
     ctx.notLeader = (err) => {
       const refusal = notLeaderOf(err);
@@ -360,7 +360,7 @@ export function notLeaderOf(err: unknown): ReturnType<NotLeaderClassifier> {
   return leader ? { leader } : {};
 }
 
-export function clusterView(log: ReplicatedLog): ClusterView {
+export function clusterView(log: ReplicatedLog, membership?: Membership): ClusterView {
   return {
     servers: async (): Promise<ServerEntry[]> =>
       log.servers().map((s) => ({
@@ -378,6 +378,20 @@ export function clusterView(log: ReplicatedLog): ClusterView {
     },
     leaderChanges: (o = {}) => leaderChanges(log, o.signal),
     removeServer: (id) => log.removeServer(id),
+    status: async () => {
+      const st = log.raft.status();
+      return {
+        self: { id: nodeNameOf(st.id), raftId: st.id },
+        role: st.role,
+        term: st.term,
+        commitIndex: st.commit,
+        appliedIndex: st.applied,
+        lastIndex: st.lastIndex,
+        startOffset: log.startOffset,
+        endOffset: log.endOffset,
+        members: (membership?.members() ?? []).map((m) => ({ id: m.name, state: m.status })),
+      };
+    },
   };
 }
 

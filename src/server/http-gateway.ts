@@ -12,10 +12,12 @@ import {
   ValueTooLargeError,
   type ErrorTable,
 } from './errors.js';
+import { serveConsoleAsset, serveConsolePage } from './console-assets.js';
+import { statusDocument, ThroughputSampler } from './console-status.js';
 import type { Appender } from './forwarding.js';
 import { findRoute, routeRest, type HttpHandlerName } from './http-routes.js';
 import { recordsFrom } from './log-service.js';
-import type { CommitLog, CommittedRecord, ServerLogger } from './ports.js';
+import type { ClusterView, CommitLog, CommittedRecord, ServerLogger } from './ports.js';
 import { httpScope, serveMetrics, traceAppend } from './telemetry.js';
 
 export interface HttpGatewayOptions {
@@ -33,6 +35,8 @@ export interface HttpGatewayOptions {
   shutdownSignal: AbortSignal;
   /** Authorization for the routes that touch the log (absent: no checks, plain HTTP). */
   authorize?: HttpAuthorize;
+  /** Who is in the cluster: serves GET /v1/status (absent: no such route). */
+  cluster?: ClusterView;
 }
 
 const MAX_OFFSET = (1n << 64n) - 1n;
@@ -110,6 +114,13 @@ export function createHttpHandler(
   const { log, appender, errors, logger, metrics } = opts;
   // base64 grows by 4/3; leave room for the JSON around the value.
   const bodyLimit = Math.ceil((opts.maxRecordBytes * 4) / 3) + 64 * 1024;
+  // Rates and latencies for GET /v1/status, read from the metrics once a second.
+  const sampler =
+    metrics &&
+    opts.cluster &&
+    new ThroughputSampler(metrics, opts.shutdownSignal, {
+      onError: (err) => logger.warn({ err }, 'sampling the metrics for /v1/status failed'),
+    });
 
   async function produce(req: IncomingMessage, res: ServerResponse, wrapped: boolean) {
     const body = await readJson(req, bodyLimit);
@@ -200,14 +211,39 @@ export function createHttpHandler(
       opts.isReady()
         ? send(res, 200, '{"status":"ready"}')
         : send(res, 503, '{"status":"shutting down"}'),
+    status: async (_req, res) => {
+      if (opts.cluster) send(res, 200, JSON.stringify(await statusDocument(opts.cluster, sampler)));
+    },
+    consolePage: (req, res) => serveConsolePage(req, res),
+    consoleAsset: (req, res, _url, rest) => {
+      if (!serveConsoleAsset(req, res, rest)) {
+        send(res, 404, JSON.stringify({ error: `no console asset ${rest}` }));
+      }
+    },
   };
 
   async function route(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     const method = req.method ?? 'GET';
-    // Without metrics there is no /metrics route at all (404, not 405).
-    const found = findRoute(method, path, (r) => r.handler === 'metrics' && !metrics);
+    // A browser opening the node's address gets the console; API calls to / carry a body.
+    const bodyless =
+      req.headers['content-length'] === undefined && !req.headers['transfer-encoding'];
+    if (
+      method === 'GET' &&
+      path === '/' &&
+      bodyless &&
+      /\btext\/html\b/.test(req.headers.accept ?? '')
+    ) {
+      res.writeHead(303, { location: '/ui', 'content-length': 0 });
+      return void res.end();
+    }
+    // Without metrics there is no /metrics route at all (404, not 405); likewise /v1/status.
+    const found = findRoute(
+      method,
+      path,
+      (r) => (r.handler === 'metrics' && !metrics) || (r.handler === 'status' && !opts.cluster),
+    );
     if (found.kind === 'not-found') {
       return send(res, 404, JSON.stringify({ error: `no route for ${path}` }));
     }

@@ -14,7 +14,10 @@ export type HttpHandlerName =
   | 'consumeAt'
   | 'metrics'
   | 'healthz'
-  | 'readyz';
+  | 'readyz'
+  | 'status'
+  | 'consolePage'
+  | 'consoleAsset';
 
 export interface HttpRoute {
   method: HttpMethod;
@@ -70,6 +73,22 @@ export const HTTP_ROUTES: readonly HttpRoute[] = [
   { method: 'GET', match: { path: '/metrics' }, handler: 'metrics', routeName: '/metrics' },
   { method: 'GET', match: { path: '/healthz' }, handler: 'healthz', routeName: '/healthz' },
   { method: 'GET', match: { path: '/readyz' }, handler: 'readyz', routeName: '/readyz' },
+  // Who is in the cluster is read access, as GetServers is.
+  {
+    method: 'GET',
+    match: { path: '/v1/status' },
+    action: ACTION_CONSUME,
+    handler: 'status',
+    routeName: '/v1/status',
+  },
+  // The web console's static files hold no data: its data calls are the routes above.
+  { method: 'GET', match: { path: '/ui' }, handler: 'consolePage', routeName: '/ui' },
+  {
+    method: 'GET',
+    match: { prefix: '/ui/assets/' },
+    handler: 'consoleAsset',
+    routeName: '/ui/assets/{name}',
+  },
 ];
 
 function matches(route: HttpRoute, path: string): boolean {

@@ -85,6 +85,28 @@ export interface ClusterView {
   removeServer?(id: string): Promise<string>;
   /** Each leader change (undefined: no leader known); ends when `signal` aborts. */
   leaderChanges?(o?: { signal?: AbortSignal }): AsyncIterable<LeaderHint | undefined>;
+  /** This node's Raft state, its log's offsets and the gossip state of each member. */
+  status?(): Promise<ClusterStatus>;
+}
+
+/** A member's state in the gossip (SWIM): `dead` once suspicion ran out. */
+export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
+
+/** What this node knows of itself and the others (GET /v1/status; the web console). */
+export interface ClusterStatus {
+  /** This node's name and Raft id. */
+  self: { id: string; raftId: string };
+  role: string;
+  term: number;
+  /** Raft indexes: committed, applied to the log, last appended. */
+  commitIndex: number;
+  appliedIndex: number;
+  lastIndex: number;
+  /** The committed records readable here: [startOffset, endOffset). */
+  startOffset: bigint;
+  endOffset: bigint;
+  /** The gossip state of each member known to this node, by node name. */
+  members: { id: string; state: MemberState }[];
 }
 
 /**

@@ -166,6 +166,7 @@ export class ApiServer {
       isReady: () => this.ready,
       shutdownSignal: this.shutdown.signal,
       authorize: security && createHttpAuthorize(security.authorizer, this.logger),
+      cluster: opts.cluster,
     });
     const observed = opts.requests ? instrumentHttp(opts.requests, handler) : handler;
     // With TLS the handshake lets unverified clients finish, so that the probes stay
