@@ -47,3 +47,4 @@ export type {
   SecuritySettings,
   TlsFileFields,
 } from './config.js';
+export { guardHttp2StreamRaces } from './process-guards.js';

@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 
 import {
   Agent,
+  guardHttp2StreamRaces,
   CONFIG_KEYS,
   CONFIG_ROWS,
   ConfigError,
@@ -46,6 +47,8 @@ async function runAgent(command: Command): Promise<void> {
   const config = await resolveConfig({ flags, env: process.env });
   // Logs go to stdout; the agent's start-up lines name every address and the data directory.
   const agent = await Agent.start(config);
+  // A grpc-js race on destroyed HTTP/2 streams must not take the node down.
+  guardHttp2StreamRaces(agent.logger);
   // The start-up line on stderr too, whatever the log level or format: scripts and
   // tests wait for it (its form: parseStartupLine).
   process.stderr.write(`${agent.startupLine}\n`);
