@@ -2,7 +2,6 @@
 // real ports), including error details, live streams, cancellation and shutdown.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import * as grpc from '@grpc/grpc-js';
@@ -11,7 +10,6 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 
 import { decodeStatusDetails, LogClient, type LogRecord } from '../src/api/index.js';
 import { CommitLogClient, OffsetOutOfRangeError } from '../src/client/index.js';
-import { Log } from '../src/log/index.js';
 import { startNode, values, within, type TestNode } from './support/node.js';
 
 /** Calls a unary method of the generated client; resolves with the result or the error. */
