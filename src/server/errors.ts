@@ -62,6 +62,28 @@ export class NotLeaderError extends Error {
   }
 }
 
+/**
+ * A per-client or per-node limit is reached (streams, connections, buffered bytes). The
+ * message names the limit, its value and the setting that changes it; the client may
+ * retry once it holds less.
+ */
+export class LimitExceededError extends Error {
+  override readonly name = 'LimitExceededError';
+  constructor(
+    /** What is limited, as the message says it ("streams on this connection"). */
+    readonly what: string,
+    readonly limit: number,
+    /** The agent setting (flag without dashes) that changes the limit. */
+    readonly setting: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `too many ${what}: the limit is ${limit} (--${setting}); close some or ask the operator to raise --${setting}`,
+      options,
+    );
+  }
+}
+
 /** The `domain` of the ErrorInfo details the server sends. */
 export const ERROR_DOMAIN = 'commitlog';
 
@@ -99,6 +121,15 @@ export interface HttpErrorBody {
 const BUILT_IN: readonly ErrorStatusRow[] = [
   errorStatus(ValueTooLargeError, { grpc: status.RESOURCE_EXHAUSTED, http: 413 }),
   errorStatus(InvalidRequestError, { grpc: status.INVALID_ARGUMENT, http: 400 }),
+  errorStatus(LimitExceededError, {
+    grpc: status.RESOURCE_EXHAUSTED,
+    http: 429,
+    errorInfo: (err) => ({
+      reason: 'LIMIT_EXCEEDED',
+      domain: ERROR_DOMAIN,
+      metadata: { setting: err.setting, limit: String(err.limit) },
+    }),
+  }),
   errorStatus(ShuttingDownError, { grpc: status.UNAVAILABLE, http: 503 }),
   // Nothing was appended, so the client may retry (at the leader): UNAVAILABLE.
   errorStatus(NotLeaderError, {

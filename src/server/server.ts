@@ -25,6 +25,7 @@ import { createHttpHandler } from './http-gateway.js';
 import { createLogService, StreamRegistry } from './log-service.js';
 import { instrumentHttp, telemetryInterceptor } from './telemetry.js';
 import { FastLogService } from './codec.js';
+import { DEFAULT_LIMITS, UNARY_STREAM_HEADROOM, type ServerLimits } from './limits.js';
 
 export interface ApiServerOptions {
   log: CommitLog;
@@ -64,6 +65,8 @@ export interface ApiServerOptions {
   /** ConsumeBatchStream caps per message (defaults 1000 records, 1 MiB). */
   maxBatchRecords?: number;
   maxBatchBytes?: number;
+  /** What one client and all clients may hold (streams, connections, buffers); see DEFAULT_LIMITS. */
+  limits?: Partial<ServerLimits>;
 }
 
 /** A listener could not be opened (address in use, no such interface, …). */
@@ -88,7 +91,8 @@ export class ApiServer {
   readonly grpcServer: grpc.Server;
   readonly httpServer: HttpServer;
   private readonly health: HealthImplementation;
-  private readonly streams = new StreamRegistry();
+  private readonly streams: StreamRegistry;
+  readonly limits: Readonly<ServerLimits>;
   private readonly shutdown = new AbortController();
   private readonly logger: ServerLogger;
   private readonly credentials: grpc.ServerCredentials;
@@ -98,6 +102,12 @@ export class ApiServer {
 
   constructor(opts: ApiServerOptions) {
     this.logger = opts.logger ?? silentLogger;
+    const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.limits = limits;
+    this.streams = new StreamRegistry({
+      perConnection: limits.streamsPerConnection,
+      perNode: limits.streams,
+    });
     const maxRecordBytes = opts.maxRecordBytes ?? 1024 * 1024;
     const maxBatchBytes = opts.maxBatchBytes ?? 1024 * 1024;
     const security = opts.security;
@@ -118,6 +128,13 @@ export class ApiServer {
       // A ProduceBatch may carry several maximum-size records; room for framing too.
       'grpc.max_receive_message_length': Math.max(4 * 1024 * 1024, maxRecordBytes + 64 * 1024),
       'grpc.max_send_message_length': Math.max(4 * 1024 * 1024, maxBatchBytes + maxRecordBytes),
+      // The protocol's own cap; the stream registry refuses long-lived streams below it
+      // with a status that names the setting.
+      'grpc.max_concurrent_streams': limits.streamsPerConnection + UNARY_STREAM_HEADROOM,
+      // Dead peers and idle connections are dropped rather than held forever.
+      'grpc.keepalive_time_ms': limits.keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': limits.keepaliveTimeoutMs,
+      'grpc.max_connection_idle_ms': limits.connectionIdleMs,
     });
     this.grpcServer.addService(
       FastLogService,
@@ -133,6 +150,7 @@ export class ApiServer {
           maxInFlight: opts.maxInFlight ?? 1024,
           maxBatchRecords: opts.maxBatchRecords ?? 1000,
           maxBatchBytes,
+          maxStreamBufferBytes: limits.streamBufferBytes,
         },
         this.streams,
       ),
