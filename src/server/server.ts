@@ -6,6 +6,7 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 import * as grpc from '@grpc/grpc-js';
@@ -17,7 +18,7 @@ import { LOG_SERVICE_NAME, protoRoot } from '../api/index.js';
 import { mutualTlsServerOptions, type Authorizer, type TlsMaterial } from '../auth/index.js';
 import { createAuthInterceptor, createHttpAuthorize, mutualTlsServerCredentials } from './auth.js';
 import type { Metrics, RequestTelemetry } from '../telemetry/index.js';
-import { ErrorTable, type ErrorStatusRow } from './errors.js';
+import { ErrorTable, LimitExceededError, type ErrorStatusRow } from './errors.js';
 import { Appender, type NotLeaderClassifier } from './forwarding.js';
 import type { ClusterView, CommitLog, LeaderForwarder, ServerLogger } from './ports.js';
 import { silentLogger } from './ports.js';
@@ -188,12 +189,70 @@ export class ApiServer {
     const observed = opts.requests ? instrumentHttp(opts.requests, handler) : handler;
     // With TLS the handshake lets unverified clients finish, so that the probes stay
     // open and a refusal can say why (401); the gateway checks every other route.
+    // A client that opens a connection and sends no whole request head (or never
+    // finishes TLS) is dropped after handshakeTimeoutMs; Node checks the head timeout on
+    // an interval, so the interval is a fraction of it.
+    const timeouts = {
+      headersTimeout: limits.handshakeTimeoutMs,
+      requestTimeout: Math.max(limits.handshakeTimeoutMs, 300_000),
+      connectionsCheckingInterval: Math.max(50, Math.min(30_000, limits.handshakeTimeoutMs / 4)),
+    };
     this.httpServer = security
       ? createHttpsServer(
-          mutualTlsServerOptions(security.tls, { rejectAtHandshake: false }),
+          {
+            ...mutualTlsServerOptions(security.tls, { rejectAtHandshake: false }),
+            ...timeouts,
+            handshakeTimeout: limits.handshakeTimeoutMs,
+          },
           observed,
         )
-      : createServer(observed);
+      : createServer(timeouts, observed);
+    this.httpServer.maxConnections = limits.connections;
+    this.guardHttpConnections(limits, security !== undefined);
+  }
+
+  /**
+   * At most `connectionsPerAddress` open HTTP connections per client address: past it a
+   * plain-HTTP client is told why (429 naming the setting) and the socket is closed; a
+   * TLS client just sees the close (no handshake to answer through). Logged at most
+   * once per address until its count falls.
+   */
+  private guardHttpConnections(limits: ServerLimits, tls: boolean): void {
+    const open = new Map<string, number>();
+    const warned = new Set<string>();
+    this.httpServer.on('connection', (socket: Socket) => {
+      const address = socket.remoteAddress ?? 'unknown';
+      const count = open.get(address) ?? 0;
+      if (count >= limits.connectionsPerAddress) {
+        const err = new LimitExceededError(
+          `HTTP connections from ${address}`,
+          limits.connectionsPerAddress,
+          'max-connections-per-address',
+        );
+        if (!warned.has(address)) {
+          warned.add(address);
+          this.logger.warn({ address, limit: limits.connectionsPerAddress }, err.message);
+        }
+        if (tls) socket.destroy();
+        else {
+          const body = JSON.stringify({ error: err.message, reason: 'LIMIT_EXCEEDED' });
+          socket.end(
+            `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n` +
+              `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+          );
+          socket.on('error', () => {});
+        }
+        return;
+      }
+      open.set(address, count + 1);
+      socket.once('close', () => {
+        const left = (open.get(address) ?? 1) - 1;
+        if (left === 0) {
+          open.delete(address);
+          warned.delete(address);
+        } else open.set(address, left);
+      });
+    });
   }
 
   private followLeader(cluster: ClusterView): void {
