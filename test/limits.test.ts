@@ -3,8 +3,10 @@
 // refused with RESOURCE_EXHAUSTED naming the limit and its setting. The node is a
 // child process so that its memory (RSS) can be measured on its own.
 import assert from 'node:assert/strict';
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { once } from 'node:events';
 import http2 from 'node:http2';
+import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import { ConsumeBatchRequest } from '../src/api/index.js';
@@ -162,5 +164,71 @@ describe('limits against one greedy client', () => {
     } finally {
       session.destroy();
     }
+  });
+});
+
+describe('a crowd of idle sockets under a low open-file limit', () => {
+  let dir: string;
+  let agent: AgentProcess;
+  const sockets: Socket[] = [];
+
+  before(async () => {
+    dir = await tempDir('limits-fds');
+    agent = await spawnAgent(
+      [
+        '--data-dir',
+        dir,
+        '--rpc-port',
+        '0',
+        '--http-port',
+        '0',
+        '--log-level',
+        'error',
+        '--segment-max-bytes',
+        '1024',
+      ],
+      { openFileLimit: 256 },
+    );
+  });
+  after(async () => {
+    for (const s of sockets) s.destroy();
+    await agent?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps descriptors for the log: produces that roll segments succeed and /healthz answers', async () => {
+    // 300 silent connections to each port from another loopback address (so that the
+    // caps per address apply to them, not to the test's own calls).
+    const crowd = async (addr: string) => {
+      const [host, port] = [
+        addr.slice(0, addr.lastIndexOf(':')),
+        Number(addr.slice(addr.lastIndexOf(':') + 1)),
+      ];
+      for (let i = 0; i < 300; i++) {
+        const socket = connect({ host, port, localAddress: '127.0.0.2' });
+        socket.on('error', () => {});
+        sockets.push(socket);
+      }
+      await Promise.all(
+        sockets.map((s) => (s.connecting ? once(s, 'connect').catch(() => {}) : undefined)),
+      );
+    };
+    await crowd(agent.httpAddr);
+    await crowd(agent.rpcAddr);
+    const client = new CommitLogClient(agent.rpcAddr);
+    try {
+      // Each 600-byte record fills most of a 1 KiB segment: every produce opens files.
+      for (let i = 0; i < 20; i++) {
+        const offset = await within(5000, `produce ${i}`, client.produce(Buffer.alloc(600, i)));
+        assert.equal(offset, BigInt(i));
+      }
+    } finally {
+      client.close();
+    }
+    const health = await within(5000, '/healthz', fetch(`http://${agent.httpAddr}/healthz`));
+    assert.equal(health.status, 200);
+    const fds = (await readdir(`/proc/${agent.pid}/fd`)).length;
+    console.log(`# open-file limit 256, 600 idle sockets: the node holds ${fds} descriptors`);
+    assert.ok(fds < 256, `${fds} descriptors`);
   });
 });

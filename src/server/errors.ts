@@ -7,6 +7,7 @@ import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
 
 import { encodeStatusDetails, type StatusDetail, type StatusErrorInfo } from '../api/index.js';
 import { PermissionDeniedError, UnauthenticatedError } from '../auth/index.js';
+import { isDescriptorExhaustion } from './limits.js';
 import type { LeaderHint } from './ports.js';
 
 /** A request the server refuses before it reaches the log. */
@@ -84,6 +85,21 @@ export class LimitExceededError extends Error {
   }
 }
 
+/**
+ * The process ran out of file descriptors (EMFILE/ENFILE) while serving a request: the
+ * node's state, not the request's. Retryable; the operator raises the limit or lowers
+ * the connection caps.
+ */
+export class DescriptorsExhaustedError extends Error {
+  override readonly name = 'DescriptorsExhaustedError';
+  constructor(options?: ErrorOptions) {
+    super(
+      'the node has run out of file descriptors (EMFILE); retry later. Operators: raise the open-file limit (ulimit -n, systemd LimitNOFILE, docker --ulimit nofile) or lower --max-connections and --max-connections-per-address',
+      options,
+    );
+  }
+}
+
 /** The `domain` of the ErrorInfo details the server sends. */
 export const ERROR_DOMAIN = 'commitlog';
 
@@ -131,6 +147,11 @@ const BUILT_IN: readonly ErrorStatusRow[] = [
     }),
   }),
   errorStatus(ShuttingDownError, { grpc: status.UNAVAILABLE, http: 503 }),
+  errorStatus(DescriptorsExhaustedError, {
+    grpc: status.UNAVAILABLE,
+    http: 503,
+    errorInfo: () => ({ reason: 'DESCRIPTORS_EXHAUSTED', domain: ERROR_DOMAIN, metadata: {} }),
+  }),
   // Nothing was appended, so the client may retry (at the leader): UNAVAILABLE.
   errorStatus(NotLeaderError, {
     grpc: status.UNAVAILABLE,
@@ -160,6 +181,14 @@ export class ErrorTable {
     this.rows = [...BUILT_IN, ...rows];
   }
 
+  /** Errors as the client should see them: EMFILE anywhere in the chain is the node's state. */
+  private static seen(err: unknown): unknown {
+    if (!(err instanceof DescriptorsExhaustedError) && isDescriptorExhaustion(err)) {
+      return new DescriptorsExhaustedError({ cause: err });
+    }
+    return err;
+  }
+
   private mappingOf(err: unknown): StatusMapping | undefined {
     if (!(err instanceof Error)) return undefined;
     const row = this.rows.find(([errorClass]) => err instanceof errorClass);
@@ -172,7 +201,8 @@ export class ErrorTable {
   }
 
   /** The gRPC status for a failure; unknown failures become INTERNAL without their text. */
-  toGrpcStatus(err: unknown): StatusObject {
+  toGrpcStatus(failure: unknown): StatusObject {
+    const err = ErrorTable.seen(failure);
     const mapping = this.mappingOf(err);
     const metadata = new Metadata();
     if (!mapping || !(err instanceof Error)) {
@@ -191,7 +221,8 @@ export class ErrorTable {
   }
 
   /** The HTTP status and JSON body for a failure. */
-  toHttpError(err: unknown): { status: number; body: HttpErrorBody } {
+  toHttpError(failure: unknown): { status: number; body: HttpErrorBody } {
+    const err = ErrorTable.seen(failure);
     const mapping = this.mappingOf(err);
     if (!mapping || !(err instanceof Error)) {
       return { status: INTERNAL.http, body: { error: 'internal error' } };

@@ -8,8 +8,9 @@ import { after, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 
 import { LogClient } from '../api/index.js';
+import { ErrorTable } from './errors.js';
 import { MemoryCommitLog } from './fake-log.test-support.js';
-import type { ServerLimits } from './limits.js';
+import { parseFdLimits, type ServerLimits } from './limits.js';
 import { ApiServer } from './server.js';
 
 const NO_CLUSTER = { servers: async () => [], leader: () => undefined };
@@ -130,5 +131,31 @@ describe('server limits', () => {
     sockets.push(silent, bare);
     bare.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
     await Promise.all([untilClosed(silent, 8000), untilClosed(bare, 8000)]);
+  });
+});
+
+describe('running out of file descriptors', () => {
+  it('is UNAVAILABLE (503) saying what to do, not INTERNAL, wherever EMFILE is in the chain', () => {
+    const emfile = Object.assign(new Error("EMFILE: too many open files, open '/d/log/1.store'"), {
+      code: 'EMFILE',
+    });
+    const wrapped = new Error('cannot roll to a new segment', { cause: emfile });
+    const table = new ErrorTable();
+    const grpcStatus = table.toGrpcStatus(wrapped);
+    assert.equal(grpcStatus.code, grpc.status.UNAVAILABLE);
+    assert.match(grpcStatus.details, /out of file descriptors \(EMFILE\).*ulimit -n/);
+    const http = table.toHttpError(emfile);
+    assert.equal(http.status, 503);
+    assert.equal(http.body.reason, 'DESCRIPTORS_EXHAUSTED');
+    // Still logged as a failure of the node, not a client's mistake.
+    assert.equal(table.isExpected(wrapped), false);
+  });
+
+  it('reads the open-file limits of /proc/self/limits', () => {
+    const text =
+      'Limit                     Soft Limit           Hard Limit           Units\n' +
+      'Max open files            1024                 524288               files\n';
+    assert.deepEqual(parseFdLimits(text), { soft: 1024, hard: 524288 });
+    assert.equal(parseFdLimits('nothing here'), undefined);
   });
 });

@@ -46,3 +46,21 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = {
  * RESOURCE_EXHAUSTED rather than a refused HTTP/2 stream.
  */
 export const UNARY_STREAM_HEADROOM = 100;
+
+/** The process's open-file limits, from /proc/self/limits (Linux); undefined elsewhere. */
+export function parseFdLimits(procLimits: string): { soft: number; hard: number } | undefined {
+  const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(procLimits);
+  if (!m) return undefined;
+  const n = (s: string | undefined) => (s === 'unlimited' ? Infinity : Number(s));
+  return { soft: n(m[1]), hard: n(m[2]) };
+}
+
+/** True when `err` or one of its causes is the system refusing a new file descriptor. */
+export function isDescriptorExhaustion(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EMFILE' || code === 'ENFILE') return true;
+    e = e.cause;
+  }
+  return false;
+}

@@ -28,6 +28,7 @@ import type {
 import type { Metrics } from '../telemetry/index.js';
 import type { WireRecord } from './codec.js';
 import {
+  DescriptorsExhaustedError,
   InvalidRequestError,
   LimitExceededError,
   ShuttingDownError,
@@ -35,6 +36,7 @@ import {
   type ErrorTable,
 } from './errors.js';
 import type { Appender } from './forwarding.js';
+import { isDescriptorExhaustion } from './limits.js';
 import type { ClusterView, CommitLog, CommittedRecord, ServerLogger } from './ports.js';
 import { ProduceStreamSession } from './produce-stream.js';
 import { grpcScope, traceAppend } from './telemetry.js';
@@ -61,6 +63,8 @@ export interface LogServiceOptions {
    * one message always goes.
    */
   maxStreamBufferBytes: number;
+  /** Counts a refusal by a limit (its setting) or for want of file descriptors. */
+  refused?: (limit: string) => void;
 }
 
 type Writable<T> = ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>;
@@ -240,7 +244,11 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
   }
 
   function reportFailure(method: string, err: unknown): void {
-    if (!errors.isExpected(err)) logger.error({ err, method }, 'request failed');
+    if (err instanceof LimitExceededError) opts.refused?.(err.setting);
+    if (isDescriptorExhaustion(err)) {
+      opts.refused?.('file-descriptors');
+      logger.error({ err, method }, new DescriptorsExhaustedError().message);
+    } else if (!errors.isExpected(err)) logger.error({ err, method }, 'request failed');
   }
 
   function checkValue(value: Uint8Array | undefined, field: string): Uint8Array {

@@ -2,6 +2,7 @@
 // server reflection) and one HTTP server (the JSON gateway). Everything it needs
 // comes in through the constructor: no globals, so later interceptors (auth,
 // telemetry) and several servers per process (tests) need no changes here.
+import { readFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -17,7 +18,9 @@ import { HealthImplementation } from 'grpc-health-check';
 import { LOG_SERVICE_NAME, protoRoot } from '../api/index.js';
 import { mutualTlsServerOptions, type Authorizer, type TlsMaterial } from '../auth/index.js';
 import { createAuthInterceptor, createHttpAuthorize, mutualTlsServerCredentials } from './auth.js';
-import type { Metrics, RequestTelemetry } from '../telemetry/index.js';
+import { Counter } from 'prom-client';
+
+import { METRIC_PREFIX, type Metrics, type RequestTelemetry } from '../telemetry/index.js';
 import { ErrorTable, LimitExceededError, type ErrorStatusRow } from './errors.js';
 import { Appender, type NotLeaderClassifier } from './forwarding.js';
 import type { ClusterView, CommitLog, LeaderForwarder, ServerLogger } from './ports.js';
@@ -26,7 +29,13 @@ import { createHttpHandler } from './http-gateway.js';
 import { createLogService, StreamRegistry } from './log-service.js';
 import { instrumentHttp, telemetryInterceptor } from './telemetry.js';
 import { FastLogService } from './codec.js';
-import { DEFAULT_LIMITS, UNARY_STREAM_HEADROOM, type ServerLimits } from './limits.js';
+import {
+  DEFAULT_LIMITS,
+  UNARY_STREAM_HEADROOM,
+  isDescriptorExhaustion,
+  parseFdLimits,
+  type ServerLimits,
+} from './limits.js';
 
 export interface ApiServerOptions {
   log: CommitLog;
@@ -94,6 +103,8 @@ export class ApiServer {
   private readonly health: HealthImplementation;
   private readonly streams: StreamRegistry;
   readonly limits: Readonly<ServerLimits>;
+  /** Refusals by a limit (labelled with its setting) or for want of file descriptors. */
+  private readonly refusals: Counter<'limit'> | undefined;
   private readonly shutdown = new AbortController();
   private readonly logger: ServerLogger;
   private readonly credentials: grpc.ServerCredentials;
@@ -105,6 +116,14 @@ export class ApiServer {
     this.logger = opts.logger ?? silentLogger;
     const limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.limits = limits;
+    this.refusals =
+      opts.metrics &&
+      new Counter({
+        name: `${METRIC_PREFIX}limit_refusals_total`,
+        help: 'Streams, connections and requests refused by a limit (label: its setting, or file-descriptors)',
+        labelNames: ['limit'],
+        registers: [opts.metrics.registry],
+      });
     this.streams = new StreamRegistry({
       perConnection: limits.streamsPerConnection,
       perNode: limits.streams,
@@ -152,6 +171,7 @@ export class ApiServer {
           maxBatchRecords: opts.maxBatchRecords ?? 1000,
           maxBatchBytes,
           maxStreamBufferBytes: limits.streamBufferBytes,
+          refused: (limit) => this.refusals?.inc({ limit }),
         },
         this.streams,
       ),
@@ -207,8 +227,29 @@ export class ApiServer {
           observed,
         )
       : createServer(timeouts, observed);
-    this.httpServer.maxConnections = limits.connections;
+    this.httpServer.maxConnections = this.connectionBudget(limits.connections);
     this.guardHttpConnections(limits, security !== undefined);
+  }
+
+  /**
+   * HTTP connections allowed in total: max-connections, but never more than half the
+   * process's open-file limit, so that sockets cannot starve the log of descriptors for
+   * new segments (a produce must not fail for a crowd of idle clients).
+   */
+  private connectionBudget(wanted: number): number {
+    let fds: { soft: number; hard: number } | undefined;
+    try {
+      fds = parseFdLimits(readFileSync('/proc/self/limits', 'utf8'));
+    } catch {
+      return wanted; // not Linux: the limit is the operator's to check
+    }
+    if (!fds || wanted <= fds.soft / 2) return wanted;
+    const budget = Math.max(16, Math.floor(fds.soft / 2));
+    this.logger.warn(
+      { maxConnections: wanted, openFileLimit: fds.soft, hardLimit: fds.hard, using: budget },
+      `--max-connections ${wanted} is more than half the open-file limit (${fds.soft}); allowing ${budget} HTTP connections. Raise the limit (ulimit -n, systemd LimitNOFILE, docker --ulimit nofile) to allow more`,
+    );
+    return budget;
   }
 
   /**
@@ -229,6 +270,7 @@ export class ApiServer {
           limits.connectionsPerAddress,
           'max-connections-per-address',
         );
+        this.refusals?.inc({ limit: 'max-connections-per-address' });
         if (!warned.has(address)) {
           warned.add(address);
           this.logger.warn({ address, limit: limits.connectionsPerAddress }, err.message);
@@ -236,11 +278,14 @@ export class ApiServer {
         if (tls) socket.destroy();
         else {
           const body = JSON.stringify({ error: err.message, reason: 'LIMIT_EXCEEDED' });
+          socket.on('error', () => {});
+          // Written, then closed outright: a half-close would keep the descriptor until
+          // the client closes its side.
           socket.end(
             `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n` +
               `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+            () => socket.destroy(),
           );
-          socket.on('error', () => {});
         }
         return;
       }
@@ -302,6 +347,11 @@ export class ApiServer {
       this.httpServer.once('error', fail);
       this.httpServer.listen(port, host, () => {
         this.httpServer.off('error', fail);
+        // Accept errors after start (EMFILE) are the node's state: logged, counted, not fatal.
+        this.httpServer.on('error', (err) => {
+          if (isDescriptorExhaustion(err)) this.refusals?.inc({ limit: 'file-descriptors' });
+          this.logger.error({ err }, `HTTP port: ${err.message}`);
+        });
         resolve();
       });
     });
