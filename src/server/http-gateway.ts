@@ -4,7 +4,7 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import type { HttpAuthorize } from './auth.js';
+import type { HttpAuthenticate, HttpAuthorize } from './auth.js';
 import type { Metrics } from '../telemetry/index.js';
 import {
   InvalidRequestError,
@@ -33,6 +33,8 @@ export interface HttpGatewayOptions {
   shutdownSignal: AbortSignal;
   /** Authorization for the routes that touch the log (absent: no checks, plain HTTP). */
   authorize?: HttpAuthorize;
+  /** Under mutual TLS, GET /metrics needs a verified client certificate (no ACL action). */
+  authenticate?: HttpAuthenticate;
 }
 
 const MAX_OFFSET = (1n << 64n) - 1n;
@@ -217,6 +219,7 @@ export function createHttpHandler(
     }
     const { route } = found;
     if (route.action !== undefined) opts.authorize?.(req, route.action);
+    else if (route.handler === 'metrics') opts.authenticate?.(req);
     return handlers[route.handler](req, res, url, routeRest(route, path));
   }
 

@@ -17,7 +17,12 @@ import { HealthImplementation } from 'grpc-health-check';
 
 import { LOG_SERVICE_NAME, protoRoot } from '../api/index.js';
 import { mutualTlsServerOptions, type Authorizer, type TlsMaterial } from '../auth/index.js';
-import { createAuthInterceptor, createHttpAuthorize, mutualTlsServerCredentials } from './auth.js';
+import {
+  createAuthInterceptor,
+  createHttpAuthenticate,
+  createHttpAuthorize,
+  mutualTlsServerCredentials,
+} from './auth.js';
 import { Counter } from 'prom-client';
 
 import { METRIC_PREFIX, type Metrics, type RequestTelemetry } from '../telemetry/index.js';
@@ -205,6 +210,7 @@ export class ApiServer {
       isReady: () => this.ready,
       shutdownSignal: this.shutdown.signal,
       authorize: security && createHttpAuthorize(security.authorizer, this.logger),
+      authenticate: security && createHttpAuthenticate(this.logger),
     });
     const observed = opts.requests ? instrumentHttp(opts.requests, handler) : handler;
     // With TLS the handshake lets unverified clients finish, so that the probes stay
