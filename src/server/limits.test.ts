@@ -70,7 +70,7 @@ describe('server limits', () => {
       (i) =>
         new LogClient(`127.0.0.1:${rpcPort}`, grpc.credentials.createInsecure(), {
           'grpc.channel_id': i, // separate connections
-        } as grpc.ChannelOptions),
+        }),
     );
     try {
       const live = clients.slice(0, 2).map((c) => c.consumeStream({ offset: 0n }));
