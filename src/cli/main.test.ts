@@ -1,0 +1,63 @@
+// Exit codes as documented: usage errors of the parser exit 2, like the CLI's own; every
+// --help states the codes.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { buildProgram, EXIT_CODES_HELP, main } from './main.js';
+
+/** Runs `commitlog ...args` in-process with its output captured; resolves to the exit code. */
+async function run(...args: string[]): Promise<{ code: number; out: string }> {
+  let out = '';
+  const write = (chunk: string | Uint8Array) => {
+    out += String(chunk);
+    return true;
+  };
+  const [stdout, stderr, error] = [process.stdout.write, process.stderr.write, console.error];
+  process.stdout.write = write as typeof process.stdout.write;
+  process.stderr.write = write as typeof process.stderr.write;
+  console.error = (...parts: unknown[]) => void write(`${parts.join(' ')}\n`);
+  try {
+    return { code: await main(['node', 'commitlog', ...args]), out };
+  } finally {
+    [process.stdout.write, process.stderr.write, console.error] = [stdout, stderr, error];
+  }
+}
+
+describe('commitlog exit codes', () => {
+  for (const [args, message] of [
+    [['consume', '--bogus'], /unknown option '--bogus'/],
+    [['nosuch'], /unknown command 'nosuch'/],
+    [['cert', 'init'], /required option '--dir <dir>' not specified/],
+    [
+      ['cert', 'client', '--cn', 'a', '--ca-dir', '/nonexistent/x', '--days', '0'],
+      /between 1 and 36500/,
+    ],
+    [['produce', '--addr'], /option '--addr <addrs>' argument missing/],
+    [['consume', '--offset', String(2n ** 64n)], /offset: must be at most 2\^64-1/],
+  ] as const) {
+    it(`${args.join(' ')} is a usage error: exit 2 with a message`, async () => {
+      const { code, out } = await run(...args);
+      assert.equal(code, 2, out);
+      assert.match(out, message);
+    });
+  }
+
+  it('--help and --version exit 0', async () => {
+    assert.equal((await run('consume', '--help')).code, 0);
+    assert.equal((await run('--version')).code, 0);
+  });
+
+  it('every --help states the exit codes', () => {
+    const walk = (c: ReturnType<typeof buildProgram>): ReturnType<typeof buildProgram>[] => [
+      c,
+      ...c.commands.flatMap(walk),
+    ];
+    for (const command of walk(buildProgram())) {
+      let help = '';
+      command.configureOutput({ writeOut: (s) => (help += s) });
+      command.outputHelp();
+      assert.ok(help.includes(EXIT_CODES_HELP.trim()), `${command.name()} --help:\n${help}`);
+      assert.equal(help.split('Exit codes:').length, 2, `${command.name()}: stated once`);
+    }
+  });
+});
