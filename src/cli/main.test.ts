@@ -1,25 +1,26 @@
 // Exit codes as documented: usage errors of the parser exit 2, like the CLI's own; every
 // --help states the codes.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 
 import { buildProgram, EXIT_CODES_HELP, main } from './main.js';
 
 /** Runs `commitlog ...args` in-process with its output captured; resolves to the exit code. */
 async function run(...args: string[]): Promise<{ code: number; out: string }> {
   let out = '';
-  const write = (chunk: string | Uint8Array) => {
+  const capture = (chunk: unknown) => {
     out += String(chunk);
     return true;
   };
-  const [stdout, stderr, error] = [process.stdout.write, process.stderr.write, console.error];
-  process.stdout.write = write as typeof process.stdout.write;
-  process.stderr.write = write as typeof process.stderr.write;
-  console.error = (...parts: unknown[]) => void write(`${parts.join(' ')}\n`);
+  const writes = [
+    mock.method(process.stdout, 'write', capture),
+    mock.method(process.stderr, 'write', capture),
+    mock.method(console, 'error', (...parts: unknown[]) => capture(`${parts.join(' ')}\n`)),
+  ];
   try {
     return { code: await main(['node', 'commitlog', ...args]), out };
   } finally {
-    [process.stdout.write, process.stderr.write, console.error] = [stdout, stderr, error];
+    for (const m of writes) m.mock.restore();
   }
 }
 
