@@ -35,6 +35,8 @@ export interface HttpGatewayOptions {
   authorize?: HttpAuthorize;
   /** Under mutual TLS, GET /metrics needs a verified client certificate (no ACL action). */
   authenticate?: HttpAuthenticate;
+  /** An idle SSE tail gets a `: heartbeat` comment this often (default 15 s). */
+  sseHeartbeatMs?: number;
 }
 
 const MAX_OFFSET = (1n << 64n) - 1n;
@@ -68,6 +70,15 @@ function parseOffset(raw: unknown, field: string): bigint {
 function parseValue(raw: unknown, field: string, maxRecordBytes: number): Buffer {
   if (typeof raw !== 'string' || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(raw)) {
     throw new InvalidRequestError(`${field} must be a base64 string`, field);
+  }
+  // Node decodes what it can and drops the rest: a lone last character (length 1 mod 4
+  // without padding) or padding in the wrong place would store a shorter value.
+  const bare = raw.replace(/=+$/, '');
+  if (bare.length % 4 === 1 || (bare.length !== raw.length && raw.length % 4 !== 0)) {
+    throw new InvalidRequestError(
+      `${field} is not valid base64: ${raw.length} characters cannot encode whole bytes (a character is missing or extra)`,
+      field,
+    );
   }
   const value = Buffer.from(raw, 'base64');
   if (value.byteLength > maxRecordBytes) {
@@ -123,6 +134,12 @@ export function createHttpHandler(
         'record',
       );
     }
+    if (!wrapped && record.value === undefined && 'record' in record) {
+      throw new InvalidRequestError(
+        'POST /v1/records takes {"value":"<base64>"}; the {"record":{"value":"<base64>"}} body is for POST /',
+        'value',
+      );
+    }
     const value = parseValue(record.value, field, opts.maxRecordBytes);
     const bytes = value.byteLength;
     const offset = await traceAppend(httpScope(req), 1, bytes, () => appender.append([value]));
@@ -137,7 +154,13 @@ export function createHttpHandler(
   }
 
   async function tail(req: IncomingMessage, res: ServerResponse, url: URL) {
-    const from = parseOffset(url.searchParams.get('from') ?? '0', 'from');
+    // A browser's EventSource reconnects with the id of the last event it got: go on
+    // after it, so that it sees no record twice.
+    const lastId = req.headers['last-event-id'];
+    const from =
+      typeof lastId === 'string' && lastId !== ''
+        ? parseOffset(lastId, 'Last-Event-ID') + 1n
+        : parseOffset(url.searchParams.get('from') ?? '0', 'from');
     const countText = url.searchParams.get('count');
     const count = countText === null ? undefined : parseOffset(countText, 'count');
     const sse = (req.headers.accept ?? '').includes('text/event-stream');
@@ -154,12 +177,23 @@ export function createHttpHandler(
     });
     res.flushHeaders();
     let sent = 0n;
-    if (count === 0n) return void res.end();
+    if (count === 0n || req.method === 'HEAD') return void res.end();
+    // Comments on an idle event stream keep proxies and browsers from timing it out.
+    let wrote = true;
+    const heartbeat = sse
+      ? setInterval(() => {
+          if (!wrote) res.write(': heartbeat\n\n');
+          wrote = false;
+        }, opts.sseHeartbeatMs ?? 15_000)
+      : undefined;
+    heartbeat?.unref();
+    res.on('close', () => clearInterval(heartbeat));
     let failure: unknown;
     try {
       for await (const r of recordsFrom(log, from, signal)) {
         const line = sse ? `id: ${r.offset}\ndata: ${recordJson(r)}\n\n` : `${recordJson(r)}\n`;
         const more = res.write(line);
+        wrote = true;
         metrics?.consumed(1, r.value.byteLength);
         if (!more) await once(res, 'drain', { signal });
         sent += 1n;
@@ -207,14 +241,18 @@ export function createHttpHandler(
   async function route(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
-    const method = req.method ?? 'GET';
+    // HEAD is answered wherever GET is: the same status and headers, no body (node:http
+    // drops the body of a response to HEAD).
+    const asked = req.method ?? 'GET';
+    const method = asked === 'HEAD' ? 'GET' : asked;
     // Without metrics there is no /metrics route at all (404, not 405).
     const found = findRoute(method, path, (r) => r.handler === 'metrics' && !metrics);
     if (found.kind === 'not-found') {
       return send(res, 404, JSON.stringify({ error: `no route for ${path}` }));
     }
     if (found.kind === 'method-not-allowed') {
-      res.setHeader('allow', found.allow.join(', '));
+      const allow = found.allow.includes('GET') ? [...found.allow, 'HEAD'] : found.allow;
+      res.setHeader('allow', allow.join(', '));
       return send(res, 405, JSON.stringify({ error: `${method} is not allowed on ${path}` }));
     }
     const { route } = found;
