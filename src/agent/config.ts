@@ -676,6 +676,43 @@ function isRaw(v: unknown): v is Raw {
   );
 }
 
+/** COMMITLOG_* variables that are not agent keys but are read elsewhere (the client commands). */
+const OTHER_ENV = new Set(['COMMITLOG_ADDR']);
+
+/** Edit distance, for "did you mean" (short names only, so quadratic is fine). */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(
+        (row[j] ?? 0) + 1,
+        (next[j - 1] ?? 0) + 1,
+        (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    row = next;
+  }
+  return row[b.length] ?? 0;
+}
+
+/**
+ * A COMMITLOG_* variable that names no key is a mistake the node would otherwise ignore
+ * silently (COMMITLOG_RPCPORT): refused like an unknown config-file key.
+ */
+function checkEnvNames(env: NodeJS.ProcessEnv): void {
+  const known = new Set([...CONFIG_KEYS, 'config-file'].map(envName));
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('COMMITLOG_') || known.has(name) || OTHER_ENV.has(name)) continue;
+    const closest = [...known].sort((a, b) => distance(name, a) - distance(name, b))[0];
+    const hint = closest && distance(name, closest) <= 3 ? `did you mean ${closest}? ` : '';
+    throw new ConfigError(
+      name,
+      `unknown environment variable (${hint}every key has one: ${envName('data-dir')}, ${envName('rpc-port')}, …; see commitlog agent --help)`,
+    );
+  }
+}
+
 /** Builds the configuration from every source, highest precedence last applied. */
 export async function resolveConfig(sources: ConfigSources): Promise<AgentConfig> {
   const flags = sources.flags ?? {};
@@ -694,6 +731,7 @@ export async function resolveConfig(sources: ConfigSources): Promise<AgentConfig
       apply(config, key, value, `config file ${path}`);
     }
   }
+  checkEnvNames(env);
   for (const key of CONFIG_KEYS) {
     const value = env[envName(key)];
     if (value !== undefined) apply(config, key, value, `environment variable ${envName(key)}`);
