@@ -1,6 +1,9 @@
 // Exit codes as documented: usage errors of the parser exit 2, like the CLI's own; every
 // --help states the codes.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it, mock } from 'node:test';
 
 import { buildProgram, EXIT_CODES_HELP, main } from './main.js';
@@ -42,6 +45,26 @@ describe('commitlog exit codes', () => {
       assert.match(out, message);
     });
   }
+
+  it('a --data-dir that cannot be made fails at once naming it (exit 2)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'commitlog-main-'));
+    try {
+      const file = join(dir, 'a-file');
+      await writeFile(file, '');
+      const under = await run('agent', '--data-dir', join(file, 'data'), '--rpc-port', '0');
+      assert.equal(under.code, 2, under.out);
+      assert.match(under.out, new RegExp(`data-dir: cannot use ${join(file, 'data')}: ENOTDIR`));
+      // A recursive mkdir under /proc never returns: made level by level, it fails.
+      const proc = await run('agent', '--data-dir', '/proc/commitlog-nope/data', '--rpc-port', '0');
+      assert.equal(proc.code, 2, proc.out);
+      assert.match(
+        proc.out,
+        /data-dir: cannot create \/proc\/commitlog-nope\/data: .*\/proc\/commitlog-nope/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it('--help and --version exit 0', async () => {
     assert.equal((await run('consume', '--help')).code, 0);

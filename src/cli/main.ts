@@ -18,6 +18,7 @@ import { connect as connectSdk, tlsFromFiles, type CommitLog } from '../client/i
 import { registerCertCommands } from './cert.js';
 import { addBenchCommand } from './bench/command.js';
 import { registerDevClusterCommand } from './dev-cluster.js';
+import { ensureDataDir } from './data-dir.js';
 import { UsageError } from './errors.js';
 
 function camel(key: string): string {
@@ -44,6 +45,7 @@ async function runAgent(command: Command): Promise<void> {
     if (value !== undefined) flags[key] = value;
   }
   const config = await resolveConfig({ flags, env: process.env });
+  await ensureDataDir(config.dataDir); // a path that cannot be made: exit 2 naming it
   // Logs go to stdout; the agent's start-up lines name every address and the data directory.
   const agent = await Agent.start(config);
   // The start-up line on stderr too, whatever the log level or format: scripts and
