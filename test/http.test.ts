@@ -187,7 +187,7 @@ describe('HTTP/JSON API', () => {
     assert.match(missing.text, /no route for \/nope/);
     const wrong = await request(addr, 'DELETE', '/');
     assert.equal(wrong.status, 405);
-    assert.equal(wrong.headers.allow, 'GET, POST');
+    assert.equal(wrong.headers.allow, 'GET, POST, HEAD');
   });
 
   it('serves REST routes: POST /v1/records and GET /v1/records/{offset}', async () => {

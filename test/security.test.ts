@@ -234,6 +234,7 @@ describe('mutual TLS and ACL over gRPC and HTTP', () => {
       for (const [method, path, body] of [
         ['POST', '/', '{"record":{"value":"eA=="}}'],
         ['GET', '/v1/records/0', undefined],
+        ['GET', '/metrics', undefined],
       ] as const) {
         const res = await https(node.agent.httpAddr, ids[who], method, path, body);
         assert.equal(res.status, 401, res.body);
@@ -276,6 +277,14 @@ describe('mutual TLS and ACL over gRPC and HTTP', () => {
       { status: consume.status, body: JSON.parse(consume.body) as unknown },
       { status: 403, body: { error: 'nobody is not permitted to consume' } },
     );
+  });
+
+  it('HTTP: /metrics takes any client certificate the CA signed, whatever the ACL says', async () => {
+    for (const who of ['root', 'nobody'] as const) {
+      const res = await https(node.agent.httpAddr, ids[who], 'GET', '/metrics');
+      assert.equal(res.status, 200, `${who}: ${res.body}`);
+      assert.match(res.body, /commitlog_produced_records_total/);
+    }
   });
 
   it('probes stay open: gRPC health and HTTP /healthz without a certificate', async () => {

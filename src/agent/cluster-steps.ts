@@ -100,6 +100,7 @@ export const startPortMux: Step = {
         raft: layer.sink,
       },
       logger: netLogger,
+      maxPerSource: config.limits.connectionsPerAddress,
     });
     const host = bindHost(config);
     const bound = await mux.listen(host, config.rpcPort).catch((err: Error) => {

@@ -142,6 +142,18 @@ describe('agent configuration', () => {
     );
   });
 
+  it('refuses a misspelled COMMITLOG_* environment variable, suggesting the key', async () => {
+    await assert.rejects(
+      resolveConfig({ env: { COMMITLOG_RPCPORT: '9000' } }),
+      /COMMITLOG_RPCPORT: unknown environment variable \(did you mean COMMITLOG_RPC_PORT\?/,
+    );
+    // The client commands' variable and other programs' variables are not the agent's concern.
+    const config = await resolveConfig({
+      env: { COMMITLOG_ADDR: 'a:1', COMMITLOG_RPC_PORT: '9000', HOME: '/root' },
+    });
+    assert.equal(config.rpcPort, 9000);
+  });
+
   it('refuses a non-loopback bind without TLS unless --insecure', async () => {
     await assert.rejects(
       resolveConfig({ flags: { 'bind-addr': '0.0.0.0:8401' } }),

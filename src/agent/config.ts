@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 
 import type { TlsFiles } from '../auth/index.js';
+import { DEFAULT_LIMITS, type ServerLimits } from '../server/index.js';
 import { InvalidLogOptionError, parseFsyncPolicy, type FsyncPolicy } from '../log/index.js';
 import {
   InvalidTelemetryOptionError,
@@ -97,6 +98,8 @@ export interface AgentConfig {
     fsync: FsyncPolicy;
     segmentMaxBytes: number;
   };
+  /** What one client and all clients may hold (streams, connections, buffers). */
+  limits: ServerLimits;
   tls: {
     /** Mutual TLS for what clients reach (gRPC and HTTP). */
     server: TlsFileFields;
@@ -435,6 +438,69 @@ const ROWS = [
     path: ['storage', 'segmentMaxBytes'],
   },
   {
+    key: 'max-stream-buffer-bytes',
+    arg: '<n>',
+    help: 'bytes a consume stream may have waiting beyond the HTTP/2 window before it stops reading the log (one message always goes)',
+    parse: asInt(16 * 1024, 2 ** 31 - 1),
+    path: ['limits', 'streamBufferBytes'],
+  },
+  {
+    key: 'max-streams-per-connection',
+    arg: '<n>',
+    help: 'long-lived streams (ConsumeStream, ConsumeBatchStream, ProduceStream) on one connection; more get RESOURCE_EXHAUSTED',
+    parse: asInt(1, 100_000),
+    path: ['limits', 'streamsPerConnection'],
+  },
+  {
+    key: 'max-streams',
+    arg: '<n>',
+    help: 'long-lived streams on the node, all connections together; more get RESOURCE_EXHAUSTED',
+    parse: asInt(1, 1_000_000),
+    path: ['limits', 'streams'],
+  },
+  {
+    key: 'max-connections-per-address',
+    arg: '<n>',
+    help: 'open connections from one client address, on the RPC port and on the HTTP port each; more are closed',
+    parse: asInt(1, 1_000_000),
+    path: ['limits', 'connectionsPerAddress'],
+  },
+  {
+    key: 'max-connections',
+    arg: '<n>',
+    help: 'open connections to the HTTP port, all addresses together; more are closed',
+    parse: asInt(1, 1_000_000),
+    path: ['limits', 'connections'],
+  },
+  {
+    key: 'handshake-timeout-ms',
+    arg: '<ms>',
+    help: 'a connection that has not sent a whole request head (HTTP) or finished TLS within this is closed',
+    parse: asInt(100, 600_000),
+    path: ['limits', 'handshakeTimeoutMs'],
+  },
+  {
+    key: 'keepalive-time-ms',
+    arg: '<ms>',
+    help: 'send an HTTP/2 PING to a gRPC client after this much silence',
+    parse: asInt(1000, 2 ** 31 - 1),
+    path: ['limits', 'keepaliveTimeMs'],
+  },
+  {
+    key: 'keepalive-timeout-ms',
+    arg: '<ms>',
+    help: 'close a gRPC connection whose PING is not answered within this',
+    parse: asInt(100, 600_000),
+    path: ['limits', 'keepaliveTimeoutMs'],
+  },
+  {
+    key: 'connection-idle-ms',
+    arg: '<ms>',
+    help: 'close a gRPC connection that has had no call for this long',
+    parse: asInt(1000, 2 ** 31 - 1),
+    path: ['limits', 'connectionIdleMs'],
+  },
+  {
     key: 'log-level',
     arg: '<level>',
     help: 'fatal | error | warn | info | debug | trace | silent (successful requests are logged at debug)',
@@ -546,6 +612,7 @@ export function defaultConfig(): AgentConfig {
       minVoters: 3,
     },
     storage: { fsync: 'always', segmentMaxBytes: 64 * 1024 * 1024 },
+    limits: { ...DEFAULT_LIMITS },
     tls: { server: {}, peer: {} },
     acl: {},
     telemetry: { logLevel: 'info', logFormat: 'auto', metrics: true, traceSampleRatio: 1 },
@@ -609,6 +676,43 @@ function isRaw(v: unknown): v is Raw {
   );
 }
 
+/** COMMITLOG_* variables that are not agent keys but are read elsewhere (the client commands). */
+const OTHER_ENV = new Set(['COMMITLOG_ADDR']);
+
+/** Edit distance, for "did you mean" (short names only, so quadratic is fine). */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(
+        (row[j] ?? 0) + 1,
+        (next[j - 1] ?? 0) + 1,
+        (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    row = next;
+  }
+  return row[b.length] ?? 0;
+}
+
+/**
+ * A COMMITLOG_* variable that names no key is a mistake the node would otherwise ignore
+ * silently (COMMITLOG_RPCPORT): refused like an unknown config-file key.
+ */
+function checkEnvNames(env: NodeJS.ProcessEnv): void {
+  const known = new Set([...CONFIG_KEYS, 'config-file'].map(envName));
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('COMMITLOG_') || known.has(name) || OTHER_ENV.has(name)) continue;
+    const closest = [...known].sort((a, b) => distance(name, a) - distance(name, b))[0];
+    const hint = closest && distance(name, closest) <= 3 ? `did you mean ${closest}? ` : '';
+    throw new ConfigError(
+      name,
+      `unknown environment variable (${hint}every key has one: ${envName('data-dir')}, ${envName('rpc-port')}, …; see commitlog agent --help)`,
+    );
+  }
+}
+
 /** Builds the configuration from every source, highest precedence last applied. */
 export async function resolveConfig(sources: ConfigSources): Promise<AgentConfig> {
   const flags = sources.flags ?? {};
@@ -627,6 +731,7 @@ export async function resolveConfig(sources: ConfigSources): Promise<AgentConfig
       apply(config, key, value, `config file ${path}`);
     }
   }
+  checkEnvNames(env);
   for (const key of CONFIG_KEYS) {
     const value = env[envName(key)];
     if (value !== undefined) apply(config, key, value, `environment variable ${envName(key)}`);

@@ -260,6 +260,7 @@ export const createApiServer: Step = {
       requests: telemetry.requests,
       metrics: telemetry.metrics,
       maxRecordBytes: MAX_RECORD_BYTES,
+      limits: ctx.config.limits,
       security: serverTls && authorizer ? { tls: serverTls, authorizer } : undefined,
     });
     teardown.defer(() => server.close(ctx.closeGraceMs));

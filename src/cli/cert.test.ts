@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -43,6 +43,23 @@ describe('commitlog cert', () => {
     assert.ok(lines.every((l) => l.startsWith(`wrote ${join(dir, 'ca')}`)));
     const server = new X509Certificate(await readFile(join(dir, 'ca', 'server.pem')));
     assert.match(server.subjectAltName ?? '', /a\.example.*10\.0\.0\.7.*b\.example/);
+  });
+
+  it('init warns when it writes keys inside a git work tree, and only then', async () => {
+    const warnings: string[] = [];
+    const make = () => {
+      const p = new Command('commitlog').exitOverride();
+      registerCertCommands(p, { log: () => {}, warn: (l) => warnings.push(l) });
+      return p;
+    };
+    const outside = join(dir, 'plain', 'certs');
+    await make().parseAsync(['node', 'commitlog', 'cert', 'init', '--dir', outside]);
+    assert.deepEqual(warnings, []);
+    const repo = join(dir, 'repo');
+    await mkdir(join(repo, '.git'), { recursive: true });
+    await make().parseAsync(['node', 'commitlog', 'cert', 'init', '--dir', join(repo, 'certs')]);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] ?? '', new RegExp(`inside the git work tree ${repo}:.*\\.gitignore`));
   });
 
   it('init refuses to overwrite without --force', async () => {
@@ -95,7 +112,9 @@ describe('commitlog cert', () => {
   it('names the CA files it cannot read, and rejects bad values', async () => {
     await assert.rejects(
       run('cert', 'client', '--cn', 'x', '--ca-dir', join(dir, 'nope')),
-      new RegExp(`cannot read ${join(dir, 'nope', 'ca.pem')}`),
+      new RegExp(
+        `cannot read ${join(dir, 'nope', 'ca.pem')}: .*; cannot read ${join(dir, 'nope', 'ca-key.pem')}`,
+      ),
     );
     await assert.rejects(
       run('cert', 'client', '--cn', 'x', '--ca-dir', join(dir, 'ca'), '--days', '0'),

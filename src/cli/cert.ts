@@ -1,8 +1,8 @@
 // `commitlog cert …`: certificates and the default ACL files with no tool beyond this
 // package. The files are PEM, interchangeable with ones made by cfssl or openssl.
 import { InvalidArgumentError, type Command } from 'commander';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import {
   BOOK_FILES,
   CertificateError,
@@ -19,6 +19,21 @@ import {
 /** Where the command prints what it wrote. Tests pass their own. */
 export interface CertCommandOutput {
   log(line: string): void;
+  /** Warnings (default: stderr). */
+  warn?(line: string): void;
+}
+
+/** The root of the git work tree that holds `dir` (a `.git` entry above it), if any. */
+export async function gitWorkTreeOf(dir: string): Promise<string | undefined> {
+  for (let at = resolve(dir); ; at = dirname(at)) {
+    try {
+      await access(join(at, '.git'));
+      return at;
+    } catch {
+      // not here: look one level up
+    }
+    if (dirname(at) === at) return undefined;
+  }
 }
 
 function collectHosts(value: string, previous: string[] = []): string[] {
@@ -42,14 +57,23 @@ function parseDays(value: string): number {
 async function readCaDir(dir: string): Promise<CertificateAuthority> {
   const certFile = join(dir, BOOK_FILES.caCert);
   const keyFile = join(dir, BOOK_FILES.caKey);
-  const read = async (file: string) => {
-    try {
-      return await readFile(file, 'utf8');
-    } catch (err) {
-      throw new CertificateError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
-    }
-  };
-  const [certPem, keyPem] = await Promise.all([read(certFile), read(keyFile)]);
+  // Both reads settle before any error is reported, so the message names every file
+  // that is missing, always in the same order (not whichever read failed first).
+  const [cert, key] = await Promise.allSettled([
+    readFile(certFile, 'utf8'),
+    readFile(keyFile, 'utf8'),
+  ]);
+  if (cert.status === 'rejected' || key.status === 'rejected') {
+    const failed = [
+      ...(cert.status === 'rejected' ? [[certFile, cert.reason as Error] as const] : []),
+      ...(key.status === 'rejected' ? [[keyFile, key.reason as Error] as const] : []),
+    ];
+    throw new CertificateError(
+      failed.map(([file, err]) => `cannot read ${file}: ${err.message}`).join('; '),
+      { cause: failed[0]?.[1] },
+    );
+  }
+  const [certPem, keyPem] = [cert.value, key.value];
   try {
     return await loadCa(certPem, keyPem);
   } catch (err) {
@@ -103,6 +127,14 @@ export function registerCertCommands(
         output,
         await writeBookFileSet(opts.dir, { hosts: opts.host ?? [], force: opts.force }),
       );
+      const tree = await gitWorkTreeOf(opts.dir);
+      if (tree !== undefined) {
+        (output.warn ?? ((line: string) => console.error(line)))(
+          `warning: ${resolve(opts.dir)} is inside the git work tree ${tree}: its private keys ` +
+            '(*-key.pem) must never be committed; add the directory to .gitignore ' +
+            '(certs/ already is) or write them elsewhere',
+        );
+      }
     });
 
   const leaf = (kind: 'server' | 'client') =>

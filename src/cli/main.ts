@@ -19,6 +19,7 @@ import { connect as connectSdk, tlsFromFiles, type CommitLog } from '../client/i
 import { registerCertCommands } from './cert.js';
 import { addBenchCommand } from './bench/command.js';
 import { registerDevClusterCommand } from './dev-cluster.js';
+import { ensureDataDir } from './data-dir.js';
 import { UsageError } from './errors.js';
 
 function camel(key: string): string {
@@ -45,6 +46,7 @@ async function runAgent(command: Command): Promise<void> {
     if (value !== undefined) flags[key] = value;
   }
   const config = await resolveConfig({ flags, env: process.env });
+  await ensureDataDir(config.dataDir); // a path that cannot be made: exit 2 naming it
   // Logs go to stdout; the agent's start-up lines name every address and the data directory.
   const agent = await Agent.start(config);
   // A grpc-js race on destroyed HTTP/2 streams must not take the node down.
@@ -125,10 +127,15 @@ async function* stdinLines(): AsyncGenerator<Buffer> {
   }
 }
 
+/** Offsets and counts are unsigned 64-bit on the wire. */
+const MAX_U64 = (1n << 64n) - 1n;
+
 function parseCount(text: string, name: string): bigint {
   if (!/^[0-9]+$/.test(text))
     throw new UsageError(name, `must be a non-negative integer, got ${text}`);
-  return BigInt(text);
+  const n = BigInt(text);
+  if (n > MAX_U64) throw new UsageError(name, `must be at most 2^64-1 (${MAX_U64}), got ${text}`);
+  return n;
 }
 
 function min(a: bigint, b: bigint): bigint {
@@ -276,17 +283,34 @@ field are described in docs/observability.md.`,
   registerCertCommands(program);
   addBenchCommand(program);
   registerDevClusterCommand(program);
+  for (const command of allCommands(program)) command.addHelpText('after', EXIT_CODES_HELP);
   return program;
+}
+
+/** What every --help ends with. */
+export const EXIT_CODES_HELP = `
+Exit codes: 0 done; 1 failed (the node refused, could not be reached, or stopped
+with an error); 2 usage error (unknown command or option, missing or bad value).`;
+
+/** Commander's refusals of the command line itself: usage errors, exit code 2. */
+const NOT_USAGE = new Set(['commander.helpDisplayed', 'commander.version', 'commander.help']);
+
+/** Every command of the tree, the root first. */
+function allCommands(root: Command): Command[] {
+  return [root, ...root.commands.flatMap((c) => allCommands(c))];
 }
 
 /** Runs the command line; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram().exitOverride();
+  const program = buildProgram();
+  // Commander exits the process itself for errors in subcommands unless each command
+  // overrides it; the override makes them errors that map to the documented codes.
+  for (const command of allCommands(program)) command.exitOverride();
   try {
     await program.parseAsync(argv);
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof CommanderError) return NOT_USAGE.has(err.code) ? err.exitCode : 2;
     if (err instanceof ConfigError || err instanceof UsageError) {
       console.error(`commitlog: ${err.message}`);
       return 2;

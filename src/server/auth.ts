@@ -209,3 +209,31 @@ export function createHttpAuthorize(authorizer: Authorizer, logger: AuthLogger):
     }
   };
 }
+
+/** Checks that an HTTP request comes with a verified client certificate; throws the 401. */
+export type HttpAuthenticate = (req: IncomingMessage) => void;
+
+/**
+ * The check for routes that need a client certificate but no ACL action (GET /metrics):
+ * any client whose certificate the CA signed may read them, as a scraper does.
+ */
+export function createHttpAuthenticate(logger: AuthLogger): HttpAuthenticate {
+  return (req) => {
+    const socket = req.socket as Partial<TLSSocket>;
+    const peer: PeerVerification =
+      socket.encrypted === true
+        ? verifyTlsPeer(socket as TLSSocket)
+        : { verified: false, reason: 'not a TLS connection' };
+    if (peer.verified) return;
+    logger.warn(
+      {
+        method: req.method,
+        url: req.url,
+        peer: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
+        reason: peer.reason,
+      },
+      'unauthenticated request refused',
+    );
+    throw new UnauthenticatedError(peer.reason);
+  };
+}

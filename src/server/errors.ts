@@ -7,6 +7,7 @@ import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
 
 import { encodeStatusDetails, type StatusDetail, type StatusErrorInfo } from '../api/index.js';
 import { PermissionDeniedError, UnauthenticatedError } from '../auth/index.js';
+import { isDescriptorExhaustion } from './limits.js';
 import type { LeaderHint } from './ports.js';
 
 /** A request the server refuses before it reaches the log. */
@@ -62,6 +63,43 @@ export class NotLeaderError extends Error {
   }
 }
 
+/**
+ * A per-client or per-node limit is reached (streams, connections, buffered bytes). The
+ * message names the limit, its value and the setting that changes it; the client may
+ * retry once it holds less.
+ */
+export class LimitExceededError extends Error {
+  override readonly name = 'LimitExceededError';
+  constructor(
+    /** What is limited, as the message says it ("streams on this connection"). */
+    readonly what: string,
+    readonly limit: number,
+    /** The agent setting (flag without dashes) that changes the limit. */
+    readonly setting: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `too many ${what}: the limit is ${limit} (--${setting}); close some or ask the operator to raise --${setting}`,
+      options,
+    );
+  }
+}
+
+/**
+ * The process ran out of file descriptors (EMFILE/ENFILE) while serving a request: the
+ * node's state, not the request's. Retryable; the operator raises the limit or lowers
+ * the connection caps.
+ */
+export class DescriptorsExhaustedError extends Error {
+  override readonly name = 'DescriptorsExhaustedError';
+  constructor(options?: ErrorOptions) {
+    super(
+      'the node has run out of file descriptors (EMFILE); retry later. Operators: raise the open-file limit (ulimit -n, systemd LimitNOFILE, docker --ulimit nofile) or lower --max-connections and --max-connections-per-address',
+      options,
+    );
+  }
+}
+
 /** The `domain` of the ErrorInfo details the server sends. */
 export const ERROR_DOMAIN = 'commitlog';
 
@@ -99,7 +137,21 @@ export interface HttpErrorBody {
 const BUILT_IN: readonly ErrorStatusRow[] = [
   errorStatus(ValueTooLargeError, { grpc: status.RESOURCE_EXHAUSTED, http: 413 }),
   errorStatus(InvalidRequestError, { grpc: status.INVALID_ARGUMENT, http: 400 }),
+  errorStatus(LimitExceededError, {
+    grpc: status.RESOURCE_EXHAUSTED,
+    http: 429,
+    errorInfo: (err) => ({
+      reason: 'LIMIT_EXCEEDED',
+      domain: ERROR_DOMAIN,
+      metadata: { setting: err.setting, limit: String(err.limit) },
+    }),
+  }),
   errorStatus(ShuttingDownError, { grpc: status.UNAVAILABLE, http: 503 }),
+  errorStatus(DescriptorsExhaustedError, {
+    grpc: status.UNAVAILABLE,
+    http: 503,
+    errorInfo: () => ({ reason: 'DESCRIPTORS_EXHAUSTED', domain: ERROR_DOMAIN, metadata: {} }),
+  }),
   // Nothing was appended, so the client may retry (at the leader): UNAVAILABLE.
   errorStatus(NotLeaderError, {
     grpc: status.UNAVAILABLE,
@@ -129,6 +181,14 @@ export class ErrorTable {
     this.rows = [...BUILT_IN, ...rows];
   }
 
+  /** Errors as the client should see them: EMFILE anywhere in the chain is the node's state. */
+  private static seen(err: unknown): unknown {
+    if (!(err instanceof DescriptorsExhaustedError) && isDescriptorExhaustion(err)) {
+      return new DescriptorsExhaustedError({ cause: err });
+    }
+    return err;
+  }
+
   private mappingOf(err: unknown): StatusMapping | undefined {
     if (!(err instanceof Error)) return undefined;
     const row = this.rows.find(([errorClass]) => err instanceof errorClass);
@@ -141,7 +201,8 @@ export class ErrorTable {
   }
 
   /** The gRPC status for a failure; unknown failures become INTERNAL without their text. */
-  toGrpcStatus(err: unknown): StatusObject {
+  toGrpcStatus(failure: unknown): StatusObject {
+    const err = ErrorTable.seen(failure);
     const mapping = this.mappingOf(err);
     const metadata = new Metadata();
     if (!mapping || !(err instanceof Error)) {
@@ -160,7 +221,8 @@ export class ErrorTable {
   }
 
   /** The HTTP status and JSON body for a failure. */
-  toHttpError(err: unknown): { status: number; body: HttpErrorBody } {
+  toHttpError(failure: unknown): { status: number; body: HttpErrorBody } {
+    const err = ErrorTable.seen(failure);
     const mapping = this.mappingOf(err);
     if (!mapping || !(err instanceof Error)) {
       return { status: INTERNAL.http, body: { error: 'internal error' } };

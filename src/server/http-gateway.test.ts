@@ -35,6 +35,7 @@ describe('HTTP gateway over fakes', () => {
       maxRecordBytes: 1024,
       isReady: () => true,
       shutdownSignal: new AbortController().signal,
+      sseHeartbeatMs: 50,
       authorize: (_req, action) => {
         authorized.push(action);
         if (deny) throw new PermissionDeniedError('nobody', action, 'records');
@@ -89,10 +90,10 @@ describe('HTTP gateway over fakes', () => {
     authorized.length = 0;
     const records = await http('DELETE', '/v1/records');
     assert.equal(records.status, 405);
-    assert.equal(records.headers.allow, 'GET, POST');
+    assert.equal(records.headers.allow, 'GET, POST, HEAD');
     const one = await http('POST', '/v1/records/3');
     assert.equal(one.status, 405);
-    assert.equal(one.headers.allow, 'GET');
+    assert.equal(one.headers.allow, 'GET, HEAD');
     assert.equal((await http('GET', '/nope')).status, 404);
     assert.equal((await http('GET', '/metrics')).status, 404);
     assert.deepEqual(authorized, [], 'refused methods never reach authorization');
@@ -120,6 +121,58 @@ describe('HTTP gateway over fakes', () => {
     } finally {
       log.refuse = undefined;
     }
+  });
+
+  it('refuses base64 that cannot encode whole bytes instead of storing a shorter value', async () => {
+    for (const value of ['a', 'aaaaa', 'aa=a', 'aaa==']) {
+      const res = await http('POST', '/v1/records', JSON.stringify({ value }));
+      assert.equal(res.status, 400, `${value}: ${res.body}`);
+      assert.match(res.body, /value (is not valid base64|must be a base64 string)/);
+    }
+    assert.equal((await http('POST', '/v1/records', '{"value":"YQ"}')).status, 200);
+  });
+
+  it('says precisely what is wrong with the book\'s {"record":…} body on /v1/records', async () => {
+    const res = await http('POST', '/v1/records', JSON.stringify({ record: { value: 'YQ==' } }));
+    assert.equal(res.status, 400);
+    assert.match(res.body, /POST \/v1\/records takes \{\\"value\\":.*is for POST \//);
+  });
+
+  it('answers HEAD wherever GET works: status and headers, no body', async () => {
+    for (const path of ['/v1/records/0', '/healthz', '/readyz', '/v1/records?from=0']) {
+      const res = await http('HEAD', path);
+      assert.equal(res.status, 200, path);
+      assert.equal(res.body, '', path);
+    }
+    assert.equal((await http('HEAD', '/v1/records/99')).status, 404);
+  });
+
+  it('an SSE tail goes on after Last-Event-ID and sends heartbeat comments while idle', async () => {
+    const first = log.records.length - 1;
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/v1/records?from=0',
+          headers: { accept: 'text/event-stream', 'last-event-id': String(first - 1) },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => {
+            body += c.toString();
+            if (body.includes(': heartbeat')) {
+              req.destroy();
+              resolve(body);
+            }
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    assert.deepEqual(ids, [first], text);
   });
 
   it('names every route for metrics from the same rows', () => {

@@ -4,7 +4,7 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import type { HttpAuthorize } from './auth.js';
+import type { HttpAuthenticate, HttpAuthorize } from './auth.js';
 import type { Metrics } from '../telemetry/index.js';
 import {
   InvalidRequestError,
@@ -37,6 +37,10 @@ export interface HttpGatewayOptions {
   authorize?: HttpAuthorize;
   /** Who is in the cluster: serves GET /v1/status (absent: no such route). */
   cluster?: ClusterView;
+  /** Under mutual TLS, GET /metrics needs a verified client certificate (no ACL action). */
+  authenticate?: HttpAuthenticate;
+  /** An idle SSE tail gets a `: heartbeat` comment this often (default 15 s). */
+  sseHeartbeatMs?: number;
 }
 
 const MAX_OFFSET = (1n << 64n) - 1n;
@@ -70,6 +74,15 @@ function parseOffset(raw: unknown, field: string): bigint {
 function parseValue(raw: unknown, field: string, maxRecordBytes: number): Buffer {
   if (typeof raw !== 'string' || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(raw)) {
     throw new InvalidRequestError(`${field} must be a base64 string`, field);
+  }
+  // Node decodes what it can and drops the rest: a lone last character (length 1 mod 4
+  // without padding) or padding in the wrong place would store a shorter value.
+  const bare = raw.replace(/=+$/, '');
+  if (bare.length % 4 === 1 || (bare.length !== raw.length && raw.length % 4 !== 0)) {
+    throw new InvalidRequestError(
+      `${field} is not valid base64: ${raw.length} characters cannot encode whole bytes (a character is missing or extra)`,
+      field,
+    );
   }
   const value = Buffer.from(raw, 'base64');
   if (value.byteLength > maxRecordBytes) {
@@ -132,6 +145,12 @@ export function createHttpHandler(
         'record',
       );
     }
+    if (!wrapped && record.value === undefined && 'record' in record) {
+      throw new InvalidRequestError(
+        'POST /v1/records takes {"value":"<base64>"}; the {"record":{"value":"<base64>"}} body is for POST /',
+        'value',
+      );
+    }
     const value = parseValue(record.value, field, opts.maxRecordBytes);
     const bytes = value.byteLength;
     const offset = await traceAppend(httpScope(req), 1, bytes, () => appender.append([value]));
@@ -146,7 +165,13 @@ export function createHttpHandler(
   }
 
   async function tail(req: IncomingMessage, res: ServerResponse, url: URL) {
-    const from = parseOffset(url.searchParams.get('from') ?? '0', 'from');
+    // A browser's EventSource reconnects with the id of the last event it got: go on
+    // after it, so that it sees no record twice.
+    const lastId = req.headers['last-event-id'];
+    const from =
+      typeof lastId === 'string' && lastId !== ''
+        ? parseOffset(lastId, 'Last-Event-ID') + 1n
+        : parseOffset(url.searchParams.get('from') ?? '0', 'from');
     const countText = url.searchParams.get('count');
     const count = countText === null ? undefined : parseOffset(countText, 'count');
     const sse = (req.headers.accept ?? '').includes('text/event-stream');
@@ -163,12 +188,23 @@ export function createHttpHandler(
     });
     res.flushHeaders();
     let sent = 0n;
-    if (count === 0n) return void res.end();
+    if (count === 0n || req.method === 'HEAD') return void res.end();
+    // Comments on an idle event stream keep proxies and browsers from timing it out.
+    let wrote = true;
+    const heartbeat = sse
+      ? setInterval(() => {
+          if (!wrote) res.write(': heartbeat\n\n');
+          wrote = false;
+        }, opts.sseHeartbeatMs ?? 15_000)
+      : undefined;
+    heartbeat?.unref();
+    res.on('close', () => clearInterval(heartbeat));
     let failure: unknown;
     try {
       for await (const r of recordsFrom(log, from, signal)) {
         const line = sse ? `id: ${r.offset}\ndata: ${recordJson(r)}\n\n` : `${recordJson(r)}\n`;
         const more = res.write(line);
+        wrote = true;
         metrics?.consumed(1, r.value.byteLength);
         if (!more) await once(res, 'drain', { signal });
         sent += 1n;
@@ -225,7 +261,10 @@ export function createHttpHandler(
   async function route(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
-    const method = req.method ?? 'GET';
+    // HEAD is answered wherever GET is: the same status and headers, no body (node:http
+    // drops the body of a response to HEAD).
+    const asked = req.method ?? 'GET';
+    const method = asked === 'HEAD' ? 'GET' : asked;
     // A browser opening the node's address gets the console; API calls to / carry a body.
     const bodyless =
       req.headers['content-length'] === undefined && !req.headers['transfer-encoding'];
@@ -248,11 +287,13 @@ export function createHttpHandler(
       return send(res, 404, JSON.stringify({ error: `no route for ${path}` }));
     }
     if (found.kind === 'method-not-allowed') {
-      res.setHeader('allow', found.allow.join(', '));
+      const allow = found.allow.includes('GET') ? [...found.allow, 'HEAD'] : found.allow;
+      res.setHeader('allow', allow.join(', '));
       return send(res, 405, JSON.stringify({ error: `${method} is not allowed on ${path}` }));
     }
     const { route } = found;
     if (route.action !== undefined) opts.authorize?.(req, route.action);
+    else if (route.handler === 'metrics') opts.authenticate?.(req);
     return handlers[route.handler](req, res, url, routeRest(route, path));
   }
 

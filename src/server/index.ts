@@ -16,6 +16,7 @@ export {
   ERROR_DOMAIN,
   ErrorTable,
   InvalidRequestError,
+  LimitExceededError,
   NotLeaderError,
   ShuttingDownError,
   ValueTooLargeError,
@@ -29,6 +30,7 @@ export type { ErrorClass, ErrorStatusRow, HttpErrorBody, StatusMapping } from '.
 export type { NotLeaderClassifier } from './forwarding.js';
 export { ApiServer, ListenError } from './server.js';
 export type { ApiServerOptions, BoundAddress } from './server.js';
+export { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
 export {
   GRPC_METHOD_ACTIONS,
   createAuthInterceptor,

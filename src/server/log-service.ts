@@ -28,12 +28,15 @@ import type {
 import type { Metrics } from '../telemetry/index.js';
 import type { WireRecord } from './codec.js';
 import {
+  DescriptorsExhaustedError,
   InvalidRequestError,
+  LimitExceededError,
   ShuttingDownError,
   ValueTooLargeError,
   type ErrorTable,
 } from './errors.js';
 import type { Appender } from './forwarding.js';
+import { isDescriptorExhaustion } from './limits.js';
 import type { ClusterView, CommitLog, CommittedRecord, ServerLogger } from './ports.js';
 import { ProduceStreamSession } from './produce-stream.js';
 import { grpcScope, traceAppend } from './telemetry.js';
@@ -54,31 +57,75 @@ export interface LogServiceOptions {
   /** ConsumeBatchStream defaults and caps per message. */
   maxBatchRecords: number;
   maxBatchBytes: number;
+  /**
+   * Bytes a consume stream may have written but not yet handed to HTTP/2 (what waits
+   * beyond the flow-control window); past it the stream stops reading the log. At least
+   * one message always goes.
+   */
+  maxStreamBufferBytes: number;
+  /** Counts a refusal by a limit (its setting) or for want of file descriptors. */
+  refused?: (limit: string) => void;
 }
 
 type Writable<T> = ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>;
 
-/** Keeps the live streams, so that shutdown can end them instead of waiting forever. */
+/** How many long-lived streams one connection and the whole node may hold. */
+export interface StreamCaps {
+  perConnection: number;
+  perNode: number;
+}
+
+/**
+ * Keeps the live streams, so that shutdown can end them instead of waiting forever, and
+ * caps them per connection (keyed by the peer address and port) and per node.
+ */
 export class StreamRegistry {
-  private readonly live = new Set<AbortController>();
+  private readonly live = new Map<AbortController, string>();
+  private readonly perConnection = new Map<string, number>();
   private closing = false;
 
-  open(): AbortController {
+  constructor(private readonly caps: StreamCaps = { perConnection: Infinity, perNode: Infinity }) {}
+
+  /** Registers a stream of connection `peer`; LimitExceededError past a cap. */
+  open(peer = ''): AbortController {
     if (this.closing) throw new ShuttingDownError();
+    const onConnection = this.perConnection.get(peer) ?? 0;
+    if (onConnection >= this.caps.perConnection) {
+      throw new LimitExceededError(
+        'streams on this connection',
+        this.caps.perConnection,
+        'max-streams-per-connection',
+      );
+    }
+    if (this.live.size >= this.caps.perNode) {
+      throw new LimitExceededError('streams on this node', this.caps.perNode, 'max-streams');
+    }
     const controller = new AbortController();
-    this.live.add(controller);
+    this.live.set(controller, peer);
+    this.perConnection.set(peer, onConnection + 1);
     return controller;
   }
 
   done(controller: AbortController): void {
+    const peer = this.live.get(controller);
+    if (peer === undefined) return;
     this.live.delete(controller);
+    const left = (this.perConnection.get(peer) ?? 1) - 1;
+    if (left === 0) this.perConnection.delete(peer);
+    else this.perConnection.set(peer, left);
+  }
+
+  /** Streams open now. */
+  get size(): number {
+    return this.live.size;
   }
 
   /** Aborts every live stream with ShuttingDownError; later streams are refused. */
   closeAll(): void {
     this.closing = true;
-    for (const c of this.live) c.abort(new ShuttingDownError());
+    for (const c of this.live.keys()) c.abort(new ShuttingDownError());
     this.live.clear();
+    this.perConnection.clear();
   }
 }
 
@@ -105,6 +152,54 @@ export async function* recordsFrom(
 /** Waits until `call` can take more writes; rejects if `signal` aborts first. */
 async function drained(call: Writable<unknown>, signal: AbortSignal): Promise<void> {
   await once(call, 'drain', { signal });
+}
+
+/**
+ * Writes messages to a stream keeping count of the bytes not yet handed to HTTP/2 (a
+ * write's callback runs once the frame is written, which waits for the peer's window).
+ * `send` returns once the stream may take more: the writable buffer is not full and
+ * the bytes waiting are under `maxBytes`. Counting bytes, not messages, is what bounds
+ * memory: 16 waiting messages of 1 MiB each were 16 MiB per stalled stream.
+ */
+export class BoundedSender<T> {
+  private waiting = 0;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly call: Writable<T>,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Bytes written but not yet sent. */
+  get buffered(): number {
+    return this.waiting;
+  }
+
+  async send(message: T, bytes: number, signal: AbortSignal): Promise<void> {
+    this.waiting += bytes;
+    const more = this.call.write(message, () => {
+      this.waiting -= bytes;
+      if (this.waiting <= this.maxBytes) this.wake?.();
+    });
+    if (!more) await drained(this.call, signal);
+    while (this.waiting > this.maxBytes) {
+      signal.throwIfAborted();
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => reject(signal.reason as Error);
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.wake = () => {
+          signal.removeEventListener('abort', onAbort);
+          this.wake = undefined;
+          resolve();
+        };
+      });
+    }
+  }
+}
+
+/** Bytes of a record on the wire, near enough for buffer accounting. */
+function recordBytes(r: CommittedRecord): number {
+  return (r.wire?.byteLength ?? r.value.byteLength) + 32;
 }
 
 /**
@@ -149,7 +244,11 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
   }
 
   function reportFailure(method: string, err: unknown): void {
-    if (!errors.isExpected(err)) logger.error({ err, method }, 'request failed');
+    if (err instanceof LimitExceededError) opts.refused?.(err.setting);
+    if (isDescriptorExhaustion(err)) {
+      opts.refused?.('file-descriptors');
+      logger.error({ err, method }, new DescriptorsExhaustedError().message);
+    } else if (!errors.isExpected(err)) logger.error({ err, method }, 'request failed');
   }
 
   function checkValue(value: Uint8Array | undefined, field: string): Uint8Array {
@@ -183,8 +282,9 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
   ): void {
     let controller: AbortController;
     try {
-      controller = streams.open();
+      controller = streams.open(call.getPeer());
     } catch (err) {
+      reportFailure(method, err);
       failStream(call, err);
       return;
     }
@@ -273,11 +373,11 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
     }),
 
     consumeStream(call: ServerWritableStream<ConsumeRequest, ConsumeResponse>) {
+      const sender = new BoundedSender(call, opts.maxStreamBufferBytes);
       serverStream('ConsumeStream', call, async (signal) => {
         for await (const r of recordsFrom(log, call.request.offset, signal)) {
-          const more = call.write({ record: toRecordMessage(r) });
           metrics?.consumed(1, r.value.byteLength);
-          if (!more) await drained(call, signal);
+          await sender.send({ record: toRecordMessage(r) }, recordBytes(r), signal);
         }
         throwStreamEnd(signal);
       });
@@ -287,17 +387,16 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
       const req = call.request;
       const maxRecords = Math.min(req.maxRecords || opts.maxBatchRecords, opts.maxBatchRecords);
       const maxBytes = Math.min(req.maxBytes || opts.maxBatchBytes, opts.maxBatchBytes);
+      const sender = new BoundedSender(call, opts.maxStreamBufferBytes);
       serverStream('ConsumeBatchStream', call, async (signal) => {
         const batches = log.readBatchesFrom(req.offset, { signal, maxRecords, maxBytes });
         for await (const batch of batches) {
-          const more = call.write({ records: batch.map(toRecordMessage) });
-          if (metrics) {
-            metrics.consumed(
-              batch.length,
-              batch.reduce((sum, r) => sum + r.value.byteLength, 0),
-            );
-          }
-          if (!more) await drained(call, signal);
+          metrics?.consumed(
+            batch.length,
+            batch.reduce((sum, r) => sum + r.value.byteLength, 0),
+          );
+          const bytes = batch.reduce((sum, r) => sum + recordBytes(r), 0);
+          await sender.send({ records: batch.map(toRecordMessage) }, bytes, signal);
         }
         throwStreamEnd(signal);
       });
@@ -306,8 +405,9 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
     produceStream(call: ServerDuplexStream<ProduceRequest, ProduceResponse>) {
       let shutdown: AbortController;
       try {
-        shutdown = streams.open();
+        shutdown = streams.open(call.getPeer());
       } catch (err) {
+        reportFailure('ProduceStream', err);
         failStream(call, err);
         return;
       }

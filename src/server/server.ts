@@ -2,10 +2,12 @@
 // server reflection) and one HTTP server (the JSON gateway). Everything it needs
 // comes in through the constructor: no globals, so later interceptors (auth,
 // telemetry) and several servers per process (tests) need no changes here.
+import { readFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 import * as grpc from '@grpc/grpc-js';
@@ -15,9 +17,16 @@ import { HealthImplementation } from 'grpc-health-check';
 
 import { LOG_SERVICE_NAME, protoRoot } from '../api/index.js';
 import { mutualTlsServerOptions, type Authorizer, type TlsMaterial } from '../auth/index.js';
-import { createAuthInterceptor, createHttpAuthorize, mutualTlsServerCredentials } from './auth.js';
-import type { Metrics, RequestTelemetry } from '../telemetry/index.js';
-import { ErrorTable, type ErrorStatusRow } from './errors.js';
+import {
+  createAuthInterceptor,
+  createHttpAuthenticate,
+  createHttpAuthorize,
+  mutualTlsServerCredentials,
+} from './auth.js';
+import { Counter } from 'prom-client';
+
+import { METRIC_PREFIX, type Metrics, type RequestTelemetry } from '../telemetry/index.js';
+import { ErrorTable, LimitExceededError, type ErrorStatusRow } from './errors.js';
 import { Appender, type NotLeaderClassifier } from './forwarding.js';
 import type { ClusterView, CommitLog, LeaderForwarder, ServerLogger } from './ports.js';
 import { silentLogger } from './ports.js';
@@ -25,6 +34,13 @@ import { createHttpHandler } from './http-gateway.js';
 import { createLogService, StreamRegistry } from './log-service.js';
 import { instrumentHttp, telemetryInterceptor } from './telemetry.js';
 import { FastLogService } from './codec.js';
+import {
+  DEFAULT_LIMITS,
+  UNARY_STREAM_HEADROOM,
+  isDescriptorExhaustion,
+  parseFdLimits,
+  type ServerLimits,
+} from './limits.js';
 
 export interface ApiServerOptions {
   log: CommitLog;
@@ -64,6 +80,8 @@ export interface ApiServerOptions {
   /** ConsumeBatchStream caps per message (defaults 1000 records, 1 MiB). */
   maxBatchRecords?: number;
   maxBatchBytes?: number;
+  /** What one client and all clients may hold (streams, connections, buffers); see DEFAULT_LIMITS. */
+  limits?: Partial<ServerLimits>;
 }
 
 /** A listener could not be opened (address in use, no such interface, …). */
@@ -88,7 +106,10 @@ export class ApiServer {
   readonly grpcServer: grpc.Server;
   readonly httpServer: HttpServer;
   private readonly health: HealthImplementation;
-  private readonly streams = new StreamRegistry();
+  private readonly streams: StreamRegistry;
+  readonly limits: Readonly<ServerLimits>;
+  /** Refusals by a limit (labelled with its setting) or for want of file descriptors. */
+  private readonly refusals: Counter<'limit'> | undefined;
   private readonly shutdown = new AbortController();
   private readonly logger: ServerLogger;
   private readonly credentials: grpc.ServerCredentials;
@@ -98,6 +119,20 @@ export class ApiServer {
 
   constructor(opts: ApiServerOptions) {
     this.logger = opts.logger ?? silentLogger;
+    const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.limits = limits;
+    this.refusals =
+      opts.metrics &&
+      new Counter({
+        name: `${METRIC_PREFIX}limit_refusals_total`,
+        help: 'Streams, connections and requests refused by a limit (label: its setting, or file-descriptors)',
+        labelNames: ['limit'],
+        registers: [opts.metrics.registry],
+      });
+    this.streams = new StreamRegistry({
+      perConnection: limits.streamsPerConnection,
+      perNode: limits.streams,
+    });
     const maxRecordBytes = opts.maxRecordBytes ?? 1024 * 1024;
     const maxBatchBytes = opts.maxBatchBytes ?? 1024 * 1024;
     const security = opts.security;
@@ -118,6 +153,13 @@ export class ApiServer {
       // A ProduceBatch may carry several maximum-size records; room for framing too.
       'grpc.max_receive_message_length': Math.max(4 * 1024 * 1024, maxRecordBytes + 64 * 1024),
       'grpc.max_send_message_length': Math.max(4 * 1024 * 1024, maxBatchBytes + maxRecordBytes),
+      // The protocol's own cap; the stream registry refuses long-lived streams below it
+      // with a status that names the setting.
+      'grpc.max_concurrent_streams': limits.streamsPerConnection + UNARY_STREAM_HEADROOM,
+      // Dead peers and idle connections are dropped rather than held forever.
+      'grpc.keepalive_time_ms': limits.keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': limits.keepaliveTimeoutMs,
+      'grpc.max_connection_idle_ms': limits.connectionIdleMs,
     });
     this.grpcServer.addService(
       FastLogService,
@@ -133,6 +175,8 @@ export class ApiServer {
           maxInFlight: opts.maxInFlight ?? 1024,
           maxBatchRecords: opts.maxBatchRecords ?? 1000,
           maxBatchBytes,
+          maxStreamBufferBytes: limits.streamBufferBytes,
+          refused: (limit) => this.refusals?.inc({ limit }),
         },
         this.streams,
       ),
@@ -167,16 +211,100 @@ export class ApiServer {
       shutdownSignal: this.shutdown.signal,
       authorize: security && createHttpAuthorize(security.authorizer, this.logger),
       cluster: opts.cluster,
+      authenticate: security && createHttpAuthenticate(this.logger),
     });
     const observed = opts.requests ? instrumentHttp(opts.requests, handler) : handler;
     // With TLS the handshake lets unverified clients finish, so that the probes stay
     // open and a refusal can say why (401); the gateway checks every other route.
+    // A client that opens a connection and sends no whole request head (or never
+    // finishes TLS) is dropped after handshakeTimeoutMs; Node checks the head timeout on
+    // an interval, so the interval is a fraction of it.
+    const timeouts = {
+      headersTimeout: limits.handshakeTimeoutMs,
+      requestTimeout: Math.max(limits.handshakeTimeoutMs, 300_000),
+      connectionsCheckingInterval: Math.max(50, Math.min(30_000, limits.handshakeTimeoutMs / 4)),
+    };
     this.httpServer = security
       ? createHttpsServer(
-          mutualTlsServerOptions(security.tls, { rejectAtHandshake: false }),
+          {
+            ...mutualTlsServerOptions(security.tls, { rejectAtHandshake: false }),
+            ...timeouts,
+            handshakeTimeout: limits.handshakeTimeoutMs,
+          },
           observed,
         )
-      : createServer(observed);
+      : createServer(timeouts, observed);
+    this.httpServer.maxConnections = this.connectionBudget(limits.connections);
+    this.guardHttpConnections(limits, security !== undefined);
+  }
+
+  /**
+   * HTTP connections allowed in total: max-connections, but never more than half the
+   * process's open-file limit, so that sockets cannot starve the log of descriptors for
+   * new segments (a produce must not fail for a crowd of idle clients).
+   */
+  private connectionBudget(wanted: number): number {
+    let fds: { soft: number; hard: number } | undefined;
+    try {
+      fds = parseFdLimits(readFileSync('/proc/self/limits', 'utf8'));
+    } catch {
+      return wanted; // not Linux: the limit is the operator's to check
+    }
+    if (!fds || wanted <= fds.soft / 2) return wanted;
+    const budget = Math.max(16, Math.floor(fds.soft / 2));
+    this.logger.warn(
+      { maxConnections: wanted, openFileLimit: fds.soft, hardLimit: fds.hard, using: budget },
+      `--max-connections ${wanted} is more than half the open-file limit (${fds.soft}); allowing ${budget} HTTP connections. Raise the limit (ulimit -n, systemd LimitNOFILE, docker --ulimit nofile) to allow more`,
+    );
+    return budget;
+  }
+
+  /**
+   * At most `connectionsPerAddress` open HTTP connections per client address: past it a
+   * plain-HTTP client is told why (429 naming the setting) and the socket is closed; a
+   * TLS client just sees the close (no handshake to answer through). Logged at most
+   * once per address until its count falls.
+   */
+  private guardHttpConnections(limits: ServerLimits, tls: boolean): void {
+    const open = new Map<string, number>();
+    const warned = new Set<string>();
+    this.httpServer.on('connection', (socket: Socket) => {
+      const address = socket.remoteAddress ?? 'unknown';
+      const count = open.get(address) ?? 0;
+      if (count >= limits.connectionsPerAddress) {
+        const err = new LimitExceededError(
+          `HTTP connections from ${address}`,
+          limits.connectionsPerAddress,
+          'max-connections-per-address',
+        );
+        this.refusals?.inc({ limit: 'max-connections-per-address' });
+        if (!warned.has(address)) {
+          warned.add(address);
+          this.logger.warn({ address, limit: limits.connectionsPerAddress }, err.message);
+        }
+        if (tls) socket.destroy();
+        else {
+          const body = JSON.stringify({ error: err.message, reason: 'LIMIT_EXCEEDED' });
+          socket.on('error', () => {});
+          // Written, then closed outright: a half-close would keep the descriptor until
+          // the client closes its side.
+          socket.end(
+            `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n` +
+              `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+            () => socket.destroy(),
+          );
+        }
+        return;
+      }
+      open.set(address, count + 1);
+      socket.once('close', () => {
+        const left = (open.get(address) ?? 1) - 1;
+        if (left === 0) {
+          open.delete(address);
+          warned.delete(address);
+        } else open.set(address, left);
+      });
+    });
   }
 
   private followLeader(cluster: ClusterView): void {
@@ -226,6 +354,11 @@ export class ApiServer {
       this.httpServer.once('error', fail);
       this.httpServer.listen(port, host, () => {
         this.httpServer.off('error', fail);
+        // Accept errors after start (EMFILE) are the node's state: logged, counted, not fatal.
+        this.httpServer.on('error', (err) => {
+          if (isDescriptorExhaustion(err)) this.refusals?.inc({ limit: 'file-descriptors' });
+          this.logger.error({ err }, `HTTP port: ${err.message}`);
+        });
         resolve();
       });
     });

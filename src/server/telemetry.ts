@@ -121,6 +121,19 @@ export function telemetryInterceptor(requests: RequestTelemetry): ServerIntercep
         level: grpcLevel(code),
       });
     };
+    // grpc-js answers some failures itself, below every interceptor (a request that does
+    // not parse: INTERNAL; one over the size limit: RESOURCE_EXHAUSTED), and then reports
+    // the call as cancelled. The first interceptor is handed that bottom call, so its
+    // sendStatus is where such a status can be seen: record what the client got.
+    let sentBelow: { code: status; details: string } | undefined;
+    const bottom = call as { sendStatus?: (s: { code: status; details: string }) => void };
+    const own = bottom.sendStatus;
+    if (typeof own === 'function') {
+      bottom.sendStatus = function (this: unknown, sent) {
+        sentBelow ??= { code: sent.code, details: sent.details };
+        own.call(this, sent);
+      };
+    }
     return new ServerInterceptingCall(
       call,
       new ResponderBuilder()
@@ -131,7 +144,11 @@ export function telemetryInterceptor(requests: RequestTelemetry): ServerIntercep
                 grpcScopes.set(metadata, begin(metadata));
                 nextMetadata(metadata);
               })
-              .withOnCancel(() => finish(status.CANCELLED, 'cancelled by the client'))
+              .withOnCancel(() =>
+                sentBelow
+                  ? finish(sentBelow.code, sentBelow.details)
+                  : finish(status.CANCELLED, 'cancelled by the client'),
+              )
               .build(),
           );
         })

@@ -20,6 +20,8 @@ export interface SpawnAgentOptions {
   echoStderr?: boolean;
   /** 'ignore': do not keep the log lines (long benchmark runs); default 'capture'. */
   stdout?: 'capture' | 'ignore';
+  /** Start under this open-file limit (`ulimit -n` in a shell that then execs node). */
+  openFileLimit?: number;
 }
 
 export interface AgentProcess {
@@ -59,14 +61,19 @@ export async function spawnAgent(
   args: string[],
   opts: SpawnAgentOptions = {},
 ): Promise<AgentProcess> {
-  const child = spawn(
-    process.execPath,
-    [...(opts.nodeArgs ?? []), COMMITLOG_BIN, 'agent', ...withFreeGossipPort(args)],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: opts.env ?? process.env,
-    },
-  );
+  const argv = [...(opts.nodeArgs ?? []), COMMITLOG_BIN, 'agent', ...withFreeGossipPort(args)];
+  // `exec` keeps the shell's pid, so `pid` is still the node's.
+  const [command, commandArgs] =
+    opts.openFileLimit === undefined
+      ? [process.execPath, argv]
+      : [
+          '/bin/sh',
+          ['-c', `ulimit -n ${opts.openFileLimit} && exec "$0" "$@"`, process.execPath, ...argv],
+        ];
+  const child = spawn(command, commandArgs, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: opts.env ?? process.env,
+  });
   live.add(child);
   let stdout = '';
   let stderr = '';
