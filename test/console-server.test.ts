@@ -98,7 +98,7 @@ describe('console over HTTP', () => {
     assert.equal((await call(addr, '/ui/assets/')).status, 404);
     const post = await call(addr, '/ui', { method: 'POST', body: '{}' });
     assert.equal(post.status, 405);
-    assert.equal(post.headers.allow, 'GET');
+    assert.equal(post.headers.allow, 'GET, HEAD');
     assert.equal((await call(addr, '/v1/status', { method: 'POST', body: '{}' })).status, 405);
   });
 
