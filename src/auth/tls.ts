@@ -108,11 +108,19 @@ export async function loadTlsMaterial(
   files: TlsFiles,
   options: LoadTlsOptions = {},
 ): Promise<TlsMaterial> {
-  const [cert, key, ca] = await Promise.all([
+  // Read together, but report in a fixed order (certificate, key, CA): which read fails
+  // first must not decide which file the message names.
+  const reads = await Promise.allSettled([
     readTlsFile(files.certFile),
     readTlsFile(files.keyFile),
     readTlsFile(files.caFile),
   ]);
+  for (const r of reads) if (r.status === 'rejected') throw r.reason;
+  const [cert, key, ca] = reads.map((r) => (r as PromiseFulfilledResult<Buffer>).value) as [
+    Buffer,
+    Buffer,
+    Buffer,
+  ];
   const chain = parseCertificates(files.certFile, cert);
   const leaf = chain[0];
   if (!leaf) throw new TlsConfigError(files.certFile, 'holds no certificate');
