@@ -187,3 +187,50 @@ describe('wire compatibility (proto-loader clients)', () => {
     stream.cancel();
   });
 });
+
+describe(
+  "the book's client against a follower of a three-node cluster",
+  { timeout: 120_000 },
+  () => {
+    it('produces (forwarded), consumes committed records with their term, lists the servers', async () => {
+      const { ProcessCluster } = await import('./support/cluster.js');
+      await using c = await ProcessCluster.start(3);
+      const leader = await c.leader();
+      const follower = c.nodes.find((n) => n !== leader)!;
+      const dir = await tempDir('book-proto-cluster');
+      await writeFile(join(dir, 'log.proto'), BOOK_PROTO);
+      const book = loadClient(join(dir, 'log.proto'), [dir], c.rpcAddr(follower));
+      try {
+        const value = Buffer.from("Let's Go #1\n");
+        const { offset } = await unary<{ offset: string }>((cb) =>
+          book.produce({ record: { value } }, cb),
+        );
+        assert.equal(offset, '0');
+        // The follower serves it once committed there: its commit index follows the leader's.
+        let record: DynRecord | undefined;
+        for (let tries = 0; !record && tries < 100; tries++) {
+          record = await unary<{ record: DynRecord }>((cb) => book.consume({ offset: 0 }, cb)).then(
+            (r) => r.record,
+            () => new Promise<undefined>((r) => setTimeout(() => r(undefined), 50)),
+          );
+        }
+        assert.ok(record, 'the follower serves the committed record');
+        assert.deepEqual(record.value, value);
+        assert.equal(record.offset, '0');
+        assert.ok(BigInt(record.term) >= 1n, `the entry's Raft term, got ${record.term}`);
+        assert.equal(record.type, 0);
+        const { servers } = await unary<{
+          servers: { id: string; rpc_addr: string; is_leader: boolean }[];
+        }>((cb) => book.getServers({}, cb));
+        assert.equal(servers.length, 3);
+        assert.deepEqual(
+          servers.filter((s) => s.is_leader).map((s) => s.rpc_addr),
+          [c.rpcAddr(leader)],
+        );
+      } finally {
+        book.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  },
+);
