@@ -180,4 +180,19 @@ describe('membership changes', { timeout: 180_000 }, () => {
     await produceAll(c, () => wiped, 'b', 3, acked);
     await checkReplicas(c, acked);
   });
+
+  test('--leave-on-terminate: a stopped member leaves and is removed; the others go on', async () => {
+    await using c = await ProcessCluster.start(3, { flags: ['--leave-on-terminate'] });
+    const leader = await c.leader();
+    const leaving = c.nodes.find((n) => n !== leader)!;
+    assert.equal(await leaving.proc!.stop('SIGTERM'), 0);
+    leaving.proc = undefined;
+    await until(async () => (await c.servers(leader)).length === 2, {
+      what: 'the member that left to be removed from the configuration',
+      ms: 15_000,
+      everyMs: 100,
+    });
+    const acked = new Map<bigint, string>();
+    await produceAll(c, () => leader, 'after-leave', 3, acked);
+  });
 });
