@@ -2,14 +2,11 @@
 // context, adds its own part, and defers how that part is undone; a failed start and a
 // shutdown unwind the same Teardown in reverse. Adding a part of the node (membership,
 // Raft, the port multiplexer, forwarding) means adding a step here.
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 
 import { Authorizer, loadTlsMaterial, watchAclFiles, type TlsMaterial } from '../auth/index.js';
 import type { Duplex } from 'node:stream';
 
 import type { NodeIdentity, ReplicatedLog } from '../cluster/index.js';
-import { Log } from '../log/index.js';
 import type { Membership } from '../membership/index.js';
 import type {
   ConnectionInfo,
@@ -25,15 +22,8 @@ import {
   type NotLeaderClassifier,
 } from '../server/index.js';
 import { type Logger, TraceFileError } from '../telemetry/index.js';
-import {
-  type AgentConfig,
-  bindHost,
-  ConfigError,
-  formatFsync,
-  securitySettings,
-} from './config.js';
+import { type AgentConfig, bindHost, ConfigError, securitySettings } from './config.js';
 import { CLUSTER_ERROR_STATUSES, LOG_ERROR_STATUSES } from './error-statuses.js';
-import { LocalCommitLog } from './local-log.js';
 import {
   loadNodeIdentity,
   openReplicatedLog,
@@ -84,8 +74,6 @@ export class StartContext {
   telemetry?: NodeTelemetry;
   /** The node's logger for its own events (component `agent`). */
   logger?: Logger;
-  /** The single-node storage engine. */
-  log?: Log;
   /** What the server appends to and reads from. */
   commitLog?: CommitLog;
   /** Who this node is in its cluster (Raft id, cluster id). */
@@ -184,66 +172,6 @@ export const startTelemetry: Step = {
   },
 };
 
-/** The single-node log under <data-dir>/log, and the server's view of it. */
-export const openLog: Step = {
-  name: 'log',
-  async run(ctx, teardown) {
-    const { config } = ctx;
-    const telemetry = ctx.need('telemetry');
-    const logger = ctx.need('logger');
-    const dir = join(config.dataDir, 'log');
-    await mkdir(dir, { recursive: true });
-    const log = await Log.open(dir, {
-      fsync: config.storage.fsync,
-      maxStoreBytes: config.storage.segmentMaxBytes,
-      maxRecordBytes: MAX_RECORD_BYTES,
-      observer: telemetry.logObserver(),
-    });
-    teardown.defer(() => log.close());
-    const unwatch = telemetry.metrics?.watchLog(log);
-    if (unwatch) teardown.defer(unwatch);
-    ctx.log = log;
-    ctx.commitLog = new LocalCommitLog(log);
-    logger.info(
-      {
-        dataDir: config.dataDir,
-        fsync: formatFsync(config.storage.fsync),
-        segmentMaxBytes: config.storage.segmentMaxBytes,
-        lowestOffset: log.lowestOffset.toString(),
-        highestOffset: log.highestOffset.toString(),
-      },
-      `data directory ${config.dataDir}`,
-    );
-    if (log.recovery.truncated || log.recovery.indexesRebuilt.length > 0) {
-      logger.warn({ recovery: log.recovery }, 'log recovered from an unclean shutdown');
-    }
-  },
-};
-
-/**
- * Until clustering lands, a node serves alone: GetServers lists it as leader. Its
- * address is read when asked, since the RPC port is bound by a later step.
- */
-export const singleNodeCluster: Step = {
-  name: 'cluster view',
-  async run(ctx) {
-    const { config } = ctx;
-    if (config.membership.startJoinAddrs.length > 0) {
-      ctx
-        .need('logger')
-        .warn(
-          { startJoinAddrs: config.membership.startJoinAddrs },
-          'clustering is not available yet; serving as a single node',
-        );
-    }
-    const self = () => ({ id: config.nodeName, addr: ctx.rpcAddr ?? '' });
-    ctx.cluster = {
-      servers: async () => [{ id: self().id, rpcAddr: self().addr, isLeader: true }],
-      leader: self,
-    };
-  },
-};
-
 /** The gRPC and HTTP API over the commit log; closed first, so calls end before the log. */
 export const createApiServer: Step = {
   name: 'API server',
@@ -265,17 +193,6 @@ export const createApiServer: Step = {
     });
     teardown.defer(() => server.close(ctx.closeGraceMs));
     ctx.server = server;
-  },
-};
-
-/** gRPC on bind host:rpc-port (the port multiplexer will own this port instead). */
-export const listenGrpc: Step = {
-  name: 'gRPC listener',
-  async run(ctx) {
-    const host = bindHost(ctx.config);
-    const bound = await ctx.need('server').listenGrpc(host, ctx.config.rpcPort);
-    ctx.rpcAddr = joinHostPort(host, bound.port);
-    ctx.need('logger').info({ rpcAddr: ctx.rpcAddr }, `gRPC listening on ${ctx.rpcAddr}`);
   },
 };
 
