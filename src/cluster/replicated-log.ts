@@ -16,7 +16,12 @@ import {
   type RaftConfig,
   type Transport,
 } from '../raft/index.js';
-import type { FsyncPolicy, LogObserver, RecoveryReport } from '../log/index.js';
+import {
+  Watermark,
+  type FsyncPolicy,
+  type LogObserver,
+  type RecoveryReport,
+} from '../log/index.js';
 
 import { encodeProposal, entryValue, decodeHeader } from './entry-codec.js';
 import {
@@ -29,7 +34,6 @@ import {
 import { nodeNameOf } from './identity.js';
 import { reconcile, type ClusterMember, type ReconcileOptions } from './membership-sync.js';
 import { RaftStorage } from './raft-storage.js';
-import { Watermark } from './watermark.js';
 
 export interface ReplicatedLogOptions {
   /** The group's directory (e.g. <data-dir>/groups/default). */
@@ -86,6 +90,7 @@ const CHECKPOINT_EVERY = 50_000;
 
 export class ReplicatedLog implements AsyncDisposable {
   private closed = false;
+  /** The commit index as an exclusive end: readers stop below it. */
   private readonly commit: Watermark;
   private readonly leaderListeners = new Set<(hint: LeaderHint | undefined) => void>();
   private lastCheckpoint = 0;
@@ -370,9 +375,9 @@ export class ReplicatedLog implements AsyncDisposable {
       }
       const index = BigInt(this.storage.translator.indexOf(next));
       try {
-        await this.commit.waitAbove(index, o.signal);
+        await this.commit.waitFor(index + 1n, o.signal ? { signal: o.signal } : {});
       } catch (err) {
-        if (o.signal?.aborted) return;
+        if (o.signal?.aborted || this.closed) return;
         throw err;
       }
     }
@@ -485,7 +490,7 @@ export class ReplicatedLog implements AsyncDisposable {
   private leaderChanged(change: LeaderChange): void {
     // A snapshot install replaced the log: readers restart from the new base.
     const base = BigInt(this.storage.base.meta.lastIndex + 1);
-    if (this.commit.value < base) this.commit.reset(base);
+    this.commit.advance(base);
     const hint = change.leader
       ? { id: change.leader, addr: this.addressOf(change.leader) }
       : undefined;
@@ -496,7 +501,7 @@ export class ReplicatedLog implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.commit.wakeAll();
+    this.commit.close(new ReplicatedLogClosedError());
     await this.node.close();
     const applied = Number(this.commit.value) - 1;
     if (applied > 0) await this.storage.checkpoint(applied).catch(() => undefined);
