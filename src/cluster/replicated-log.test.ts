@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -228,6 +229,36 @@ test('a bootstrapped single node restarts as the leader of its own cluster', asy
     await until(() => again.isLeader(), 'n1 to lead again');
     assert.deepEqual(again.raft.status().config.voters, ['n1']);
     assert.equal(await again.append([Buffer.from('b')]), 1n);
+  } finally {
+    await h.close();
+  }
+});
+
+test('a batch watches its signal once, and an aborted signal appends nothing', async () => {
+  const h = await harness();
+  try {
+    const n1 = await h.start('n1', true);
+    await until(() => n1.isLeader(), 'n1 to lead');
+    const ac = new AbortController();
+    const values = Array.from({ length: 1000 }, (_, k) => Buffer.from(`r${k}`));
+    // A listener per record would trip Node's leak warning and cost a thousand
+    // registrations per call.
+    let registered = 0;
+    const add = ac.signal.addEventListener.bind(ac.signal);
+    ac.signal.addEventListener = (...args: Parameters<typeof add>) => {
+      if (args[0] === 'abort') registered++;
+      add(...args);
+    };
+    assert.equal(await n1.append(values, { signal: ac.signal }), 0n);
+    // One for the batch, and one more if it had to wait for the leader's first commit.
+    assert.ok(registered <= 2, `${registered} abort listeners for one batch`);
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 0, 'listener left behind');
+
+    ac.abort(new Error('client went away'));
+    await assert.rejects(n1.append([Buffer.from('late')], { signal: ac.signal }), {
+      message: 'client went away',
+    });
+    assert.equal(await n1.append([Buffer.from('next')]), 1000n);
   } finally {
     await h.close();
   }
