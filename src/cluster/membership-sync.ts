@@ -4,10 +4,15 @@
 //   - a learner that has caught up is promoted to voter,
 //   - a member that left gracefully is removed,
 //   - a failed voter is KEPT (removing it on a partition would shrink the quorum under
-//     the cluster's feet) unless the optional reap timeout passed and enough voters remain.
+//     the cluster's feet) unless the optional reap timeout passed and enough voters remain,
+//   - an id superseded by its own node (the node came back wiped, under the same name and
+//     a new id) is removed once enough voters remain: that id's log is gone for good, and
+//     gossip, which knows members by name, no longer reports it at all.
 // `reconcile` is pure; the replicated log runs it on every member event, on every
 // leadership change and on a timer, so no event is lost when leadership moves.
 import type { ConfChange, ConfState, NodeId } from '../raft/index.js';
+
+import { nodeNameOf } from './identity.js';
 
 /** What the reconcile loop needs to know of a gossip member. */
 export interface ClusterMember {
@@ -59,6 +64,21 @@ export function reconcile(
     if (m?.status !== 'alive') continue;
     const match = leader.match.get(id) ?? 0;
     if (match > 0 && leader.lastIndex - match <= o.promoteWithin) return { type: 'promote', id };
+  }
+  // The replacement joins and is promoted first (above), so removing the old id does not
+  // take the voters below the minimum.
+  const liveIdOfName = new Map(
+    members
+      .filter((m) => m.status === 'alive' || m.status === 'suspect')
+      .map((m) => [nodeNameOf(m.raftId), m.raftId]),
+  );
+  const superseded = (id: NodeId): boolean => {
+    const current = liveIdOfName.get(nodeNameOf(id));
+    return id !== self && !byId.has(id) && current !== undefined && current !== id;
+  };
+  for (const id of conf.learners) if (superseded(id)) return { type: 'remove', id };
+  for (const id of conf.voters) {
+    if (superseded(id) && conf.voters.length - 1 >= o.minVoters) return { type: 'remove', id };
   }
   if (o.reapAfterMs !== undefined) {
     for (const id of conf.voters) {
