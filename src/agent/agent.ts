@@ -80,6 +80,15 @@ export class Agent {
   }
 
   /**
+   * Settles (never rejects) with the failure that forces the node to stop, if one
+   * happens while it runs: Raft stopped after a storage error. Call `shutdown()` then;
+   * the durable state is intact and a restart resumes from it.
+   */
+  get failure(): Promise<Error> {
+    return this.ctx.failure;
+  }
+
+  /**
    * Stops accepting, lets in-flight calls finish (bounded), then closes the log and
    * flushes telemetry: the start steps undone in reverse. Idempotent.
    */

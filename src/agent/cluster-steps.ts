@@ -277,6 +277,15 @@ export const openReplicatedLog: Step = {
     });
     holder.log = log;
     teardown.defer(() => log.close());
+    // Fail-stop: a node whose Raft stopped on a storage error (a full disk) would stay in
+    // the gossip, serve stale reads and never vote again. Stopping the process lets a
+    // supervisor restart it from its durable state once the disk is usable.
+    teardown.defer(
+      log.onFailure((err) => {
+        logger.fatal({ err }, 'raft stopped after a storage failure; the node stops');
+        ctx.fail(err);
+      }),
+    );
     const unwatch = telemetry.metrics?.watchLog(log);
     if (unwatch) teardown.defer(unwatch);
     if (log.recovery.truncated || log.recovery.indexesRebuilt.length > 0)

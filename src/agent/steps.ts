@@ -99,11 +99,22 @@ export class StartContext {
   closeGraceMs = 0;
   /** True once every step ran. */
   started = false;
+  /**
+   * Settles with the first failure a running part cannot recover from (Raft stopped
+   * after a storage error): the node must stop, and a supervisor restarts it.
+   */
+  readonly failure: Promise<Error>;
+  /** Reports such a failure; only the first counts. */
+  readonly fail: (err: Error) => void;
 
   constructor(
     readonly config: AgentConfig,
     readonly options: AgentOptions,
-  ) {}
+  ) {
+    let fail!: (err: Error) => void;
+    this.failure = new Promise<Error>((resolve) => (fail = resolve));
+    this.fail = fail;
+  }
 
   /** A part an earlier step provided. */
   need<K extends keyof StartContext>(part: K): NonNullable<StartContext[K]> {

@@ -10,3 +10,16 @@ export class UsageError extends Error {
     super(`${option}: ${reason}`, options);
   }
 }
+
+/** The agent stopped because a part failed beyond repair while running (exit code 1). */
+export class NodeFailedError extends Error {
+  override readonly name = 'NodeFailedError';
+  constructor(cause: Error) {
+    super(
+      `commitlog: the node stopped: ${cause.message}` +
+        (cause.cause instanceof Error ? ` (${cause.cause.message})` : '') +
+        '; its data is intact, restart it once the cause is fixed',
+      { cause },
+    );
+  }
+}

@@ -20,7 +20,7 @@ import { registerCertCommands } from './cert.js';
 import { addBenchCommand } from './bench/command.js';
 import { registerDevClusterCommand } from './dev-cluster.js';
 import { ensureDataDir } from './data-dir.js';
-import { UsageError } from './errors.js';
+import { NodeFailedError, UsageError } from './errors.js';
 
 function camel(key: string): string {
   return key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
@@ -63,17 +63,29 @@ async function runAgent(command: Command): Promise<void> {
     );
   };
   process.on('SIGHUP', reload);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  // Runs until a signal, or until a failure the node cannot recover from in place.
+  let onSignal!: (signal: NodeJS.Signals) => void;
+  const stop = await new Promise<{ signal: NodeJS.Signals } | { failure: Error }>((resolve) => {
+    onSignal = (signal) => resolve({ signal });
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    void agent.failure.then((failure) => resolve({ failure }));
   });
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   process.off('SIGHUP', reload);
-  agent.logger.info({ signal }, 'shutting down');
+  agent.logger.info('signal' in stop ? { signal: stop.signal } : {}, 'shutting down');
   // A second signal while draining means "now".
   const force = () => process.exit(1);
   process.once('SIGINT', force);
   process.once('SIGTERM', force);
-  await agent.shutdown();
+  if (!('failure' in stop)) return agent.shutdown();
+  // Closing a log on a full disk may fail too; the failure that stopped the node is what
+  // the operator must see.
+  await agent.shutdown().catch((err: unknown) => {
+    agent.logger.error({ err }, 'closing after the failure failed as well');
+  });
+  throw new NodeFailedError(stop.failure);
 }
 
 interface ClientFlags {
@@ -176,6 +188,8 @@ Precedence: flags > environment > config file > defaults. Every key has an
 environment variable: ${envName('data-dir')}, ${envName('rpc-port')}, … (${envName('config-file')} too).
 Unknown config-file keys and bad values are errors that name the key.
 SIGINT/SIGTERM: stop accepting, finish in-flight calls (up to 5 s), close the log, exit 0.
+A storage failure while running (a full disk, an I/O error) stops Raft; the node then
+shuts down the same way and exits 1, so a supervisor restarts it from its data.
 The start-up line ("commitlog agent <name>: gRPC on …, HTTP on …, data in …") is also
 written to stderr, whatever the log level.
 Logs are JSON lines on stdout (pretty on a terminal); metrics, traces and every log

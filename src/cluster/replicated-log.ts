@@ -245,6 +245,15 @@ export class ReplicatedLog implements AsyncDisposable {
     return this.node.status().role === 'leader';
   }
 
+  /**
+   * Called once if Raft stops after a storage failure (a full disk, an I/O error). The
+   * log then refuses appends for good; the host should restart (the durable state is
+   * intact).
+   */
+  onFailure(listener: (err: Error) => void): () => void {
+    return this.node.onFailure(listener);
+  }
+
   /** Called with the new leader (or undefined) whenever it changes; returns an unsubscribe. */
   onLeaderChange(listener: (hint: LeaderHint | undefined) => void): () => void {
     this.leaderListeners.add(listener);

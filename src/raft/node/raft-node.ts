@@ -186,6 +186,7 @@ export class RaftNode implements AsyncDisposable {
   private readsAwaitingApply: { index: number; deferred: Deferred<number> }[] = [];
   private readonly leaderListeners = new Set<(change: LeaderChange) => void>();
   private readonly confListeners = new Set<(conf: ConfState) => void>();
+  private readonly failureListeners = new Set<(err: RaftStorageError) => void>();
   private lastLeader: NodeId = NONE;
   private lastConf: ConfState;
   private transfer: { target: NodeId; ticksLeft: number; deferred: Deferred<void> } | undefined;
@@ -416,6 +417,16 @@ export class RaftNode implements AsyncDisposable {
   onConfChange(listener: (conf: ConfState) => void): () => void {
     this.confListeners.add(listener);
     return () => this.confListeners.delete(listener);
+  }
+
+  /**
+   * Calls `listener` once if the node stops after a storage failure (fail-stop: its
+   * durable state is intact, a restart resumes from it). The process hosting the node
+   * should then stop too, or it lingers as a member that never votes again.
+   */
+  onFailure(listener: (err: RaftStorageError) => void): () => void {
+    this.failureListeners.add(listener);
+    return () => this.failureListeners.delete(listener);
   }
 
   async close(): Promise<void> {
@@ -1037,10 +1048,12 @@ export class RaftNode implements AsyncDisposable {
 
   private fail(err: Error): void {
     if (this.closed) return;
-    this.failure = new RaftStorageError('a storage port failed; the node stopped', { cause: err });
+    const failure = new RaftStorageError('a storage port failed; the node stopped', { cause: err });
+    this.failure = failure;
     this.shutdown(
-      new ShutdownError('the raft node stopped after a storage failure', { cause: this.failure }),
+      new ShutdownError('the raft node stopped after a storage failure', { cause: failure }),
     );
+    for (const l of this.failureListeners) l(failure);
   }
 
   private shutdown(reason: ShutdownError): void {
