@@ -116,9 +116,16 @@ export interface Container {
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
   securityContext?: { readOnlyRootFilesystem?: boolean; runAsNonRoot?: boolean };
 }
+export interface Volume {
+  name: string;
+  secret?: { secretName: string; items?: { key: string; path: string }[] };
+  configMap?: { name: string };
+  emptyDir?: { medium?: string; sizeLimit?: string };
+}
 export interface PodSpec {
+  initContainers?: Container[];
   containers: Container[];
-  volumes?: { name: string; secret?: { secretName: string }; configMap?: { name: string } }[];
+  volumes?: Volume[];
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number };
 }
 export interface PodTemplate {
@@ -130,6 +137,15 @@ export function podTemplate(workload: K8sObject): PodTemplate {
   return (workload.spec as { template: PodTemplate }).template;
 }
 
+/** A container of the pod template by name (init containers too); default the node's. */
+export function podContainer(sts: K8sObject, name?: string): Container {
+  const spec = podTemplate(sts).spec;
+  if (name === undefined) return spec.containers[0]!;
+  const found = [...(spec.initContainers ?? []), ...spec.containers].find((c) => c.name === name);
+  if (!found) throw new Error(`no container ${name}`);
+  return found;
+}
+
 /**
  * What Kubernetes would run for pod `ordinal` of the StatefulSet: the container's
  * command and args, and its environment with fieldRefs resolved and $(VAR) expanded.
@@ -138,8 +154,9 @@ export function podProcess(
   sts: K8sObject,
   ordinal: number,
   secrets: Record<string, string> = {},
+  containerName?: string,
 ): { argv: string[]; env: Record<string, string> } {
-  const container = podTemplate(sts).spec.containers[0]!;
+  const container = podContainer(sts, containerName);
   const podName = `${sts.metadata.name}-${ordinal}`;
   const env: Record<string, string> = {};
   const expand = (s: string) =>
