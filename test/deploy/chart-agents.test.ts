@@ -6,7 +6,7 @@
 // empty, Secret volumes filled from the Secrets the chart rendered, item by item.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -17,7 +17,7 @@ import { BOOK_FILES, writeBookFileSet } from '../../src/auth/index.js';
 import { CommitLogClient } from '../../src/client/index.js';
 import {
   GiveUpError,
-  find,
+  mountFolders,
   healthProbe,
   only,
   podContainer,
@@ -27,8 +27,6 @@ import {
   render,
   ROOT,
   until,
-  type Container,
-  type K8sObject,
 } from './support.js';
 
 interface Pod {
@@ -49,38 +47,6 @@ async function stop(pods: Pod[]): Promise<void> {
       clearTimeout(timer);
     }),
   );
-}
-
-/**
- * The container's volume mounts as folders under `podDir` (one folder per volume, so an
- * init container and the node share an emptyDir as they do in a pod): mount path → folder.
- */
-function mountFolders(
-  objects: K8sObject[],
-  sts: K8sObject,
-  container: Container,
-  podDir: string,
-): Map<string, string> {
-  const volumes = new Map(podTemplate(sts).spec.volumes?.map((v) => [v.name, v]));
-  const folders = new Map<string, string>();
-  for (const m of container.volumeMounts ?? []) {
-    const dir = join(podDir, m.name);
-    folders.set(m.mountPath, dir);
-    mkdirSync(dir, { recursive: true });
-    const secretVolume = volumes.get(m.name)?.secret;
-    if (!secretVolume) continue; // the data claim or an emptyDir: empty at first
-    const secret = find(objects, 'Secret', secretVolume.secretName)[0];
-    assert.ok(
-      secret?.data,
-      `volume ${m.name}: the chart renders no Secret ${secretVolume.secretName}`,
-    );
-    const items = secretVolume.items ?? Object.keys(secret.data).map((key) => ({ key, path: key }));
-    for (const { key, path } of items) {
-      assert.ok(key in secret.data, `Secret ${secretVolume.secretName} has no ${key}`);
-      writeFileSync(join(dir, path), Buffer.from(secret.data[key]!, 'base64'), { mode: 0o440 });
-    }
-  }
-  return folders;
 }
 
 async function runPods(

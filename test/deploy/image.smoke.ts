@@ -3,12 +3,28 @@
 // three containers on a podman network joined by container name, the leader killed.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 
+import * as grpc from '@grpc/grpc-js';
+
+import { BOOK_FILES, writeBookFileSet } from '../../src/auth/index.js';
 import { CommitLogClient } from '../../src/client/index.js';
-import { GiveUpError, ROOT, until } from './support.js';
+import {
+  GiveUpError,
+  mountFolders,
+  only,
+  podContainer,
+  podHost,
+  podProcess,
+  podTemplate,
+  render,
+  ROOT,
+  until,
+} from './support.js';
 
 const run = promisify(execFile);
 const IMAGE = process.env.IMAGE ?? 'localhost/commitlog:dev';
@@ -32,7 +48,9 @@ async function podman(...args: string[]): Promise<string> {
   }
 }
 
+const folders: string[] = [];
 after(async () => {
+  for (const f of folders) rmSync(f, { recursive: true, force: true });
   for (const c of created.containers)
     await podman('rm', '--force', '--volumes', '--time', '0', c).catch(() => '');
   for (const v of created.volumes) await podman('volume', 'rm', '--force', v).catch(() => '');
@@ -260,5 +278,136 @@ describe('the image', () => {
     for (const n of names) assert.match(listed, new RegExp(`^${n}\t${n}:8400\t`, 'm'));
     assert.doesNotMatch(listed, /0\.0\.0\.0/);
     console.log(`# image: commitlog servers\n${listed.replace(/^/gm, '#   ')}`);
+  });
+
+  it("runs the chart's TLS pods as rendered: each issues its own certificate and they form a cluster", async () => {
+    // The operator's files, and the chart rendered with its CA and an ACL.
+    const work = mkdtempSync(join(tmpdir(), 'commitlog-image-tls-'));
+    folders.push(work);
+    chmodSync(work, 0o755);
+    const certs = join(work, 'certs');
+    await writeBookFileSet(certs);
+    const file = (name: string) => readFileSync(join(certs, name), 'utf8');
+    const objects = render({
+      tls: { enabled: true, ca: { cert: file(BOOK_FILES.caCert), key: file(BOOK_FILES.caKey) } },
+      acl: { enabled: true, model: file(BOOK_FILES.model), policy: file(BOOK_FILES.policy) },
+    });
+    const sts = only(objects, 'StatefulSet');
+    const network = `${tag}-tls`;
+    created.networks.push(network);
+    await podman('network', 'create', '--label', LABEL, network);
+    const podNames = [0, 1].map((i) => `${sts.metadata.name}-${i}`);
+    // Containers named apart from other runs; each pod's own name is its hostname.
+    const pods = podNames.map((p) => `${tag}-${p}`);
+
+    /** podman flags for container `name` of pod `i`: its volumes as folders, its env. */
+    const podFlags = (i: number, name?: string) => {
+      const container = podContainer(sts, name);
+      const mounts = mountFolders(objects, sts, container, join(work, `pod-${i}`));
+      const { argv, env } = podProcess(sts, i, {}, container.name);
+      const flags = ['--read-only', '--user', '10001:10001', '--network', network];
+      for (const m of container.volumeMounts ?? []) {
+        const dir = mounts.get(m.mountPath)!;
+        // What fsGroup does in a pod: the volumes belong to the pod's user.
+        chownSync(dir, 10001, 10001);
+        for (const f of readdirSync(dir)) chownSync(join(dir, f), 10001, 10001);
+        flags.push('--volume', `${dir}:${m.mountPath}${m.readOnly ? ':ro' : ''}`);
+      }
+      for (const [k, v] of Object.entries(env)) flags.push('--env', `${k}=${v}`);
+      return { flags, argv };
+    };
+
+    for (const [i, pod] of pods.entries()) {
+      // The init container, to completion, before the node (as the kubelet runs them).
+      for (const init of podTemplate(sts).spec.initContainers ?? []) {
+        const { flags, argv } = podFlags(i, init.name);
+        const name = `${pod}-${init.name}`;
+        created.containers.push(name);
+        await podman(
+          'run',
+          '--label',
+          LABEL,
+          '--name',
+          name,
+          ...flags,
+          '--entrypoint',
+          argv[0]!,
+          IMAGE,
+          ...argv.slice(1),
+        );
+      }
+      const { flags, argv } = podFlags(i);
+      // Reached by its pod DNS name on the network, as the headless Service gives it.
+      await container(
+        pod,
+        [
+          ...flags,
+          '--hostname',
+          pod,
+          '--network-alias',
+          podHost(i),
+          '--publish',
+          '127.0.0.1::8400',
+          '--entrypoint',
+          argv[0]!,
+        ],
+        argv.slice(1),
+      );
+    }
+    const rpc = await Promise.all(pods.map((p) => hostPort(p, '8400/tcp')));
+    const read = (f: string) => readFileSync(join(certs, f));
+    // root's client certificate; the node's names localhost, which a client dialling an
+    // IP address checks.
+    const client = (i: number) =>
+      new CommitLogClient(rpc[i]!, {
+        credentials: grpc.credentials.createSsl(
+          read(BOOK_FILES.caCert),
+          read(BOOK_FILES.rootClientKey),
+          read(BOOK_FILES.rootClientCert),
+        ),
+      });
+    const leader = await until('two TLS members and a leader, both Ready', 90_000, async () => {
+      for (const p of pods) await alive(p);
+      const c = client(0);
+      let list;
+      try {
+        list = await c.getServers();
+      } finally {
+        c.close();
+      }
+      const addrs = list.map((s) => s.rpcAddr).sort();
+      if (addrs.join() !== [0, 1].map((i) => `${podHost(i)}:8400`).join()) return undefined;
+      const leaders = list.filter((s) => s.isLeader);
+      if (leaders.length !== 1) return undefined;
+      // The readiness probe as rendered, inside each pod, with the pod's certificate.
+      const probe = podContainer(sts).readinessProbe!.exec!.command;
+      for (const p of pods) await podman('exec', p, ...probe);
+      return leaders[0]!.rpcAddr === `${podHost(0)}:8400` ? 0 : 1;
+    });
+    // Produced on the follower, forwarded to the leader under the follower's own
+    // certificate (the ACL lets the nodes produce), read on the leader.
+    const cf = client(1 - leader);
+    const cl = client(leader);
+    try {
+      const value = Buffer.from(`tls-pods-${Date.now()}`);
+      const offset = await cf.produce(value);
+      const got = await until(
+        'the record on the leader',
+        10_000,
+        async () => (await cl.consume(offset)).value,
+      );
+      assert.deepEqual(Buffer.from(got), value);
+    } finally {
+      cf.close();
+      cl.close();
+    }
+    const subject = await podman(
+      'exec',
+      pods[1]!,
+      'node',
+      '-e',
+      "const {X509Certificate}=require('crypto');const c=new X509Certificate(require('fs').readFileSync('/etc/commitlog/tls/tls.crt'));console.log(c.subject)",
+    );
+    assert.equal(subject, `CN=${podNames[1]}`);
   });
 });

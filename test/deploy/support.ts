@@ -1,8 +1,9 @@
 // Helpers for the deployment tests: helm (fetched by scripts/deploy-tools.mjs), the
 // chart rendered into plain objects, and the pod spec turned back into the process
 // Kubernetes would start (the start script and its environment).
+import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -173,6 +174,38 @@ export function podProcess(
     } else throw new Error(`env ${e.name}: unsupported source`);
   }
   return { argv: [...(container.command ?? []), ...(container.args ?? [])].map(expand), env };
+}
+
+/**
+ * The container's volume mounts as folders under `podDir` (one folder per volume, so an
+ * init container and the node share an emptyDir as they do in a pod): mount path → folder.
+ */
+export function mountFolders(
+  objects: K8sObject[],
+  sts: K8sObject,
+  container: Container,
+  podDir: string,
+): Map<string, string> {
+  const volumes = new Map(podTemplate(sts).spec.volumes?.map((v) => [v.name, v]));
+  const folders = new Map<string, string>();
+  for (const m of container.volumeMounts ?? []) {
+    const dir = join(podDir, m.name);
+    folders.set(m.mountPath, dir);
+    mkdirSync(dir, { recursive: true });
+    const secretVolume = volumes.get(m.name)?.secret;
+    if (!secretVolume) continue; // the data claim or an emptyDir: empty at first
+    const secret = find(objects, 'Secret', secretVolume.secretName)[0];
+    assert.ok(
+      secret?.data,
+      `volume ${m.name}: the chart renders no Secret ${secretVolume.secretName}`,
+    );
+    const items = secretVolume.items ?? Object.keys(secret.data).map((key) => ({ key, path: key }));
+    for (const { key, path } of items) {
+      assert.ok(key in secret.data, `Secret ${secretVolume.secretName} has no ${key}`);
+      writeFileSync(join(dir, path), Buffer.from(secret.data[key]!, 'base64'), { mode: 0o440 });
+    }
+  }
+  return folders;
 }
 
 /** The DNS name pod `ordinal` advertises and the others join. */
