@@ -12,9 +12,15 @@ import { after, describe, it } from 'node:test';
 import { ROOT, until } from './support.js';
 
 const BIN = join(ROOT, 'bin', 'commitlog.js');
-// unshare --pid needs root (or user namespaces); without it there is nothing to test.
-const probe = spawnSync('unshare', ['--pid', '--fork', 'true'], { stdio: 'ignore' });
-const skip = probe.status === 0 ? false : 'unshare --pid is not available here (needs root)';
+// unshare --pid needs root, or a user namespace of its own where those are allowed
+// (CI runners); without either there is nothing to test.
+const UNSHARE = [
+  ['--pid', '--fork'],
+  ['--user', '--map-root-user', '--pid', '--fork'],
+].find((flags) => spawnSync('unshare', [...flags, 'true'], { stdio: 'ignore' }).status === 0);
+const skip = UNSHARE
+  ? false
+  : 'unshare --pid is not available here (needs root or user namespaces)';
 
 const work = mkdtempSync(join(tmpdir(), 'commitlog-pid1-'));
 const started = new Set<ChildProcess>();
@@ -36,7 +42,7 @@ interface Pid1 {
 function pid1Agent(name: string, args: string[]): Pid1 {
   const child = spawn(
     'unshare',
-    ['--pid', '--fork', '--kill-child', process.execPath, BIN, 'agent', ...args],
+    [...UNSHARE!, '--kill-child', process.execPath, BIN, 'agent', ...args],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COMMITLOG_LOG_FORMAT: 'json' } },
   );
   started.add(child);
