@@ -18,6 +18,7 @@ import { CommitLogClient } from '../../src/client/index.js';
 import {
   GiveUpError,
   mountFolders,
+  NAMESPACE,
   healthProbe,
   only,
   podContainer,
@@ -27,6 +28,7 @@ import {
   render,
   ROOT,
   until,
+  type K8sObject,
 } from './support.js';
 
 interface Pod {
@@ -56,10 +58,13 @@ async function runPods(
   pods: Pod[];
   rpc: (i: number) => string;
   tlsDir: (i: number) => string | undefined;
+  /** Runs the `helm test` pod against the pods; resolves with what it printed. */
+  helmTest: () => Promise<string>;
 }> {
   const objects = render(values);
   const sts = only(objects, 'StatefulSet');
   const replicas = (sts.spec as { replicas: number }).replicas;
+  const clientHost = `${sts.metadata.name}.${NAMESPACE}.svc.cluster.local`;
   // A loopback /24 of its own per run, so parallel runs do not meet.
   const net = `127.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
   const ipOf = (i: number) => `${net}.${10 + i}`;
@@ -71,16 +76,21 @@ async function runPods(
   const pods: Pod[] = [];
   const tlsDirs = new Map<number, string>();
 
-  /** Starts container `name` of pod `i` as the kubelet would, with its paths mapped. */
-  const start = (i: number, name?: string) => {
-    const container = podContainer(sts, name);
-    const folders = mountFolders(objects, sts, container, join(work, `pod-${i}`));
+  /**
+   * Starts container `name` of pod `i` of `workload` as the kubelet would, with its
+   * paths mapped; `podDir` holds the pod's volumes.
+   */
+  const start = (i: number, name?: string, workload = sts, podDir = `pod-${i}`) => {
+    const container = podContainer(workload, name);
+    const folders = mountFolders(objects, workload, container, join(work, podDir));
     const tls = [...folders].find(([path]) => path.endsWith('/tls'));
-    if (tls) tlsDirs.set(i, tls[1]);
+    if (tls && workload === sts) tlsDirs.set(i, tls[1]);
     // One pass, longest first: nothing replaced is looked at again (the folders are
     // under /tmp, itself a mount path).
     const replacements = new Map<string, string>([
       ...Array.from({ length: replicas }, (_, j) => [podHost(j), ipOf(j)] as const),
+      // The client Service: pod 0 stands in for it.
+      [clientHost, ipOf(0)],
       ...folders,
       ['0.0.0.0', ipOf(i)],
     ]);
@@ -92,7 +102,7 @@ async function runPods(
       'g',
     );
     const map = (s: string) => s.replace(pattern, (m) => replacements.get(m)!);
-    const { argv, env } = podProcess(sts, i, {}, container.name);
+    const { argv, env } = podProcess(workload, i, {}, container.name);
     const mappedEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, map(v)]));
     const proc = spawn(argv[0]!, argv.slice(1).map(map), {
       env: { ...mappedEnv, PATH: `${work}:/usr/bin:/bin` },
@@ -104,19 +114,23 @@ async function runPods(
     return { proc, output: () => out };
   };
 
-  for (const i of [0, 1]) {
-    for (const init of podTemplate(sts).spec.initContainers ?? []) {
-      // An init container must finish, and succeed, before the node starts.
-      const { proc, output } = start(i, init.name);
-      const code = await new Promise<number | null>((resolve) => {
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
-        proc.once('exit', (c) => {
-          clearTimeout(timer);
-          resolve(c);
-        });
+  /** Runs a container to its end; it must succeed. Returns what it printed. */
+  const complete = async (what: string, started: ReturnType<typeof start>) => {
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => started.proc.kill('SIGKILL'), 30_000);
+      started.proc.once('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
       });
-      assert.equal(code, 0, `pod ${i} init container ${init.name}:\n${output()}`);
-    }
+    });
+    assert.equal(code, 0, `${what}:\n${started.output()}`);
+    return started.output();
+  };
+
+  for (const i of [0, 1]) {
+    // Init containers must finish, and succeed, before the node starts.
+    for (const init of podTemplate(sts).spec.initContainers ?? [])
+      await complete(`pod ${i} init container ${init.name}`, start(i, init.name));
     const { proc, output } = start(i);
     const exited = new Promise<never>((_resolve, reject) =>
       proc.once('exit', (code, signal) =>
@@ -126,7 +140,19 @@ async function runPods(
     exited.catch(() => undefined);
     pods.push({ ip: ipOf(i), proc, output, exited });
   }
-  return { pods, rpc: (i) => `${ipOf(i)}:8400`, tlsDir: (i) => tlsDirs.get(i) };
+  // `helm test`: the hook pod, its init containers first, run to its end.
+  const hook = only(objects, 'Pod');
+  const asWorkload: K8sObject = {
+    ...hook,
+    spec: { template: { metadata: hook.metadata, spec: hook.spec } },
+  };
+  const helmTest = async () => {
+    for (const init of podTemplate(asWorkload).spec.initContainers ?? [])
+      await complete(`helm test init ${init.name}`, start(0, init.name, asWorkload, 'helm-test'));
+    const main = podTemplate(asWorkload).spec.containers[0]!.name;
+    return complete('helm test', start(0, main, asWorkload, 'helm-test'));
+  };
+  return { pods, rpc: (i) => `${ipOf(i)}:8400`, tlsDir: (i) => tlsDirs.get(i), helmTest };
 }
 
 const cases: [string, (certs: string) => object][] = [
@@ -226,6 +252,8 @@ describe('the agent as the chart runs it', () => {
             cf.close();
             cl.close();
           }
+          // And the chart's `helm test` hook passes against them.
+          assert.match(await run.helmTest(), /consumed helm-test-/);
         } finally {
           await stop(pods);
           rmSync(work, { recursive: true, force: true });
