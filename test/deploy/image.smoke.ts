@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 
 import { BOOK_FILES, writeBookFileSet } from '../../src/auth/index.js';
-import { CommitLogClient } from '../../src/client/index.js';
+import { CommitLogClient, NotLeaderError } from '../../src/client/index.js';
 import {
   GiveUpError,
   mountFolders,
@@ -379,6 +379,9 @@ describe('the image', () => {
       if (addrs.join() !== [0, 1].map((i) => `${podHost(i)}:8400`).join()) return undefined;
       const leaders = list.filter((s) => s.isLeader);
       if (leaders.length !== 1) return undefined;
+      // A joiner is a learner until promoted (and the promotion can leave the follower
+      // without a leader for a moment).
+      if (!list.every((s) => s.suffrage === 'voter')) return undefined;
       // The readiness probe as rendered, inside each pod, with the pod's certificate.
       const probe = podContainer(sts).readinessProbe!.exec!.command;
       for (const p of pods) await podman('exec', p, ...probe);
@@ -390,7 +393,15 @@ describe('the image', () => {
     const cl = client(leader);
     try {
       const value = Buffer.from(`tls-pods-${Date.now()}`);
-      const offset = await cf.produce(value);
+      // NotLeaderError comes before the append ("retry shortly"): retrying is safe.
+      const offset = await until('the produce through the follower', 10_000, async () => {
+        try {
+          return await cf.produce(value);
+        } catch (err) {
+          if (err instanceof NotLeaderError) return undefined;
+          throw new GiveUpError(`produce: ${String(err)}`, { cause: err });
+        }
+      });
       const got = await until(
         'the record on the leader',
         10_000,
