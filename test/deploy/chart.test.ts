@@ -27,6 +27,7 @@ import {
   render,
   selects,
   withValues,
+  type Container,
   type ContainerPort,
   type K8sObject,
   type PodSpec,
@@ -43,10 +44,10 @@ const PEM = {
 const SCENARIOS: Record<string, object> = {
   default: {},
   'tls + acl from files': {
-    tls: { enabled: true, ...PEM },
+    tls: { enabled: true, ca: { cert: PEM.ca, key: PEM.key }, extraHosts: ['log.example.com'] },
     acl: { enabled: true, model: '[request_definition]\n', policy: 'p, root, *, produce\n' },
   },
-  'tls from an existing Secret': { tls: { enabled: true, existingSecret: 'my-tls' } },
+  'tls from an existing CA Secret': { tls: { enabled: true, ca: { existingSecret: 'my-ca' } } },
   'lb through Metacontroller': { service: { lb: { enabled: true } } },
   'lb rendered directly': {
     service: { lb: { enabled: true, mode: 'direct', annotations: { 'cloud/lb-type': 'nlb' } } },
@@ -170,7 +171,9 @@ describe('helm chart deploy/commitlog', () => {
       ['no replicas', { replicas: 0 }, /replicas/],
       ['a misspelt key', { replica: 3 }, /replica/],
       ['ACL without TLS', { acl: { enabled: true, existingSecret: 'acl' } }, /tls/],
-      ['TLS without certificates', { tls: { enabled: true } }, /tls/],
+      ['TLS without a CA', { tls: { enabled: true } }, /tls/],
+      ['TLS with half a CA', { tls: { enabled: true, ca: { cert: PEM.ca } } }, /tls/],
+      ['a certificate valid for 0 days', { tls: { days: 0 } }, /days/],
       ['an unknown fsync policy', { agent: { fsync: 'sometimes' } }, /fsync/],
       ['an unknown lb mode', { service: { lb: { enabled: true, mode: 'magic' } } }, /mode/],
       [
@@ -348,39 +351,105 @@ describe('helm chart deploy/commitlog', () => {
     });
   }
 
-  it('mounts the TLS Secret the agent reads, and the helm test uses it too', () => {
+  it('gives every pod its own certificate; only the init container sees the CA key', () => {
     const objects = render(SCENARIOS['tls + acl from files']);
     const sts = only(objects, 'StatefulSet');
-    const f = flags(agentArgs(sts, 1));
     const pod = podTemplate(sts).spec;
-    const secret = only(objects, 'Secret', 'cl-commitlog-tls');
-    const mount = pod.containers[0]!.volumeMounts!.find((m) => m.name === 'tls')!;
-    const volume = pod.volumes!.find((v) => v.name === 'tls')!;
-    assert.equal(volume.secret?.secretName, secret.metadata.name);
-    for (const key of ['server-tls-cert-file', 'server-tls-key-file', 'server-tls-ca-file']) {
-      const file = f.get(key);
-      assert.ok(typeof file === 'string' && file.startsWith(`${mount.mountPath}/`), key);
-      assert.ok(
-        file.slice(mount.mountPath.length + 1) in secret.data!,
-        `${key}: not in the Secret`,
-      );
+    const [init] = pod.initContainers ?? [];
+    assert.ok(init, 'an init container issues the certificate');
+    const volumes = new Map(pod.volumes!.map((v) => [v.name, v]));
+    const mountsOf = (c: Container) => new Map(c.volumeMounts!.map((m) => [m.name, m]));
+    // The CA: a kubernetes.io/tls Secret made from the values, mounted by the init
+    // container alone, its two keys laid out as `commitlog cert` reads a CA directory.
+    const ca = only(objects, 'Secret', 'cl-commitlog-ca');
+    assert.equal(ca.type, 'kubernetes.io/tls');
+    assert.equal(Buffer.from(ca.data!['tls.key']!, 'base64').toString(), PEM.key);
+    assert.equal(volumes.get('ca')?.secret?.secretName, ca.metadata.name);
+    assert.deepEqual(volumes.get('ca')?.secret?.items, [
+      { key: 'tls.crt', path: 'ca.pem' },
+      { key: 'tls.key', path: 'ca-key.pem' },
+    ]);
+    assert.ok(mountsOf(init).has('ca'));
+    for (const c of pod.containers) assert.ok(!mountsOf(c).has('ca'), `${c.name} sees the CA key`);
+    // The issued files live in memory, written by the init container, read by the node.
+    assert.equal(volumes.get('tls')?.emptyDir?.medium, 'Memory');
+    const tlsDir = mountsOf(init).get('tls')!.mountPath;
+    const nodeMount = mountsOf(pod.containers[0]!).get('tls')!;
+    assert.equal(nodeMount.mountPath, tlsDir);
+    assert.equal(nodeMount.readOnly, true);
+    // Issued per pod: CN = the pod's name (the node name peers check), SANs the names
+    // peers and clients dial.
+    for (const i of [0, 2]) {
+      const { argv, env } = podProcess(sts, i, {}, init.name);
+      const script = argv.at(-1)!;
+      assert.match(script, /commitlog cert server --cn "\$POD_NAME"/);
+      assert.equal(env.POD_NAME, `cl-commitlog-${i}`);
+      assert.equal(env.POD_HOST, podHost(i));
+      const hosts = /--host "([^"]*)"/.exec(script)![1]!.split(',');
+      assert.deepEqual(hosts, [
+        '$POD_HOST',
+        'cl-commitlog',
+        'cl-commitlog.logs',
+        'cl-commitlog.logs.svc',
+        'cl-commitlog.logs.svc.cluster.local',
+        'log.example.com',
+      ]);
+      const f = flags(agentArgs(sts, i));
+      assert.equal(f.get('node-name'), env.POD_NAME, 'the CN is the node name');
+      for (const key of ['server-tls', 'peer-tls'])
+        for (const [flag, file] of [
+          ['cert-file', 'tls.crt'],
+          ['key-file', 'tls.key'],
+          ['ca-file', 'ca.crt'],
+        ] as const) {
+          assert.equal(f.get(`${key}-${flag}`), `${tlsDir}/${file}`, `--${key}-${flag}`);
+          assert.match(script, new RegExp(`"\\$out/${file.replace('.', '\\.')}"`), file);
+        }
     }
-    assert.equal(Buffer.from(secret.data!['tls.crt']!, 'base64').toString(), PEM.cert);
+    // Under the ACL the nodes may produce: a follower forwards produces as itself.
+    const policy = Buffer.from(
+      only(objects, 'Secret', 'cl-commitlog-acl').data!['policy.csv']!,
+      'base64',
+    ).toString();
+    assert.match(policy, /^p, root, \*, produce$/m);
+    for (const i of [0, 1, 2])
+      assert.match(policy, new RegExp(`^p, cl-commitlog-${i}, \\*, produce$`, 'm'));
+    // The probes cannot use Kubernetes' plaintext gRPC probe under mutual TLS.
+    assert.ok(pod.containers[0]!.readinessProbe!.exec, 'readiness under TLS');
+
+    // The helm test pod issues itself a client certificate (the ACL's subject), or uses
+    // the one it is given.
     const test = only(objects, 'Pod');
     assert.equal(test.metadata.annotations?.['helm.sh/hook'], 'test');
-    assert.match(JSON.stringify(test.spec), /--cert-file \/etc\/commitlog\/tls\/tls.crt/);
-    const testVolume = (test.spec as unknown as PodSpec).volumes!.find((v) => v.name === 'tls')!;
-    assert.equal(testVolume.secret?.secretName, secret.metadata.name);
+    const testSpec = test.spec as unknown as PodSpec;
+    assert.match(testSpec.initContainers![0]!.args![0]!, /commitlog cert client --cn 'root'/);
+    assert.match(JSON.stringify(testSpec.containers), /--cert-file \/etc\/commitlog\/tls\/tls.crt/);
     const withClient = render({
       ...SCENARIOS['tls + acl from files']!,
       tests: { clientSecret: 'root-client' },
     });
-    const clientVolume = (only(withClient, 'Pod').spec as unknown as PodSpec).volumes!.find(
-      (v) => v.name === 'tls',
-    )!;
-    assert.equal(clientVolume.secret?.secretName, 'root-client');
-    // The probes cannot use Kubernetes' plaintext gRPC probe under mutual TLS.
-    assert.ok(pod.containers[0]!.readinessProbe!.exec, 'readiness under TLS');
+    const clientSpec = only(withClient, 'Pod').spec as unknown as PodSpec;
+    assert.equal(clientSpec.initContainers, undefined);
+    assert.deepEqual(
+      clientSpec.volumes!.map((v) => [v.name, v.secret?.secretName]),
+      [['tls', 'root-client']],
+    );
+  });
+
+  it('names an existing CA Secret and makes none; external names join the certificate', () => {
+    const objects = render({
+      ...SCENARIOS['tls from an existing CA Secret']!,
+      ...SCENARIOS['lb with external names']!,
+    });
+    assert.deepEqual(find(objects, 'Secret'), []);
+    const sts = only(objects, 'StatefulSet');
+    const pod = podTemplate(sts).spec;
+    assert.equal(pod.volumes!.find((v) => v.name === 'ca')?.secret?.secretName, 'my-ca');
+    const { argv, env } = podProcess(sts, 1, {}, 'certificate');
+    assert.equal(env.POD_HOST, 'cl-commitlog-1.log.example.com');
+    const hosts = /--host "([^"]*)"/.exec(argv.at(-1)!)![1]!.split(',');
+    assert.equal(hosts[0], '$POD_HOST');
+    assert.ok(hosts.includes(`$POD_NAME.cl-commitlog-headless.logs.svc.cluster.local`));
   });
 
   it('has a helm test that produces a record and consumes it at the offset it got', () => {

@@ -1,8 +1,9 @@
 // Helpers for the deployment tests: helm (fetched by scripts/deploy-tools.mjs), the
 // chart rendered into plain objects, and the pod spec turned back into the process
 // Kubernetes would start (the start script and its environment).
+import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -116,9 +117,16 @@ export interface Container {
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
   securityContext?: { readOnlyRootFilesystem?: boolean; runAsNonRoot?: boolean };
 }
+export interface Volume {
+  name: string;
+  secret?: { secretName: string; items?: { key: string; path: string }[] };
+  configMap?: { name: string };
+  emptyDir?: { medium?: string; sizeLimit?: string };
+}
 export interface PodSpec {
+  initContainers?: Container[];
   containers: Container[];
-  volumes?: { name: string; secret?: { secretName: string }; configMap?: { name: string } }[];
+  volumes?: Volume[];
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number };
 }
 export interface PodTemplate {
@@ -130,6 +138,15 @@ export function podTemplate(workload: K8sObject): PodTemplate {
   return (workload.spec as { template: PodTemplate }).template;
 }
 
+/** A container of the pod template by name (init containers too); default the node's. */
+export function podContainer(sts: K8sObject, name?: string): Container {
+  const spec = podTemplate(sts).spec;
+  if (name === undefined) return spec.containers[0]!;
+  const found = [...(spec.initContainers ?? []), ...spec.containers].find((c) => c.name === name);
+  if (!found) throw new Error(`no container ${name}`);
+  return found;
+}
+
 /**
  * What Kubernetes would run for pod `ordinal` of the StatefulSet: the container's
  * command and args, and its environment with fieldRefs resolved and $(VAR) expanded.
@@ -138,8 +155,9 @@ export function podProcess(
   sts: K8sObject,
   ordinal: number,
   secrets: Record<string, string> = {},
+  containerName?: string,
 ): { argv: string[]; env: Record<string, string> } {
-  const container = podTemplate(sts).spec.containers[0]!;
+  const container = podContainer(sts, containerName);
   const podName = `${sts.metadata.name}-${ordinal}`;
   const env: Record<string, string> = {};
   const expand = (s: string) =>
@@ -156,6 +174,38 @@ export function podProcess(
     } else throw new Error(`env ${e.name}: unsupported source`);
   }
   return { argv: [...(container.command ?? []), ...(container.args ?? [])].map(expand), env };
+}
+
+/**
+ * The container's volume mounts as folders under `podDir` (one folder per volume, so an
+ * init container and the node share an emptyDir as they do in a pod): mount path → folder.
+ */
+export function mountFolders(
+  objects: K8sObject[],
+  sts: K8sObject,
+  container: Container,
+  podDir: string,
+): Map<string, string> {
+  const volumes = new Map(podTemplate(sts).spec.volumes?.map((v) => [v.name, v]));
+  const folders = new Map<string, string>();
+  for (const m of container.volumeMounts ?? []) {
+    const dir = join(podDir, m.name);
+    folders.set(m.mountPath, dir);
+    mkdirSync(dir, { recursive: true });
+    const secretVolume = volumes.get(m.name)?.secret;
+    if (!secretVolume) continue; // the data claim or an emptyDir: empty at first
+    const secret = find(objects, 'Secret', secretVolume.secretName)[0];
+    assert.ok(
+      secret?.data,
+      `volume ${m.name}: the chart renders no Secret ${secretVolume.secretName}`,
+    );
+    const items = secretVolume.items ?? Object.keys(secret.data).map((key) => ({ key, path: key }));
+    for (const { key, path } of items) {
+      assert.ok(key in secret.data, `Secret ${secretVolume.secretName} has no ${key}`);
+      writeFileSync(join(dir, path), Buffer.from(secret.data[key]!, 'base64'), { mode: 0o440 });
+    }
+  }
+  return folders;
 }
 
 /** The DNS name pod `ordinal` advertises and the others join. */

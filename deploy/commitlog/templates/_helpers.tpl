@@ -52,16 +52,76 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s.%s.svc.%s" (include "commitlog.fullname" .) .Release.Namespace .Values.clusterDomain }}
 {{- end }}
 
-{{- define "commitlog.tlsSecret" -}}
-{{- default (printf "%s-tls" (include "commitlog.fullname" .)) .Values.tls.existingSecret }}
+{{/* The CA every pod's certificate is issued from (kubernetes.io/tls: tls.crt, tls.key). */}}
+{{- define "commitlog.caSecret" -}}
+{{- default (printf "%s-ca" (include "commitlog.fullname" .)) .Values.tls.ca.existingSecret }}
 {{- end }}
 
 {{- define "commitlog.aclSecret" -}}
 {{- default (printf "%s-acl" (include "commitlog.fullname" .)) .Values.acl.existingSecret }}
 {{- end }}
 
-{{/* Where a pod mounts its TLS files, and the client flags that use them. */}}
+{{/* Where a pod keeps its TLS files (ca.crt, tls.crt, tls.key), and the client flags that use them. */}}
 {{- define "commitlog.tlsDir" -}}/etc/commitlog/tls{{- end }}
+{{/* Where the init container that issues a certificate sees the CA (ca.pem, ca-key.pem). */}}
+{{- define "commitlog.caDir" -}}/etc/commitlog/ca{{- end }}
+
+{{/*
+The init container that issues a certificate from the CA into the memory-backed tls
+volume, laid out as ca.crt, tls.crt, tls.key. Only this container mounts the CA's key.
+dict: root, kind (server | client), cn (a shell word), hosts (server: a shell word), days.
+*/}}
+{{- define "commitlog.certInitContainer" -}}
+{{- $tlsDir := include "commitlog.tlsDir" .root }}
+{{- $caDir := include "commitlog.caDir" .root -}}
+- name: certificate
+  image: {{ include "commitlog.image" .root }}
+  imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+  command: ["/bin/sh", "-ec"]
+  args:
+    - |
+      out={{ $tlsDir }}
+      commitlog cert {{ .kind }} --cn {{ .cn }} --ca-dir {{ $caDir }} --out "$out" \
+        --name issued --force --days {{ int .days }}{{ if eq .kind "server" }} --host {{ .hosts }}{{ end }}
+      mv "$out/issued.pem" "$out/tls.crt"
+      mv "$out/issued-key.pem" "$out/tls.key"
+      cp {{ $caDir }}/ca.pem "$out/ca.crt"
+  {{- with .env }}
+  env:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  resources:
+    requests:
+      cpu: 50m
+      memory: 64Mi
+    limits:
+      memory: 256Mi
+  securityContext:
+    {{- toYaml .root.Values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: ca
+      mountPath: {{ $caDir }}
+      readOnly: true
+    - name: tls
+      mountPath: {{ $tlsDir }}
+{{- end }}
+
+{{/* The volumes the certificate init container and its pod share. */}}
+{{- define "commitlog.certVolumes" -}}
+- name: ca
+  secret:
+    secretName: {{ include "commitlog.caSecret" . }}
+    defaultMode: 0440
+    items:
+      - key: tls.crt
+        path: ca.pem
+      - key: tls.key
+        path: ca-key.pem
+- name: tls
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+{{- end }}
 {{- define "commitlog.clientTlsFlags" -}}
 {{- if .Values.tls.enabled }} --ca-file {{ include "commitlog.tlsDir" . }}/ca.crt --cert-file {{ include "commitlog.tlsDir" . }}/tls.crt --key-file {{ include "commitlog.tlsDir" . }}/tls.key{{- end }}
 {{- end }}
@@ -130,4 +190,18 @@ grpc:
 {{- define "commitlog.hookSelectorLabels" -}}
 app.kubernetes.io/name: {{ include "commitlog.name" . }}-service-per-pod
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The pod's name and the host it advertises (its stable DNS name, or its external name), never 0.0.0.0. */}}
+{{- define "commitlog.podEnv" -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_HOST
+  {{- if and .Values.service.lb.enabled .Values.service.lb.externalDomain }}
+  value: "$(POD_NAME).{{ .Values.service.lb.externalDomain }}"
+  {{- else }}
+  value: "$(POD_NAME).{{ include "commitlog.headless" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}"
+  {{- end }}
 {{- end }}
