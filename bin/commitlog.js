@@ -17,6 +17,13 @@ for (const [signal, number] of Object.entries(EARLY_SIGNALS)) {
   });
 }
 
+// `commitlog … | head` closes the pipe early: that is the reader's choice, not a failure
+// worth a stack trace.
+process.stdout.on('error', (err) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(process.exitCode ?? 0);
+});
+
 // Loaded only now, so the handlers above are in place while it loads.
 const { main } = await import('../dist/src/cli/main.js');
 
