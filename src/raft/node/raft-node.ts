@@ -68,7 +68,10 @@ export interface RaftNodeOptions {
   readonly apply: (entries: readonly Entry[]) => void | Promise<void>;
   /** The last index the caller's state machine has applied (after a restart). */
   readonly applied?: number;
-  /** The initial configuration of a brand-new cluster (ignored when storage has state). */
+  /**
+   * The initial configuration of a brand-new cluster. The first start on empty storage
+   * persists it (LogStorage.installSnapshot at index 0); ignored when storage has state.
+   */
   readonly bootstrap?: ConfState;
   /** Milliseconds per tick (default 100); 0 disables the timer (call tick() yourself). */
   readonly tickMs?: number;
@@ -234,11 +237,24 @@ export class RaftNode implements AsyncDisposable {
       ? metaMode(port, opts.logStorage)
       : streamMode(port, opts.logStorage);
     const hard = await opts.hardStateStorage.load();
-    const stored = await opts.logStorage.load();
-    const fresh = hard === undefined && stored.lastIndex === 0 && stored.snapshot.lastIndex === 0;
+    let stored = await opts.logStorage.load();
+    const empty =
+      hard === undefined &&
+      stored.lastIndex === 0 &&
+      stored.snapshot.lastIndex === 0 &&
+      stored.snapshot.config.voters.length === 0 &&
+      stored.snapshot.config.learners.length === 0;
+    if (empty && opts.bootstrap && opts.bootstrap.voters.length > 0) {
+      // The founding configuration is the log's starting point (index 0), written in one
+      // crash-safe step before anything else: a founding member that restarts, with or
+      // without the bootstrap option, finds it in storage. A crash before it completes
+      // leaves the storage empty, and the next start writes it again.
+      await opts.logStorage.installSnapshot({ lastIndex: 0, lastTerm: 0, config: opts.bootstrap });
+      stored = await opts.logStorage.load();
+    }
     let state: RestoreState;
-    if (fresh) {
-      state = bootstrapState(opts.bootstrap ?? { voters: [], learners: [], addresses: {} });
+    if (empty && stored.snapshot.config.voters.length === 0) {
+      state = bootstrapState({ voters: [], learners: [], addresses: {} });
     } else {
       const snapIndex = stored.snapshot.lastIndex;
       let applied = opts.applied ?? snapIndex;
