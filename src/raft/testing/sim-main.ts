@@ -126,7 +126,8 @@ async function runDriverJobs(): Promise<number> {
   const runs: Promise<number>[] = [];
   for (let from = first; from < first + seeds; from += per) {
     const n = Math.min(per, first + seeds - from);
-    const args = [process.argv[1]!, '--driver', '--from', `${from}`, '--seeds', `${n}`];
+    const args = [process.argv[1]!, '--driver', '--jobs', '1', '--from', `${from}`];
+    args.push('--seeds', `${n}`);
     args.push('--ms', `${ms}`, ...(values.verbose ? ['--verbose'] : []));
     runs.push(
       new Promise<number>((resolve, reject) => {
