@@ -5,7 +5,8 @@
 //
 //   npm run build && node scripts/mutate-raft.mjs [--only id,id] [--seeds N] [--keep]
 //
-// Each patch is a text replacement in src/raft/core/*.ts that must match exactly once;
+// Each patch is a text replacement in src/raft/core/*.ts (or, with a folder in `file`,
+// in another file under src/raft, such as the driver) that must match exactly once;
 // the patched file is transpiled alone into the copy. A patch that no longer matches
 // (the core changed) is reported as an error, not silently skipped.
 import { spawnSync } from 'node:child_process';
@@ -216,6 +217,56 @@ export const MUTATIONS = [
     find: 'if (pr.match >= pr.pendingSnapshot) pr.becomeReplicate();',
     replace: 'if (pr.match < 0) pr.becomeReplicate();',
   },
+  // The driver (RaftNode): durability order, bootstrap, snapshot streams.
+  {
+    id: 'send-before-persist',
+    rule: 'no message leaves before the term, vote and entries it depends on are durable',
+    file: 'node/raft-node.ts',
+    find: 'const early =\n      this.opts.leaderSendsBeforeSync === true &&',
+    replace: 'const early =\n      true ||',
+  },
+  {
+    id: 'term-vote-not-synced',
+    rule: 'term and vote are synced before any message that depends on them',
+    file: 'node/raft-node.ts',
+    find: 'await hardStateStorage.save(rd.hardState, { sync: termOrVote });',
+    replace: 'await hardStateStorage.save(rd.hardState, { sync: false });',
+  },
+  {
+    id: 'commit-only-synced',
+    rule: 'a commit-only hard-state change is written without fsync',
+    file: 'node/raft-node.ts',
+    find: 'await hardStateStorage.save(rd.hardState, { sync: termOrVote });',
+    replace: 'await hardStateStorage.save(rd.hardState, { sync: true });',
+  },
+  {
+    id: 'bootstrap-in-memory',
+    rule: 'the bootstrap configuration is persisted before anything else',
+    file: 'node/raft-node.ts',
+    find: 'await opts.logStorage.installSnapshot({ lastIndex: 0, lastTerm: 0, config: opts.bootstrap });',
+    replace: 'void 0;',
+  },
+  {
+    id: 'snapshot-resume-from-zero',
+    rule: 'a restarted snapshot stream skips what the follower kept (a lost chunk is resent, not the transfer)',
+    file: 'node/raft-node.ts',
+    find: 'if (!done && offset + data.byteLength <= out.acked) {',
+    replace: 'if (false) {',
+  },
+  {
+    id: 'superseded-stream-fails-retry',
+    rule: 'the outcome of a superseded snapshot stream is not reported against its retry',
+    file: 'node/raft-node.ts',
+    find: '    if (this.outgoing.has(out.to)) return;\n',
+    replace: '',
+  },
+  {
+    id: 'snapshot-progress-ignored',
+    rule: 'a snapshot transfer that moves is not abandoned at the snapshot timeout',
+    file: 'node/raft-node.ts',
+    find: '      this.core.reportSnapshotProgress(out.to);\n',
+    replace: '',
+  },
 ];
 
 /** Test files in the order they run (fast, specific ones first); `sim` is the simulation. */
@@ -265,8 +316,11 @@ cpSync(join(root, 'src/raft/testdata'), join(work, 'src/raft/testdata'), { recur
 writeFileSync(join(work, 'package.json'), JSON.stringify({ type: 'module' }));
 symlinkSync(join(root, 'node_modules'), join(work, 'node_modules'), 'dir');
 const pristine = new Map();
-for (const f of readdirSync(join(distRaft, 'core'))) {
-  if (f.endsWith('.js')) pristine.set(f, readFileSync(join(distRaft, 'core', f), 'utf8'));
+for (const dir of ['core', 'node']) {
+  for (const f of readdirSync(join(distRaft, dir))) {
+    const rel = join(dir, f);
+    if (f.endsWith('.js')) pristine.set(rel, readFileSync(join(distRaft, rel), 'utf8'));
+  }
 }
 
 function walk(dir, out) {
@@ -312,7 +366,7 @@ function transpile(source, fileName) {
 }
 
 function restoreCore() {
-  for (const [f, text] of pristine) writeFileSync(join(distRaft, 'core', f), text);
+  for (const [f, text] of pristine) writeFileSync(join(distRaft, f), text);
 }
 
 /** Runs one test file; returns the names of failing tests (empty: it passed). */
@@ -382,7 +436,8 @@ const rows = [];
 let survivors = 0;
 let broken = 0;
 for (const m of selected) {
-  const srcPath = join(root, 'src/raft/core', m.file);
+  const rel = m.file.includes('/') ? m.file : join('core', m.file);
+  const srcPath = join(root, 'src/raft', rel);
   const source = readFileSync(srcPath, 'utf8');
   const hits = source.split(m.find).length - 1;
   if (hits !== 1) {
@@ -392,9 +447,8 @@ for (const m of selected) {
     continue;
   }
   restoreCore();
-  const jsName = m.file.replace(/\.ts$/, '.js');
   writeFileSync(
-    join(distRaft, 'core', jsName),
+    join(distRaft, rel.replace(/\.ts$/, '.js')),
     transpile(source.replace(m.find, m.replace), m.file),
   );
   const r = runMutation();
