@@ -43,6 +43,8 @@ interface Setup {
   streams: () => number;
   /** Every snapshot chunk the network carried, by offset. */
   chunks: number[];
+  /** Makes streams from the n-th on cut their chunks at `bytes` instead of 64 KiB. */
+  rechunk: (fromStream: number, bytes: number) => void;
 }
 
 /** A leader with entries × 8 KiB of compacted state and a new learner n4 to feed. */
@@ -59,57 +61,89 @@ async function setup(raft: { snapshotTimeoutTicks?: number } = {}, entries = 64)
   assert.ok(leader.compact(last));
   const sm = cluster.members.get(leader.id)!.stateMachine;
   let reads = 0;
+  let cut: { from: number; bytes: number } | undefined;
   const read = sm.read.bind(sm);
   sm.read = (meta: SnapshotMeta) => {
     reads++;
-    return read(meta);
+    return cut && reads >= cut.from ? recut(read(meta), cut.bytes) : read(meta);
   };
   const chunks: number[] = [];
   await cluster.addMember('n4');
-  return { cluster, leader, streams: () => reads, chunks };
+  return {
+    cluster,
+    leader,
+    streams: () => reads,
+    chunks,
+    rechunk: (from, bytes) => (cut = { from, bytes }),
+  };
+}
+
+/** The same bytes in chunks of `size`. */
+async function* recut(chunks: AsyncIterable<Uint8Array>, size: number): AsyncIterable<Uint8Array> {
+  let buf = new Uint8Array(0);
+  for await (const c of chunks) {
+    const next = new Uint8Array(buf.byteLength + c.byteLength);
+    next.set(buf);
+    next.set(c, buf.byteLength);
+    buf = next;
+    while (buf.byteLength >= size) {
+      yield buf.slice(0, size);
+      buf = buf.slice(size);
+    }
+  }
+  if (buf.byteLength > 0) yield buf;
+}
+
+/**
+ * A streamed snapshot stands for the applied state: the first stream (opened before the
+ * learner's own entry applied) is of an older index. Starve it of acks until the leader
+ * gives up and streams the snapshot at that entry; let that one deliver more than a
+ * window (chunks 0..11 reach n4), then starve it too until a third stream of the same
+ * snapshot starts, cut in chunks of `thirdChunkBytes`.
+ */
+async function resume(thirdChunkBytes: number): Promise<void> {
+  const { cluster, leader, streams, chunks, rechunk } = await setup({}, 128); // 16 chunks
+  rechunk(3, thirdChunkBytes);
+  await using _ = cluster;
+  let blockAcks = true;
+  cluster.network.dropIf = (m: WireMessage) => {
+    if (m.type === 'snapshotChunk') {
+      chunks.push(m.offset);
+      if (streams() === 2 && m.offset >= 8 * CHUNK) blockAcks = true;
+    }
+    return blockAcks && m.type === 'snapshotAck';
+  };
+  const added = leader.addLearner('n4', addressOf('n4'));
+  const index = await added;
+  await tickUntil(cluster, () => streams() >= 2, 'second stream');
+  blockAcks = false;
+  await tickUntil(cluster, () => streams() >= 3, 'third stream');
+  const before = chunks.length;
+  blockAcks = false;
+  cluster.network.dropIf = (m: WireMessage) => {
+    if (m.type === 'snapshotChunk') chunks.push(m.offset);
+    return false;
+  };
+  await tickUntil(
+    cluster,
+    () => cluster.node('n4').status().applied >= index,
+    'n4 applied the snapshot',
+  );
+  const after = chunks.slice(before);
+  const below = after.filter((o) => o + thirdChunkBytes <= 12 * CHUNK);
+  // The new stream's first window (and one resend of it) before the first ack said
+  // where n4 stands; nothing n4 kept is sent again and again.
+  assert.ok(below.length <= 2 * WINDOW, `resent below the kept part: ${below.join(' ')}`);
+  assert.equal(streams(), 3);
+  assert.equal(cluster.members.get('n4')!.stateMachine.installs, 1);
 }
 
 describe('RaftNode snapshot streams that restart', () => {
-  it('resumes a restarted stream from what the follower kept (not from 0, and not for ever)', async () => {
-    const { cluster, leader, streams, chunks } = await setup({}, 128); // 16 chunks
-    await using _ = cluster;
-    // A streamed snapshot stands for the applied state: the first stream (opened before
-    // the learner's own entry applied) is of an older index. Starve it of acks until the
-    // leader gives up and streams the snapshot at that entry; let that one deliver more
-    // than a window (chunks 0..11 reach n4), then starve it too until a third stream of
-    // the same snapshot starts.
-    let blockAcks = true;
-    cluster.network.dropIf = (m: WireMessage) => {
-      if (m.type === 'snapshotChunk') {
-        chunks.push(m.offset);
-        if (streams() === 2 && m.offset >= 8 * CHUNK) blockAcks = true;
-      }
-      return blockAcks && m.type === 'snapshotAck';
-    };
-    const added = leader.addLearner('n4', addressOf('n4'));
-    const index = await added;
-    await tickUntil(cluster, () => streams() >= 2, 'second stream');
-    blockAcks = false;
-    await tickUntil(cluster, () => streams() >= 3, 'third stream');
-    const before = chunks.length;
-    blockAcks = false;
-    cluster.network.dropIf = (m: WireMessage) => {
-      if (m.type === 'snapshotChunk') chunks.push(m.offset);
-      return false;
-    };
-    await tickUntil(
-      cluster,
-      () => cluster.node('n4').status().applied >= index,
-      'n4 applied the snapshot',
-    );
-    const after = chunks.slice(before);
-    const below = after.filter((o) => o < 12 * CHUNK);
-    // The new stream's first window (and one resend of it) before the first ack said
-    // where n4 stands; nothing n4 kept is sent again and again.
-    assert.ok(below.length <= 2 * WINDOW, `resent below the kept part: ${below.join(' ')}`);
-    assert.equal(streams(), 3);
-    assert.equal(cluster.members.get('n4')!.stateMachine.installs, 1);
-  });
+  it('resumes a restarted stream from what the follower kept (not from 0, and not for ever)', () =>
+    resume(CHUNK));
+
+  it('resumes a restarted stream that cuts its chunks elsewhere (one straddles the kept part)', () =>
+    resume(40_000));
 
   it('a stream superseded by a retry does not fail the retry', async () => {
     // The core's snapshot timeout (20 ticks) retries before the stream's own resends
