@@ -256,6 +256,13 @@ export const MUTATIONS = [
     replace: 'if (false) {',
   },
   {
+    id: 'snapshot-straddle-dropped',
+    rule: 'a restarted stream whose chunk straddles what the follower kept delivers its new part',
+    file: 'node/raft-node.ts',
+    find: 'if (c.offset < cur.offset && c.offset + data.byteLength > cur.offset && !cur.done) {',
+    replace: 'if (false) {',
+  },
+  {
     id: 'superseded-stream-fails-retry',
     rule: 'the outcome of a superseded snapshot stream is not reported against its retry',
     file: 'node/raft-node.ts',
