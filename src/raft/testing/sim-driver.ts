@@ -10,10 +10,13 @@
 // a simulation runs, performance.now() reads simulated time, so those yields fall on
 // the same turns in every replay, and each step drains two rounds of immediates.
 //
-// Invariants, beyond those of the core simulation: one vote per node per term across restarts; no message leaves a node
-// before the state it depends on is durable; at most one uncommitted configuration
-// entry in a leader's log; a node that is not a voter of its own configuration never
-// leads; and after the faults stop, a leader and a committed write within a bound.
+// Leaders send before their own fsync (leaderSendsBeforeSync) on even seeds.
+//
+// Invariants, beyond those of the core simulation: one vote per node per term across
+// restarts; no message leaves a node before the state it depends on is durable; at most
+// one uncommitted configuration entry in a leader's log; a node that is not a voter of
+// its own configuration never leads; and after the faults stop, a leader and a committed
+// write within a bound.
 import {
   NONE,
   decodeConfState,
@@ -43,6 +46,11 @@ export interface DriverSimOptions {
   /** Bound on the liveness phase, in simulated milliseconds. */
   readonly livenessMs?: number;
   readonly raft?: Partial<RaftConfig>;
+  /**
+   * Leaders send their appends before their own writes are durable (RaftNode's
+   * leaderSendsBeforeSync). Default: on for even seeds, off for odd ones.
+   */
+  readonly leaderSendsBeforeSync?: boolean;
   /**
    * A disk that acknowledges writes before they are durable (proves that the check
    * "nothing is sent before it is durable" can fail).
@@ -341,6 +349,7 @@ class DriverSimulation {
         applied: n.disk.smState.length,
         bootstrap,
         tickMs: 0,
+        leaderSendsBeforeSync: this.opts.leaderSendsBeforeSync ?? this.opts.seed % 2 === 0,
         raft: { ...this.raft, seed: this.opts.seed + this.now },
       });
       if (gen !== n.generation) {
