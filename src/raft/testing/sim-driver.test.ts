@@ -16,6 +16,7 @@ describe('raft driver simulation', () => {
     let snapshots = 0;
     let resumed = 0;
     let confChanges = 0;
+    let lostUnsynced = 0;
     for (let seed = 1; seed <= SEEDS; seed++) {
       const r = await runDriverSimulation({ seed, durationMs: 4000 });
       acked += r.stats.acked;
@@ -23,6 +24,7 @@ describe('raft driver simulation', () => {
       snapshots += r.stats.snapshotsInstalled;
       resumed += r.stats.resumedInstalls;
       confChanges += r.stats.confChanges;
+      lostUnsynced += r.stats.lostUnsyncedWrites;
       if (r.violation) failures.push(`seed ${seed}: ${r.violation}\n  ${r.trace.join('\n  ')}`);
     }
     assert.deepEqual(failures, []);
@@ -32,6 +34,7 @@ describe('raft driver simulation', () => {
     assert.ok(snapshots > SEEDS, `snapshots ${snapshots}`);
     assert.ok(resumed > 0, `restarts that finished a snapshot install ${resumed}`);
     assert.ok(confChanges > SEEDS, `configuration changes ${confChanges}`);
+    assert.ok(lostUnsynced > SEEDS, `unsynced commit indexes lost by crashes ${lostUnsynced}`);
   });
 
   it('is deterministic: a seed replays identically', async () => {
