@@ -5,7 +5,8 @@
 //
 //   npm run build && node scripts/mutate-raft.mjs [--only id,id] [--seeds N] [--keep]
 //
-// Each patch is a text replacement in src/raft/core/*.ts that must match exactly once;
+// Each patch is a text replacement in src/raft/core/*.ts (or, with a folder in `file`,
+// in another file under src/raft, such as the driver) that must match exactly once;
 // the patched file is transpiled alone into the copy. A patch that no longer matches
 // (the core changed) is reported as an error, not silently skipped.
 import { spawnSync } from 'node:child_process';
@@ -32,14 +33,14 @@ export const MUTATIONS = [
     id: 'old-term-commit',
     rule: '§5.4.2 commit only entries of the current term (figure 8)',
     file: 'raft.ts',
-    find: 'if (index <= this.log.committed || this.log.term(index) !== this.term) return false;',
-    replace: 'if (index <= this.log.committed) return false;',
+    find: 'if (index <= this.rlog.committed || this.rlog.term(index) !== this.curTerm) return false;',
+    replace: 'if (index <= this.rlog.committed) return false;',
   },
   {
     id: 'vote-without-log-check',
     rule: '§5.4.1 grant only to an up-to-date candidate',
     file: 'raft.ts',
-    find: 'if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {',
+    find: 'if (canVote && this.rlog.isUpToDate(m.lastIndex, m.lastTerm)) {',
     replace: 'if (canVote) {',
   },
   {
@@ -60,7 +61,7 @@ export const MUTATIONS = [
     id: 'vote-not-recorded',
     rule: '§5.2 one vote per term, remembered (persisted) before answering',
     file: 'raft.ts',
-    find: 'this.electionElapsed = 0;\n        this.vote = m.from;',
+    find: 'this.electionElapsed = 0;\n        this.votedFor = m.from;',
     replace: 'this.electionElapsed = 0;',
   },
   {
@@ -74,25 +75,25 @@ export const MUTATIONS = [
     id: 'learners-count-for-commit',
     rule: '§6 learners do not count in the commit quorum',
     file: 'raft.ts',
-    find: 'const matches: number[] = [];\n    for (const id of this.conf.voters) {',
+    find: 'const matches: number[] = [];\n    for (const id of this.curConf.voters) {',
     replace:
-      'const matches: number[] = [];\n    for (const id of [...this.conf.voters, ...this.conf.learners]) {',
+      'const matches: number[] = [];\n    for (const id of [...this.curConf.voters, ...this.curConf.learners]) {',
   },
   {
     id: 'learner-votes-count',
     rule: '§6 learners do not vote in elections',
     file: 'raft.ts',
-    find: 'for (const v of this.conf.voters) {\n      const g = this.votes.get(v);',
+    find: 'for (const v of this.curConf.voters) {\n      const g = this.votes.get(v);',
     replace:
-      'for (const v of [...this.conf.voters, ...this.conf.learners]) {\n      const g = this.votes.get(v);',
+      'for (const v of [...this.curConf.voters, ...this.curConf.learners]) {\n      const g = this.votes.get(v);',
   },
   {
     id: 'read-index-counts-learners',
     rule: 'ReadIndex: a quorum of voters only confirms leadership',
     file: 'raft.ts',
-    find: 'const voters = this.conf.voters;\n    while (this.pendingReads.length > 0) {',
+    find: 'const voters = this.curConf.voters;\n    while (this.pendingReads.length > 0) {',
     replace:
-      'const voters = [...this.conf.voters, ...this.conf.learners];\n    while (this.pendingReads.length > 0) {',
+      'const voters = [...this.curConf.voters, ...this.curConf.learners];\n    while (this.pendingReads.length > 0) {',
   },
   {
     id: 'read-index-without-quorum',
@@ -120,8 +121,8 @@ export const MUTATIONS = [
     id: 'heartbeat-commit-unclamped',
     rule: "a heartbeat's commit is at most the follower's match",
     file: 'raft.ts',
-    find: 'commit: Math.min(pr.match, this.log.committed),',
-    replace: 'commit: this.log.committed,',
+    find: 'commit: Math.min(pr.match, this.rlog.committed),',
+    replace: 'commit: this.rlog.committed,',
   },
   {
     id: 'commit-index-regression',
@@ -134,15 +135,16 @@ export const MUTATIONS = [
     id: 'append-term-check-missing',
     rule: '§5.1 an append from an older term is refused',
     file: 'raft.ts',
-    find: '} else if (m.term < this.term) {',
-    replace: "} else if (m.term < this.term && m.type !== 'append') {",
+    find: '} else if (m.term < this.curTerm) {',
+    replace: "} else if (m.term < this.curTerm && m.type !== 'append') {",
   },
   {
     id: 'stale-term-response-accepted',
     rule: '§5.1 answers from an older term are ignored',
     file: 'raft.ts',
-    find: '} else if (m.term < this.term) {',
-    replace: "} else if (m.term < this.term && m.type !== 'appendResp' && m.type !== 'voteResp') {",
+    find: '} else if (m.term < this.curTerm) {',
+    replace:
+      "} else if (m.term < this.curTerm && m.type !== 'appendResp' && m.type !== 'voteResp') {",
   },
   {
     id: 'pre-vote-changes-term',
@@ -163,22 +165,22 @@ export const MUTATIONS = [
     id: 'check-quorum-ignored',
     rule: 'check-quorum: a leader without an active quorum steps down',
     file: 'raft.ts',
-    find: 'return active >= majority(this.conf.voters.length);',
+    find: 'return active >= majority(this.curConf.voters.length);',
     replace: 'return active >= 0;',
   },
   {
     id: 'two-pending-conf-changes',
     rule: '§6 one uncommitted configuration change at a time',
     file: 'raft.ts',
-    find: 'if (lastConfIndex > this.log.committed || this.log.term(this.log.committed) !== this.term) {',
-    replace: 'if (this.log.term(this.log.committed) !== this.term) {',
+    find: 'lastConfIndex > this.rlog.committed ||\n      this.rlog.term(this.rlog.committed) !== this.curTerm\n',
+    replace: 'this.rlog.term(this.rlog.committed) !== this.curTerm\n',
   },
   {
     id: 'conf-change-before-first-commit',
     rule: "§6 no configuration change before the new leader's first commit",
     file: 'raft.ts',
-    find: 'if (lastConfIndex > this.log.committed || this.log.term(this.log.committed) !== this.term) {',
-    replace: 'if (lastConfIndex > this.log.committed) {',
+    find: 'lastConfIndex > this.rlog.committed ||\n      this.rlog.term(this.rlog.committed) !== this.curTerm\n',
+    replace: 'lastConfIndex > this.rlog.committed\n',
   },
   {
     id: 'stable-to-without-term',
@@ -198,16 +200,17 @@ export const MUTATIONS = [
     id: 'learner-refuses-vote',
     rule: '§6 a node that thinks it is a learner still answers votes (it may be promoted)',
     file: 'raft.ts',
-    find: 'if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {',
+    find: 'if (canVote && this.rlog.isUpToDate(m.lastIndex, m.lastTerm)) {',
     replace:
-      'if (canVote && isVoter(this.conf, this.id) && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {',
+      'if (canVote && isVoter(this.curConf, this.id) && this.rlog.isUpToDate(m.lastIndex, m.lastTerm)) {',
   },
   {
     id: 'removed-leader-keeps-leading',
     rule: '§6 a leader that removed itself steps down once the removal commits',
     file: 'raft.ts',
-    find: '      this.broadcastAppend();\n      this.becomeFollower(this.term, NONE);\n    }',
-    replace: '      this.broadcastAppend();\n    }',
+    // Neither hands over nor steps down: it keeps leading a configuration without it.
+    find: "      if (heir !== undefined) this.send({ type: 'timeoutNow', to: heir, term: this.curTerm });\n      this.becomeFollower(this.curTerm, NONE);\n",
+    replace: '      void heir;\n',
   },
   {
     id: 'snapshot-ack-ignored',
@@ -215,6 +218,63 @@ export const MUTATIONS = [
     file: 'raft.ts',
     find: 'if (pr.match >= pr.pendingSnapshot) pr.becomeReplicate();',
     replace: 'if (pr.match < 0) pr.becomeReplicate();',
+  },
+  // The driver (RaftNode): durability order, bootstrap, snapshot streams.
+  {
+    id: 'send-before-persist',
+    rule: 'no message leaves before the term, vote and entries it depends on are durable',
+    file: 'node/raft-node.ts',
+    find: 'const early =\n      this.opts.leaderSendsBeforeSync === true &&',
+    replace: 'const early =\n      true ||',
+  },
+  {
+    id: 'term-vote-not-synced',
+    rule: 'term and vote are synced before any message that depends on them',
+    file: 'node/raft-node.ts',
+    find: 'await hardStateStorage.save(rd.hardState, { sync: termOrVote });',
+    replace: 'await hardStateStorage.save(rd.hardState, { sync: false });',
+  },
+  {
+    id: 'commit-only-synced',
+    rule: 'a commit-only hard-state change is written without fsync',
+    file: 'node/raft-node.ts',
+    find: 'await hardStateStorage.save(rd.hardState, { sync: termOrVote });',
+    replace: 'await hardStateStorage.save(rd.hardState, { sync: true });',
+  },
+  {
+    id: 'bootstrap-in-memory',
+    rule: 'the bootstrap configuration is persisted before anything else',
+    file: 'node/raft-node.ts',
+    find: 'await opts.logStorage.installSnapshot({ lastIndex: 0, lastTerm: 0, config: opts.bootstrap });',
+    replace: 'void 0;',
+  },
+  {
+    id: 'snapshot-resume-from-zero',
+    rule: 'a restarted snapshot stream skips what the follower kept (a lost chunk is resent, not the transfer)',
+    file: 'node/raft-node.ts',
+    find: 'if (!done && offset + data.byteLength <= out.acked) {',
+    replace: 'if (false) {',
+  },
+  {
+    id: 'snapshot-straddle-dropped',
+    rule: 'a restarted stream whose chunk straddles what the follower kept delivers its new part',
+    file: 'node/raft-node.ts',
+    find: 'if (c.offset < cur.offset && c.offset + data.byteLength > cur.offset && !cur.done) {',
+    replace: 'if (false) {',
+  },
+  {
+    id: 'superseded-stream-fails-retry',
+    rule: 'the outcome of a superseded snapshot stream is not reported against its retry',
+    file: 'node/raft-node.ts',
+    find: '    if (this.outgoing.has(out.to)) return;\n',
+    replace: '',
+  },
+  {
+    id: 'snapshot-progress-ignored',
+    rule: 'a snapshot transfer that moves is not abandoned at the snapshot timeout',
+    file: 'node/raft-node.ts',
+    find: '      this.core.reportSnapshotProgress(out.to);\n',
+    replace: '',
   },
 ];
 
@@ -265,8 +325,11 @@ cpSync(join(root, 'src/raft/testdata'), join(work, 'src/raft/testdata'), { recur
 writeFileSync(join(work, 'package.json'), JSON.stringify({ type: 'module' }));
 symlinkSync(join(root, 'node_modules'), join(work, 'node_modules'), 'dir');
 const pristine = new Map();
-for (const f of readdirSync(join(distRaft, 'core'))) {
-  if (f.endsWith('.js')) pristine.set(f, readFileSync(join(distRaft, 'core', f), 'utf8'));
+for (const dir of ['core', 'node']) {
+  for (const f of readdirSync(join(distRaft, dir))) {
+    const rel = join(dir, f);
+    if (f.endsWith('.js')) pristine.set(rel, readFileSync(join(distRaft, rel), 'utf8'));
+  }
 }
 
 function walk(dir, out) {
@@ -312,7 +375,7 @@ function transpile(source, fileName) {
 }
 
 function restoreCore() {
-  for (const [f, text] of pristine) writeFileSync(join(distRaft, 'core', f), text);
+  for (const [f, text] of pristine) writeFileSync(join(distRaft, f), text);
 }
 
 /** Runs one test file; returns the names of failing tests (empty: it passed). */
@@ -382,7 +445,8 @@ const rows = [];
 let survivors = 0;
 let broken = 0;
 for (const m of selected) {
-  const srcPath = join(root, 'src/raft/core', m.file);
+  const rel = m.file.includes('/') ? m.file : join('core', m.file);
+  const srcPath = join(root, 'src/raft', rel);
   const source = readFileSync(srcPath, 'utf8');
   const hits = source.split(m.find).length - 1;
   if (hits !== 1) {
@@ -392,9 +456,8 @@ for (const m of selected) {
     continue;
   }
   restoreCore();
-  const jsName = m.file.replace(/\.ts$/, '.js');
   writeFileSync(
-    join(distRaft, 'core', jsName),
+    join(distRaft, rel.replace(/\.ts$/, '.js')),
     transpile(source.replace(m.find, m.replace), m.file),
   );
   const r = runMutation();

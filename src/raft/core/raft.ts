@@ -66,7 +66,10 @@ export interface RaftConfig {
    * Default false.
    */
   readonly snapshotAtCompaction?: boolean;
-  /** Ticks a follower may stay in snapshot state before the leader retries. */
+  /**
+   * Ticks a follower may stay in snapshot state without progress (see
+   * reportSnapshotProgress) before the leader gives up on it and retries.
+   */
   readonly snapshotTimeoutTicks?: number;
   /** Seed of the election-timeout randomness. */
   readonly seed?: number;
@@ -400,6 +403,15 @@ export class RaftCore {
     pr.becomeProbe();
     // Wait for the next heartbeat answer before probing.
     pr.probeSent = true;
+  }
+
+  /**
+   * The snapshot to `to` is moving (the follower acknowledged more of it): restart its
+   * timeout, so that a large snapshot on a slow link is not abandoned and resent.
+   */
+  reportSnapshotProgress(to: NodeId): void {
+    const pr = this.prs.get(to);
+    if (this.curRole === 'leader' && pr && pr.state === 'snapshot') pr.snapshotTicks = 0;
   }
 
   /** The driver could not deliver to `to` (connection refused): stop streaming. */

@@ -68,7 +68,10 @@ export interface RaftNodeOptions {
   readonly apply: (entries: readonly Entry[]) => void | Promise<void>;
   /** The last index the caller's state machine has applied (after a restart). */
   readonly applied?: number;
-  /** The initial configuration of a brand-new cluster (ignored when storage has state). */
+  /**
+   * The initial configuration of a brand-new cluster. The first start on empty storage
+   * persists it (LogStorage.installSnapshot at index 0); ignored when storage has state.
+   */
   readonly bootstrap?: ConfState;
   /** Milliseconds per tick (default 100); 0 disables the timer (call tick() yourself). */
   readonly tickMs?: number;
@@ -235,11 +238,24 @@ export class RaftNode implements AsyncDisposable {
       ? metaMode(port, opts.logStorage)
       : streamMode(port, opts.logStorage);
     const hard = await opts.hardStateStorage.load();
-    const stored = await opts.logStorage.load();
-    const fresh = hard === undefined && stored.lastIndex === 0 && stored.snapshot.lastIndex === 0;
+    let stored = await opts.logStorage.load();
+    const empty =
+      hard === undefined &&
+      stored.lastIndex === 0 &&
+      stored.snapshot.lastIndex === 0 &&
+      stored.snapshot.config.voters.length === 0 &&
+      stored.snapshot.config.learners.length === 0;
+    if (empty && opts.bootstrap && opts.bootstrap.voters.length > 0) {
+      // The founding configuration is the log's starting point (index 0), written in one
+      // crash-safe step before anything else: a founding member that restarts, with or
+      // without the bootstrap option, finds it in storage. A crash before it completes
+      // leaves the storage empty, and the next start writes it again.
+      await opts.logStorage.installSnapshot({ lastIndex: 0, lastTerm: 0, config: opts.bootstrap });
+      stored = await opts.logStorage.load();
+    }
     let state: RestoreState;
-    if (fresh) {
-      state = bootstrapState(opts.bootstrap ?? { voters: [], learners: [], addresses: {} });
+    if (empty && stored.snapshot.config.voters.length === 0) {
+      state = bootstrapState({ voters: [], learners: [], addresses: {} });
     } else {
       const snapIndex = stored.snapshot.lastIndex;
       let applied = opts.applied ?? snapIndex;
@@ -574,6 +590,10 @@ export class RaftNode implements AsyncDisposable {
   // ---- snapshots: receiving -------------------------------------------------------
 
   private receiveChunk(c: SnapshotChunk): void {
+    if (process.env.RDBG)
+      console.log(
+        `${performance.now()} ${this.id} chunk from ${c.from} t${c.term} li${c.meta.lastIndex} off${c.offset} len${c.data.byteLength} done${c.done} inc=${this.incoming ? `${this.incoming.from}/${this.incoming.term}/${this.incoming.meta.lastIndex}@${this.incoming.offset}/${this.incoming.written} f${this.incoming.failed} d${this.incoming.done}` : '-'}`,
+      );
     let inc = this.incoming;
     const same =
       inc !== undefined &&
@@ -599,23 +619,26 @@ export class RaftNode implements AsyncDisposable {
     }
     const cur = inc!;
     if (cur.failed) return;
-    if (c.offset < cur.offset || cur.done) {
+    let data = c.data;
+    if (c.offset < cur.offset && c.offset + data.byteLength > cur.offset && !cur.done) {
+      // A restarted stream whose chunk straddles what we kept: take the new part.
+      data = data.subarray(cur.offset - c.offset);
+    } else if (c.offset < cur.offset || cur.done) {
       // A duplicate: the leader missed our acks (or restarted the same transfer). Say
       // what is written, so that it moves on.
       this.sendAck(cur, cur.written);
       return;
-    }
-    if (c.offset > cur.offset) {
+    } else if (c.offset > cur.offset) {
       // A gap: a chunk was lost. Say what comes next; the leader resends from there.
       this.sendAck(cur, cur.offset);
       return;
     }
-    cur.offset += c.data.byteLength;
+    cur.offset += data.byteLength;
     if (c.done) cur.done = true;
     cur.chain = cur.chain.then(async () => {
       if (cur.failed) return;
-      await cur.sink.write(c.data);
-      cur.written += c.data.byteLength;
+      await cur.sink.write(data);
+      cur.written += data.byteLength;
       if (c.done) await cur.sink.finish();
       if (cur.failed || this.closed) return;
       this.sendAck(cur, cur.written);
@@ -659,6 +682,10 @@ export class RaftNode implements AsyncDisposable {
   // ---- snapshots: sending ---------------------------------------------------------
 
   private startStream(m: SnapshotMessage): void {
+    if (process.env.RDBG)
+      console.log(
+        `${performance.now()} ${this.id} startStream to ${m.to} t${m.term} li${m.meta.lastIndex}`,
+      );
     const old = this.outgoing.get(m.to);
     if (old) this.endStream(old, new SnapshotTransferError('superseded by a newer snapshot'));
     let resolve!: () => void;
@@ -708,6 +735,8 @@ export class RaftNode implements AsyncDisposable {
 
   private snapshotOutcome(out: OutgoingSnapshot, ok: boolean): void {
     if (this.closed || this.core.term !== out.term) return;
+    // A stream superseded by a newer one to the same peer: the core waits on that one.
+    if (this.outgoing.has(out.to)) return;
     this.core.reportSnapshot(out.to, ok);
     this.notify();
   }
@@ -722,6 +751,11 @@ export class RaftNode implements AsyncDisposable {
     let offset = 0;
     let prev: Uint8Array | undefined;
     const emit = async (data: Uint8Array, done: boolean): Promise<void> => {
+      if (!done && offset + data.byteLength <= out.acked) {
+        // The follower kept this part of an earlier stream of the same snapshot.
+        offset += data.byteLength;
+        return;
+      }
       while (!out.over && out.unacked.length >= window) {
         await new Promise<void>((resolve) => (out.wake = resolve));
       }
@@ -765,28 +799,45 @@ export class RaftNode implements AsyncDisposable {
   }
 
   private receiveAck(a: SnapshotAck): void {
+    if (process.env.RDBG)
+      console.log(
+        `${performance.now()} ${this.id} ack from ${a.from} t${a.term} li${a.lastIndex} off${a.offset} done${a.done} out=${(() => {
+          const o = this.outgoing.get(a.from);
+          return o
+            ? `t${o.term} li${o.meta.lastIndex} acked${o.acked} un${o.unacked.map((c) => c.offset).join(',')}`
+            : '-';
+        })()}`,
+      );
     const out = this.outgoing.get(a.from);
     if (!out || out.term !== a.term || out.meta.lastIndex !== a.lastIndex) return;
     if (a.done) {
       this.endStream(out, undefined);
       return;
     }
+    if (a.offset < out.acked) return;
     if (a.offset > out.acked) {
       out.acked = a.offset;
       out.idleTicks = 0;
       out.resends = 0;
-      while (out.unacked.length > 0) {
-        const c = out.unacked[0]!;
-        if (c.offset + c.data.byteLength > a.offset) break;
-        out.unacked.shift();
-      }
+      this.core.reportSnapshotProgress(out.to);
+    }
+    // Chunks wholly below the ack are done with, whether this ack is new or repeats
+    // one (a follower that kept part of an earlier stream of this snapshot answers
+    // every chunk below its offset with that offset; the pump skips the rest).
+    let freed = false;
+    while (out.unacked.length > 0) {
+      const c = out.unacked[0]!;
+      if (c.offset + c.data.byteLength > a.offset) break;
+      out.unacked.shift();
+      freed = true;
+    }
+    if (freed) {
       const w = out.wake;
       out.wake = undefined;
       w?.();
     } else if (
-      a.offset === out.acked &&
       out.unacked.length > 0 &&
-      out.unacked[0]!.offset === a.offset &&
+      out.unacked[0]!.offset <= a.offset &&
       out.gapAt !== a.offset
     ) {
       // The follower is waiting at a.offset: that chunk was lost, and the follower
@@ -822,6 +873,10 @@ export class RaftNode implements AsyncDisposable {
   }
 
   private endStream(out: OutgoingSnapshot, err: Error | undefined): void {
+    if (process.env.RDBG && !out.over)
+      console.log(
+        `${performance.now()} ${this.id} endStream to ${out.to} li${out.meta.lastIndex} ${err?.message}`,
+      );
     if (out.over) return;
     out.over = true;
     if (this.outgoing.get(out.to) === out) this.outgoing.delete(out.to);

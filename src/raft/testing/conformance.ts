@@ -243,6 +243,21 @@ export function runLogStorageConformance(
         await expectState(s, { snapshot: older, entries: [] }, 'reinstalled');
       }));
 
+    void it('keeps a configuration installed at index 0 (a bootstrap) across a crash', () =>
+      withFixture(async (fx) => {
+        // RaftNode records a new cluster's founding configuration this way, on empty
+        // storage, before anything else is written.
+        let s = await fx.open();
+        const meta: SnapshotMeta = { lastIndex: 0, lastTerm: 0, config: CONF };
+        await s.installSnapshot(meta);
+        s = await reopen(fx, s);
+        const stored = await expectState(s, { snapshot: meta, entries: [] }, 'bootstrapped');
+        assert.deepEqual(stored.snapshot, meta, 'the configuration at index 0');
+        await s.append(range(1, 4, 1), { sync: true });
+        s = await reopen(fx, s);
+        await expectState(s, { snapshot: meta, entries: range(1, 4, 1) }, 'appended after it');
+      }));
+
     void it('reloads the same state after a crash following every step', () =>
       withFixture(async (fx) => {
         let s = await fx.open();

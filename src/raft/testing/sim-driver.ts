@@ -1,8 +1,9 @@
 // Deterministic simulation of the real driver: RaftNode instances (not bare cores) on
 // simulated time, with storage ports whose writes take time and become durable only
 // when they complete, a crash that can strike between any two storage calls (or during
-// one: an append in flight is lost or torn, other writes are lost or done), snapshots
-// streamed in chunks over a lossy network, one-way partitions and paused nodes.
+// one: an append in flight is lost or torn, other writes are lost or done; a hard state
+// saved without sync reaches the disk or not), snapshots streamed in chunks over a lossy
+// network, one-way partitions and paused nodes.
 //
 // Every step resolves at most one simulated event, then lets the nodes' promise chains
 // run to quiescence, so a seed replays identically. RaftNode's loop yields to the event
@@ -10,10 +11,13 @@
 // a simulation runs, performance.now() reads simulated time, so those yields fall on
 // the same turns in every replay, and each step drains two rounds of immediates.
 //
-// Invariants, beyond those of the core simulation: one vote per node per term across restarts; no message leaves a node
-// before the state it depends on is durable; at most one uncommitted configuration
-// entry in a leader's log; a node that is not a voter of its own configuration never
-// leads; and after the faults stop, a leader and a committed write within a bound.
+// Leaders send before their own fsync (leaderSendsBeforeSync) on even seeds.
+//
+// Invariants, beyond those of the core simulation: one vote per node per term across
+// restarts; no message leaves a node before the state it depends on is durable; at most
+// one uncommitted configuration entry in a leader's log; a node that is not a voter of
+// its own configuration never leads; and after the faults stop, a leader and a committed
+// write within a bound.
 import {
   NONE,
   decodeConfState,
@@ -44,12 +48,10 @@ export interface DriverSimOptions {
   readonly livenessMs?: number;
   readonly raft?: Partial<RaftConfig>;
   /**
-   * Store the bootstrap configuration as the log's initial snapshot configuration.
-   * RaftNode keeps it in memory only, so a founding member that restarts before any
-   * configuration entry or snapshot reaches its log forgets that it is a voter (see
-   * the todo test in sim-driver.test.ts). On by default, so the rest can be tested.
+   * Leaders send their appends before their own writes are durable (RaftNode's
+   * leaderSendsBeforeSync). Default: on for even seeds, off for odd ones.
    */
-  readonly persistBootstrap?: boolean;
+  readonly leaderSendsBeforeSync?: boolean;
   /**
    * A disk that acknowledges writes before they are durable (proves that the check
    * "nothing is sent before it is durable" can fail).
@@ -68,6 +70,8 @@ export interface DriverSimStats {
   acked: number;
   crashes: number;
   tornWrites: number;
+  /** Unsynced hard-state writes (commit-only) that a crash lost. */
+  lostUnsyncedWrites: number;
   snapshotsInstalled: number;
   /** Restarts that found the log's snapshot install done and the state machine's not. */
   resumedInstalls: number;
@@ -118,6 +122,8 @@ interface SimNode {
   readonly chunkSize: number;
   /** A storage write in flight: what a crash now does to it. */
   inFlight: { tear: () => void } | undefined;
+  /** A hard state saved without sync: in the page cache, kept or lost by a crash. */
+  unsyncedHard: HardState | undefined;
   handler: ((m: WireMessage) => void) | undefined;
   paused: boolean;
   starting: boolean;
@@ -179,6 +185,7 @@ class DriverSimulation {
     acked: 0,
     crashes: 0,
     tornWrites: 0,
+    lostUnsyncedWrites: 0,
     snapshotsInstalled: 0,
     resumedInstalls: 0,
     confChanges: 0,
@@ -230,11 +237,7 @@ class DriverSimulation {
     const ids = Array.from({ length: n }, (_, k) => `n${k + 1}`);
     this.nextNode = n + 1;
     this.bootstrapConf = { voters: ids, learners: [], addresses: {} };
-    for (const id of ids) {
-      const n = this.addNode(id);
-      if (opts.persistBootstrap ?? true)
-        n.disk.snap = { ...NO_SNAPSHOT, config: this.bootstrapConf };
-    }
+    for (const id of ids) this.addNode(id);
   }
 
   private readonly bootstrapConf: ConfState;
@@ -249,7 +252,8 @@ class DriverSimulation {
   }
 
   async run(): Promise<void> {
-    for (const n of this.nodes.values()) await this.start(n);
+    // Not awaited: the first start writes the bootstrap configuration, a simulated write.
+    for (const n of this.nodes.values()) void this.start(n);
     this.schedule(0, () => this.tickAll());
     this.schedule(0, () => this.chaos());
     await this.runUntil(this.opts.durationMs, () => false);
@@ -323,6 +327,7 @@ class DriverSimulation {
       sm: [],
       chunkSize: 8 + this.rng.int(120),
       inFlight: undefined,
+      unsyncedHard: undefined,
       handler: undefined,
       paused: false,
       starting: false,
@@ -351,6 +356,7 @@ class DriverSimulation {
         applied: n.disk.smState.length,
         bootstrap,
         tickMs: 0,
+        leaderSendsBeforeSync: this.opts.leaderSendsBeforeSync ?? this.opts.seed % 2 === 0,
         raft: { ...this.raft, seed: this.opts.seed + this.now },
       });
       if (gen !== n.generation) {
@@ -395,6 +401,12 @@ class DriverSimulation {
     if (n.inFlight) {
       n.inFlight.tear();
       n.inFlight = undefined;
+    }
+    if (n.unsyncedHard) {
+      // An unsynced write reaches the disk before the crash, or not.
+      if (this.rng.chance(0.5)) n.disk.hard = n.unsyncedHard;
+      else this.stats.lostUnsyncedWrites++;
+      n.unsyncedHard = undefined;
     }
     this.stats.crashes++;
     this.event(`${n.id} crashes`);
@@ -519,7 +531,15 @@ class DriverSimulation {
   private hardStorage(n: SimNode, gen: number): HardStateStorage {
     return {
       load: async () => n.disk.hard,
-      save: (state) => {
+      save: (state, options) => {
+        if (options?.sync === false) {
+          // Only the commit index moved (RaftNode's contract): buffered, not durable.
+          const durable = n.disk.hard;
+          if (durable && (durable.term !== state.term || durable.vote !== state.vote))
+            this.violate(`${n.id} saves term/vote ${state.term}/${state.vote || '-'} without sync`);
+          if (gen === n.generation) n.unsyncedHard = state;
+          return Promise.resolve();
+        }
         const prev = n.grants.get(state.term);
         if (state.vote !== NONE) {
           if (prev !== undefined && prev !== state.vote)
@@ -528,6 +548,7 @@ class DriverSimulation {
         return this.write(n, gen, `save ${state.term}/${state.vote || '-'}/${state.commit}`, () => {
           if (state.vote !== NONE) n.grants.set(state.term, state.vote);
           n.disk.hard = state;
+          n.unsyncedHard = undefined;
         });
       },
     };
@@ -710,12 +731,20 @@ class DriverSimulation {
     this.schedule(TICK_MS, () => this.tickAll());
   }
 
-  /** At most one configuration entry after a leader's commit index, on its disk. */
+  /**
+   * At most one uncommitted configuration entry on a leader's disk. Uncommitted as the
+   * cluster knows it: a leader that restarted with an older commit index (commit-only
+   * saves are not synced) may hold committed entries above its own until its first
+   * commit tells it.
+   */
   private checkLeaderLogs(): void {
+    let committed = this.applied.length;
+    for (const n of this.nodes.values())
+      committed = Math.max(committed, n.node?.status().commit ?? 0);
     for (const n of this.nodes.values()) {
       const s = n.node?.status();
       if (s?.role !== 'leader') continue;
-      const pending = n.disk.entries.filter((e) => e.type === 'config' && e.index > s.commit);
+      const pending = n.disk.entries.filter((e) => e.type === 'config' && e.index > committed);
       if (pending.length > 1)
         this.violate(`${n.id} holds ${pending.length} uncommitted configuration entries`);
     }
