@@ -590,10 +590,6 @@ export class RaftNode implements AsyncDisposable {
   // ---- snapshots: receiving -------------------------------------------------------
 
   private receiveChunk(c: SnapshotChunk): void {
-    if (process.env.RDBG)
-      console.log(
-        `${performance.now()} ${this.id} chunk from ${c.from} t${c.term} li${c.meta.lastIndex} off${c.offset} len${c.data.byteLength} done${c.done} inc=${this.incoming ? `${this.incoming.from}/${this.incoming.term}/${this.incoming.meta.lastIndex}@${this.incoming.offset}/${this.incoming.written} f${this.incoming.failed} d${this.incoming.done}` : '-'}`,
-      );
     let inc = this.incoming;
     const same =
       inc !== undefined &&
@@ -682,10 +678,6 @@ export class RaftNode implements AsyncDisposable {
   // ---- snapshots: sending ---------------------------------------------------------
 
   private startStream(m: SnapshotMessage): void {
-    if (process.env.RDBG)
-      console.log(
-        `${performance.now()} ${this.id} startStream to ${m.to} t${m.term} li${m.meta.lastIndex}`,
-      );
     const old = this.outgoing.get(m.to);
     if (old) this.endStream(old, new SnapshotTransferError('superseded by a newer snapshot'));
     let resolve!: () => void;
@@ -799,15 +791,6 @@ export class RaftNode implements AsyncDisposable {
   }
 
   private receiveAck(a: SnapshotAck): void {
-    if (process.env.RDBG)
-      console.log(
-        `${performance.now()} ${this.id} ack from ${a.from} t${a.term} li${a.lastIndex} off${a.offset} done${a.done} out=${(() => {
-          const o = this.outgoing.get(a.from);
-          return o
-            ? `t${o.term} li${o.meta.lastIndex} acked${o.acked} un${o.unacked.map((c) => c.offset).join(',')}`
-            : '-';
-        })()}`,
-      );
     const out = this.outgoing.get(a.from);
     if (!out || out.term !== a.term || out.meta.lastIndex !== a.lastIndex) return;
     if (a.done) {
@@ -873,10 +856,6 @@ export class RaftNode implements AsyncDisposable {
   }
 
   private endStream(out: OutgoingSnapshot, err: Error | undefined): void {
-    if (process.env.RDBG && !out.over)
-      console.log(
-        `${performance.now()} ${this.id} endStream to ${out.to} li${out.meta.lastIndex} ${err?.message}`,
-      );
     if (out.over) return;
     out.over = true;
     if (this.outgoing.get(out.to) === out) this.outgoing.delete(out.to);
