@@ -31,7 +31,7 @@ import {
 } from '../raft/index.js';
 
 import { decodeEntry, decodeHeader, encodeEntry } from './entry-codec.js';
-import { CompactedError, StateFileError } from './errors.js';
+import { CompactedError } from './errors.js';
 import { OffsetTranslator } from './offset-translator.js';
 import {
   BodyReader,
@@ -169,20 +169,6 @@ export class RaftStorage implements LogStorage, MetaSnapshotPort {
     const blob = r.bytes();
     r.end();
     return { meta: { lastIndex, lastTerm, config }, baseOffset, blob };
-  }
-
-  /**
-   * Records a new cluster's initial configuration as the base of an empty log, so a
-   * restart finds it (Raft keeps a bootstrap configuration in memory only).
-   */
-  async bootstrap(config: ConfState): Promise<void> {
-    if (this.initialized)
-      throw new StateFileError(this.path('base'), 'cannot bootstrap a group that has state');
-    await this.writeBase({
-      meta: { lastIndex: 0, lastTerm: 0, config },
-      baseOffset: 0n,
-      blob: encodeBaseOffset(0n),
-    });
   }
 
   private async writeBase(base: LogBase): Promise<void> {

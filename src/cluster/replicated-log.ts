@@ -123,11 +123,11 @@ export class ReplicatedLog implements AsyncDisposable {
     );
     // Raft may apply entries during start-up, before this object exists: they wait here.
     const holder: { log?: ReplicatedLog } = {};
+    // Raft records a bootstrap configuration itself (a snapshot at index 0, crash-safe).
     const bootstrap: ConfState | undefined =
       fresh && opts.bootstrap
         ? { voters: [opts.id], learners: [], addresses: { [opts.id]: opts.rpcAddr } }
         : undefined;
-    if (bootstrap) await storage.bootstrap(bootstrap);
     const pending: Entry[][] = [];
     const node = await RaftNode.start({
       id: opts.id,
