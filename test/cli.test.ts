@@ -1,7 +1,7 @@
 // End to end: `commitlog agent` as a real process, driven by `commitlog produce`,
 // `consume` and `servers`; then stopped with SIGTERM, restarted, and read again.
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
@@ -120,6 +120,75 @@ describe('commitlog CLI end to end', () => {
   });
 });
 
+describe('commitlog repair', () => {
+  it('names itself when a segment is damaged, shows its plan, cuts, and the node starts', async () => {
+    const dir = await tempDir('cli-repair');
+    try {
+      const flags = ['--data-dir', dir, '--rpc-port', '0', '--http-port', '0'];
+      let node = await spawnAgent([...flags, '--segment-max-bytes', '1024']);
+      const values = Array.from({ length: 60 }, (_, i) => `record-${i}-${'x'.repeat(40)}`);
+      const produced = await cli(['produce', '--addr', node.rpcAddr, ...values]);
+      assert.equal(produced.code, 0, produced.stderr);
+      assert.equal(await stopAgent(node), 0, node.stderr());
+      // Damage a sealed segment of the replicated log: its index gone, a byte flipped.
+      const logDir = join(dir, 'groups', 'default', 'log');
+      const stores = (await readdir(logDir)).filter((f) => f.endsWith('.store')).sort();
+      assert.ok(stores.length >= 3, `segments: ${stores.join(' ')}`);
+      const damaged = join(logDir, stores[1] as string);
+      await rm(damaged.replace(/\.store$/, '.index'));
+      const bytes = await readFile(damaged);
+      bytes[20] = (bytes[20] as number) ^ 0x40;
+      await writeFile(damaged, bytes);
+
+      const refused = await cli(['agent', ...flags, '--bind-addr', '127.0.0.1:0']);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /corrupt segment file .*\.store/);
+      assert.ok(
+        refused.stderr.includes(`commitlog repair ${dir} --dry-run`),
+        `the refusal names the repair command:\n${refused.stderr}`,
+      );
+
+      const dry = await cli(['repair', dir, '--dry-run']);
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(
+        dry.stdout,
+        new RegExp(`cut: ${damaged.replace(/[.]/g, '\\.')} truncated to \\d+ bytes`),
+      );
+      assert.match(dry.stdout, /Raft log entries from index \d+ on are dropped/);
+      assert.match(dry.stdout, /dry run: nothing changed/);
+      const again = await cli(['agent', ...flags, '--bind-addr', '127.0.0.1:0']);
+      assert.equal(again.code, 1, 'the dry run changed nothing');
+
+      const repaired = await cli(['repair', dir]);
+      assert.equal(repaired.code, 0, repaired.stderr);
+      assert.match(repaired.stdout, /repaired: the log opens/);
+      // A torn tail on top: the warning names the entries it drops.
+      const last = (await readdir(logDir))
+        .filter((f) => f.endsWith('.store'))
+        .sort()
+        .at(-1);
+      await appendFile(
+        join(logDir, last as string),
+        Buffer.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
+      );
+      node = await spawnAgent(flags);
+      await node.logged(
+        /log recovered from an unclean shutdown: cut 11 bytes off .*\.store at byte \d+: Raft log entries from index \d+ on dropped \(torn tail/,
+      );
+      const read = await cli(['consume', '--addr', node.rpcAddr]);
+      assert.equal(read.code, 0, read.stderr);
+      const kept = read.stdout.split('\n').filter((l) => l !== '');
+      assert.ok(kept.length > 0 && kept.length < values.length, `kept ${kept.length}`);
+      assert.deepEqual(kept, values.slice(0, kept.length));
+      assert.equal(await stopAgent(node), 0, node.stderr());
+      const clean = await cli(['repair', dir, '--dry-run']);
+      assert.match(clean.stdout, /nothing to repair/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('commitlog agent configuration errors', () => {
   it('refuses an unknown config-file key, naming it (exit 2)', async () => {
     const dir = await tempDir('cli-config');
@@ -174,7 +243,8 @@ describe('commitlog client usage errors', () => {
 
 describe('commitlog --help', () => {
   const expected: [string[], string[]][] = [
-    [[], ['agent', 'produce', 'consume', 'servers', 'cert']],
+    [[], ['agent', 'produce', 'consume', 'servers', 'cert', 'bench', 'dev-cluster', 'repair']],
+    [['repair'], ['<dir>', '--dry-run', 'catches up from']],
     [['cert'], ['init', 'server', 'client']],
     [
       ['agent'],

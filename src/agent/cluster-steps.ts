@@ -19,6 +19,7 @@ import {
   TAGS,
   type NodeIdentity,
 } from '../cluster/index.js';
+import { describeTruncation } from '../log/index.js';
 import { Membership, membershipDefaults, type MemberView } from '../membership/index.js';
 import { PlainPeerStreamLayer, PortMux, TlsPeerStreamLayer } from '../net/index.js';
 import { NotLeaderError as RaftNotLeaderError, StreamTransport } from '../raft/index.js';
@@ -279,8 +280,13 @@ export const openReplicatedLog: Step = {
     teardown.defer(() => log.close());
     const unwatch = telemetry.metrics?.watchLog(log);
     if (unwatch) teardown.defer(unwatch);
-    if (log.recovery.truncated || log.recovery.indexesRebuilt.length > 0)
-      logger.warn({ recovery: log.recovery }, 'log recovered from an unclean shutdown');
+    const { truncated } = log.recovery;
+    if (truncated || log.recovery.indexesRebuilt.length > 0) {
+      const cut = truncated
+        ? `: ${describeTruncation(truncated, 'Raft log entries from index')}`
+        : '';
+      logger.warn({ recovery: log.recovery }, `log recovered from an unclean shutdown${cut}`);
+    }
     ctx.replicatedLog = log;
     ctx.cluster = clusterView(log, membership);
     // Raft's refusal names the leader's address as the configuration recorded it.

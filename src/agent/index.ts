@@ -45,3 +45,4 @@ export type {
   TlsFileFields,
 } from './config.js';
 export { guardHttp2StreamRaces } from './process-guards.js';
+export { NotADataDirectoryError, isLogDamage, repairLog, type RepairOutcome } from './repair.js';

@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import {
   Agent,
   guardHttp2StreamRaces,
+  isLogDamage,
   CONFIG_KEYS,
   CONFIG_ROWS,
   ConfigError,
@@ -20,7 +21,8 @@ import { registerCertCommands } from './cert.js';
 import { addBenchCommand } from './bench/command.js';
 import { registerDevClusterCommand } from './dev-cluster.js';
 import { ensureDataDir } from './data-dir.js';
-import { UsageError } from './errors.js';
+import { DamagedLogError, UsageError } from './errors.js';
+import { registerRepairCommand } from './repair.js';
 
 function camel(key: string): string {
   return key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
@@ -48,7 +50,9 @@ async function runAgent(command: Command): Promise<void> {
   const config = await resolveConfig({ flags, env: process.env });
   await ensureDataDir(config.dataDir); // a path that cannot be made: exit 2 naming it
   // Logs go to stdout; the agent's start-up lines name every address and the data directory.
-  const agent = await Agent.start(config);
+  const agent = await Agent.start(config).catch((err: unknown) => {
+    throw isLogDamage(err) ? new DamagedLogError(config.dataDir, { cause: err }) : err;
+  });
   // A grpc-js race on destroyed HTTP/2 streams must not take the node down.
   guardHttp2StreamRaces(agent.logger);
   // The start-up line on stderr too, whatever the log level or format: scripts and
@@ -283,6 +287,7 @@ field are described in docs/observability.md.`,
   registerCertCommands(program);
   addBenchCommand(program);
   registerDevClusterCommand(program);
+  registerRepairCommand(program);
   for (const command of allCommands(program)) command.addHelpText('after', EXIT_CODES_HELP);
   return program;
 }
