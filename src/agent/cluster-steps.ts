@@ -33,6 +33,7 @@ import {
 } from '../server/index.js';
 import { bindHost } from './config.js';
 import { ClusterMetrics } from './cluster-metrics.js';
+import { DiskSpaceGuard } from './disk-space.js';
 import { GrpcLeaderForwarder, LeaderUnreachableError } from './forwarder.js';
 import { joinHostPort, MAX_RECORD_BYTES, type Step } from './steps.js';
 
@@ -302,7 +303,11 @@ export const openReplicatedLog: Step = {
     const metrics = registry
       ? new ClusterMetrics(registry, { log, transport, membership, mux: ctx.need('portMux') })
       : undefined;
-    ctx.commitLog = metrics ? metrics.timedLog(log) : log;
+    const space = new DiskSpaceGuard({
+      dir: config.dataDir,
+      minFreeBytes: config.storage.minFreeBytes,
+    });
+    ctx.commitLog = space.guard(metrics ? metrics.timedLog(log) : log);
     const counted = metrics ? metrics.countedForwarder(forwarder) : forwarder;
     ctx.forwarder = failoverForwarder(counted, log, config.raft.leaderWaitMs);
     let last: string | undefined;

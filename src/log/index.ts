@@ -22,6 +22,7 @@ export {
   CommitOutOfRangeError,
   CommittedRecordsError,
   CorruptSegmentError,
+  DiskFullError,
   InvalidLogDirectoryError,
   InvalidLogOptionError,
   LogClosedError,
