@@ -29,7 +29,8 @@ async function stopAgent(agent: AgentProcess): Promise<number | null> {
   return within(8000, 'agent exits after SIGTERM', agent.stop('SIGTERM'));
 }
 
-const cli = (args: string[], input?: string) => runCli(args, { input });
+const cli = (args: string[], input?: string, ms?: number) =>
+  runCli(args, { input, ...(ms !== undefined && { ms }) });
 
 describe('commitlog CLI end to end', () => {
   let dir: string;
@@ -186,6 +187,102 @@ describe('commitlog repair', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('commitlog client TLS errors say what to do', () => {
+  let dir: string;
+  let tlsNode: AgentProcess;
+  let plainNode: AgentProcess;
+  const files = (set: string, who: string) => [
+    '--ca-file',
+    join(dir, set, 'ca.pem'),
+    '--cert-file',
+    join(dir, set, `${who}-client.pem`),
+    '--key-file',
+    join(dir, set, `${who}-client-key.pem`),
+  ];
+
+  before(async () => {
+    dir = await tempDir('cli-tls');
+    for (const set of ['certs', 'other']) {
+      const made = await cli(['cert', 'init', '--dir', join(dir, set)]);
+      assert.equal(made.code, 0, made.stderr);
+    }
+    const certs = join(dir, 'certs');
+    tlsNode = await spawnAgent([
+      ...['--data-dir', join(dir, 'tls'), '--rpc-port', '0', '--http-port', '0'],
+      ...['--server-tls-cert-file', join(certs, 'server.pem')],
+      ...['--server-tls-key-file', join(certs, 'server-key.pem')],
+      ...['--server-tls-ca-file', join(certs, 'ca.pem')],
+      ...['--acl-model-file', join(certs, 'model.conf')],
+      ...['--acl-policy-file', join(certs, 'policy.csv')],
+    ]);
+    plainNode = await spawnAgent([
+      '--data-dir',
+      join(dir, 'plain'),
+      '--rpc-port',
+      '0',
+      '--http-port',
+      '0',
+    ]);
+  });
+  after(async () => {
+    await Promise.all([tlsNode?.stop(), plainNode?.stop()]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('root with the right files produces', async () => {
+    const res = await cli(['produce', '--addr', tlsNode.rpcAddr, ...files('certs', 'root'), 'x']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stderr, '', 'no warning either');
+  });
+
+  it('a plaintext client against a TLS node: pass --ca-file', async () => {
+    const res = await cli(['produce', '--addr', tlsNode.rpcAddr, 'x'], undefined, 5000);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /speaks TLS and this client does not: pass --ca-file/);
+  });
+
+  it('a --ca-file that is not PEM: exit 2 naming the file', async () => {
+    const bad = join(dir, 'bad.pem');
+    await writeFile(bad, 'hello\n');
+    const res = await cli(['produce', '--addr', tlsNode.rpcAddr, '--ca-file', bad, 'x']);
+    assert.equal(res.code, 2);
+    assert.ok(res.stderr.includes(`ca-file: ${bad} is not a PEM certificate`), res.stderr);
+  });
+
+  it("another CA than the node's: says the CA did not sign the node's certificate", async () => {
+    const res = await cli(
+      ['produce', '--addr', tlsNode.rpcAddr, ...files('other', 'root'), 'x'],
+      undefined,
+      5000,
+    );
+    assert.equal(res.code, 1);
+    assert.match(
+      res.stderr,
+      /has a certificate not signed by the CA in --ca-file .*other\/ca\.pem/,
+    );
+  });
+
+  it('a refused identity keeps the PERMISSION_DENIED: prefix', async () => {
+    const res = await cli(
+      ['produce', '--addr', tlsNode.rpcAddr, ...files('certs', 'nobody'), 'x'],
+      undefined,
+      5000,
+    );
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^PERMISSION_DENIED: nobody is not permitted to /);
+  });
+
+  it('a TLS client against a plaintext node: drop the TLS flags', async () => {
+    const res = await cli(
+      ['produce', '--addr', plainNode.rpcAddr, ...files('certs', 'root'), 'x'],
+      undefined,
+      5000,
+    );
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /does not speak TLS: drop --ca-file/);
   });
 });
 

@@ -23,6 +23,7 @@ import { registerDevClusterCommand } from './dev-cluster.js';
 import { ensureDataDir } from './data-dir.js';
 import { DamagedLogError, UsageError } from './errors.js';
 import { registerRepairCommand } from './repair.js';
+import { CannotConnectError, checkCaFile, diagnoseConnection } from './tls-diagnosis.js';
 
 function camel(key: string): string {
   return key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
@@ -103,9 +104,17 @@ async function checkClientTls(flags: ClientFlags): Promise<void> {
   await loadTlsMaterial({ certFile, keyFile, caFile });
 }
 
-/** The SDK, connected to the members `--addr` names (a list, or commitlog://…). */
+/**
+ * The SDK, connected to the members `--addr` names (a list, or commitlog://…). A probe
+ * of the first address first looks for a mistake it can name (TLS on one side only,
+ * the wrong CA, a refused identity): one TLS handshake and one call, so that a named
+ * mistake fails at once instead of after the SDK's connect timeout.
+ */
 async function connect(flags: ClientFlags): Promise<CommitLog> {
+  if (flags.caFile !== undefined) await checkCaFile(flags.caFile);
   await checkClientTls(flags);
+  const problem = await diagnoseConnection(flags).catch(() => undefined);
+  if (problem !== undefined) throw new CannotConnectError(problem);
   const tls = tlsFromFiles(flags);
   return connectSdk(flags.addr, tls ? { tls } : {});
 }
