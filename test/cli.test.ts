@@ -341,7 +341,7 @@ describe('commitlog client usage errors', () => {
 describe('commitlog --help', () => {
   const expected: [string[], string[]][] = [
     [[], ['agent', 'produce', 'consume', 'servers', 'cert', 'bench', 'dev-cluster', 'repair']],
-    [['repair'], ['<dir>', '--dry-run', 'catches up from']],
+    [['repair'], ['<dir>', '--dry-run', 'the node must be stopped']],
     [['cert'], ['init', 'server', 'client']],
     [
       ['agent'],
@@ -379,6 +379,52 @@ describe('commitlog --help', () => {
     [['consume'], ['--addr', '--offset', '--count', '--follow', '--json', '--ca-file']],
     [['servers'], ['--addr', '--ca-file', '--cert-file', '--key-file']],
   ];
+  /** Every command of the tree with its path, the root first. */
+  function everyCommand(): { path: string; help: string }[] {
+    const out: { path: string; help: string }[] = [];
+    const walk = (c: ReturnType<typeof buildProgram>, path: string[]) => {
+      // The text added with addHelpText('after') is part of what --help prints.
+      let after = '';
+      c.configureOutput({ writeOut: (t) => (after += t), writeErr: () => {} });
+      c.exitOverride();
+      try {
+        c.outputHelp();
+      } catch {
+        // outputHelp does not throw; exitOverride only keeps it from exiting
+      }
+      out.push({ path: path.join(' '), help: after });
+      for (const sub of c.commands) walk(sub, [...path, sub.name()]);
+    };
+    walk(buildProgram(), []);
+    return out;
+  }
+
+  it('every --help states the exit codes once, and no default twice', () => {
+    for (const { path, help } of everyCommand()) {
+      assert.equal(help.match(/Exit codes:/g)?.length, 1, `commitlog ${path} --help`);
+      // One option's entry: its line and the wrapped lines under it.
+      const entries = help.split(/\n(?=\s{2}-)/).map((e) => e.split('\n\n')[0] ?? '');
+      for (const entry of entries) {
+        // Commander's "(default: …)" beside a default the help text already gives.
+        const generated = /\(default:/.test(entry);
+        assert.ok(
+          !generated || (entry.match(/default/gi)?.length ?? 0) <= 1,
+          `commitlog ${path} --help prints a default twice:\n${entry}`,
+        );
+      }
+    }
+  });
+
+  it('bench consume --help speaks of its own options only', () => {
+    const consume = everyCommand().find((c) => c.path === 'bench consume');
+    assert.ok(consume);
+    for (const other of ['--size', '--inflight', 'Produced records']) {
+      assert.ok(!consume.help.includes(other), `${other} in:\n${consume.help}`);
+    }
+    // --count's default is said once, in its own line.
+    assert.equal(consume.help.match(/100[,]?000/g)?.length, 1, consume.help);
+  });
+
   for (const [command, words] of expected) {
     it(`commitlog ${command.join(' ')} --help lists ${words.length} options`, async () => {
       // The agent's help runs as a process once; the others are read in-process (faster).

@@ -553,7 +553,7 @@ const ROWS = [
   },
   {
     key: 'insecure',
-    help: 'allow binding a non-loopback address without TLS (refused by default)',
+    help: 'allow binding a non-loopback address without TLS (otherwise refused)',
     parse: asBool,
     path: ['insecure'],
   },
