@@ -7,6 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
+import protobuf from 'protobufjs';
+import descriptor from 'protobufjs/ext/descriptor/index.js';
 
 import { decodeStatusDetails, LogClient, type LogRecord } from '../src/api/index.js';
 import { CommitLogClient, OffsetOutOfRangeError } from '../src/client/index.js';
@@ -311,8 +313,46 @@ describe('log.v1.Log over gRPC', () => {
         const [file] = (await within(5000, 'reflection file', second)) as [
           { fileDescriptorResponse?: { fileDescriptorProto: Buffer[] } },
         ];
-        assert.ok((file.fileDescriptorResponse?.fileDescriptorProto.length ?? 0) >= 1);
+        const protos = file.fileDescriptorResponse?.fileDescriptorProto ?? [];
+        assert.ok(protos.length >= 1);
         stream.end();
+        // The README's grpcurl line, as any generic client runs it: the types come from
+        // reflection alone, the request from the JSON exactly as written there.
+        const readmeJson = '{"record":{"value":"aGVsbG8="}}';
+        // protobufjs/ext/descriptor adds Root.fromDescriptor (not in protobufjs's types).
+        const Root = protobuf.Root as unknown as {
+          fromDescriptor(set: protobuf.Message): protobuf.Root;
+        };
+        const root = Root.fromDescriptor(
+          descriptor.FileDescriptorSet.fromObject({
+            file: protos.map((b) => descriptor.FileDescriptorProto.decode(b)),
+          }),
+        );
+        const request = root.lookupType('log.v1.ProduceRequest');
+        const response = root.lookupType('log.v1.ProduceResponse');
+        const generic = new grpc.Client(node.agent.rpcAddr, grpc.credentials.createInsecure());
+        try {
+          const answer = await new Promise<{ [key: string]: unknown }>((resolve, reject) =>
+            generic.makeUnaryRequest(
+              '/log.v1.Log/Produce',
+              (o: object) => Buffer.from(request.encode(request.fromObject(o)).finish()),
+              (b: Buffer) =>
+                response.toObject(response.decode(b), { longs: String, defaults: true }),
+              JSON.parse(readmeJson) as object,
+              (err, res) => (err ? reject(err) : resolve(res ?? {})),
+            ),
+          );
+          const offset = answer.offset as string;
+          assert.match(offset, /^\d+$/);
+          const raw = new LogClient(node.agent.rpcAddr, grpc.credentials.createInsecure());
+          const stored = await call<{ record?: LogRecord }>((cb) =>
+            raw.consume({ offset: BigInt(offset) }, cb),
+          );
+          raw.close();
+          assert.equal(stored.res.record?.value.toString(), 'hello');
+        } finally {
+          generic.close();
+        }
       } finally {
         reflection.close();
       }

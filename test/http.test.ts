@@ -73,6 +73,10 @@ function readLines(
         res.on('end', () =>
           resolve({ headers: res.headers, lines: text.split('\n').filter((l) => l !== '') }),
         );
+        // Aborting once enough lines came may cut the response before its end.
+        res.on('error', (err) => {
+          if (!controller.signal.aborted) reject(err);
+        });
       },
     );
     req.on('error', (err) => {
@@ -229,6 +233,37 @@ describe('HTTP/JSON API', () => {
     });
     assert.equal(lines[2], 'id: 1');
     assert.equal(lines.length, 4, 'the response ends after count records');
+  });
+
+  it('answers a tail from far past the end at once: the end in a header, then waits', async () => {
+    const posted = await request(addr, 'POST', '/v1/records', `{"value":"${b64('end')}"}`);
+    const end = (JSON.parse(posted.text) as { offset: number }).offset + 1;
+    // NDJSON: no record to send, but the status line and the end come at once.
+    const ndjson = readLines(addr, '/v1/records?from=1000000', 1);
+    const [host, port] = addr.split(':');
+    const headers = await within(
+      5000,
+      'the headers of a tail past the end',
+      new Promise<IncomingHttpHeaders>((resolve, reject) => {
+        const req = httpRequest({ host, port: Number(port), path: '/v1/records?from=1000000' });
+        req.on('response', (res) => {
+          resolve(res.headers);
+          req.destroy();
+        });
+        req.on('error', reject);
+        req.end();
+      }),
+    );
+    ndjson.abort();
+    assert.equal(headers['commitlog-end-offset'], String(end));
+    // SSE: a comment says so (EventSource ignores it; curl shows it).
+    const sse = readLines(addr, '/v1/records?from=1000000', 1, { accept: 'text/event-stream' });
+    const { headers: sseHeaders, lines } = await within(5000, 'SSE past the end', sse.done);
+    assert.equal(sseHeaders['commitlog-end-offset'], String(end));
+    assert.equal(
+      lines[0],
+      `: from 1000000 is past the end of the log (the next record gets offset ${end}); waiting`,
+    );
   });
 
   it('answers /healthz and /readyz', async () => {

@@ -47,7 +47,20 @@ after(async () => {
 
 function startAgent(dataDir: string): Promise<AgentProcess> {
   return spawnAgent(
-    ['--data-dir', dataDir, '--rpc-port', '0', '--http-port', '0', '--node-name', 'disk'],
+    // --min-free-bytes 0: no early refusal of produces, so the disk really fills and a
+    // write of Raft's fails (as it does on a follower, which takes no produces).
+    [
+      '--data-dir',
+      dataDir,
+      '--rpc-port',
+      '0',
+      '--http-port',
+      '0',
+      '--node-name',
+      'disk',
+      '--min-free-bytes',
+      '0',
+    ],
     { startTimeoutMs: 20_000 },
   );
 }

@@ -176,6 +176,9 @@ export class ClusterMetrics {
       },
       read: (offset, o) => log.read(offset, o),
       readBatchesFrom: (from, o) => log.readBatchesFrom(from, o),
+      get endOffset() {
+        return log.endOffset;
+      },
     };
   }
 

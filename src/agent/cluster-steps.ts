@@ -19,6 +19,7 @@ import {
   TAGS,
   type NodeIdentity,
 } from '../cluster/index.js';
+import { describeTruncation } from '../log/index.js';
 import { Membership, membershipDefaults, type MemberView } from '../membership/index.js';
 import { PlainPeerStreamLayer, PortMux, TlsPeerStreamLayer } from '../net/index.js';
 import { NotLeaderError as RaftNotLeaderError, StreamTransport } from '../raft/index.js';
@@ -32,6 +33,7 @@ import {
 } from '../server/index.js';
 import { bindHost } from './config.js';
 import { ClusterMetrics } from './cluster-metrics.js';
+import { DiskSpaceGuard } from './disk-space.js';
 import { GrpcLeaderForwarder, LeaderUnreachableError } from './forwarder.js';
 import { joinHostPort, MAX_RECORD_BYTES, type Step } from './steps.js';
 
@@ -288,8 +290,13 @@ export const openReplicatedLog: Step = {
     );
     const unwatch = telemetry.metrics?.watchLog(log);
     if (unwatch) teardown.defer(unwatch);
-    if (log.recovery.truncated || log.recovery.indexesRebuilt.length > 0)
-      logger.warn({ recovery: log.recovery }, 'log recovered from an unclean shutdown');
+    const { truncated } = log.recovery;
+    if (truncated || log.recovery.indexesRebuilt.length > 0) {
+      const cut = truncated
+        ? `: ${describeTruncation(truncated, 'Raft log entries from index')}`
+        : '';
+      logger.warn({ recovery: log.recovery }, `log recovered from an unclean shutdown${cut}`);
+    }
     ctx.replicatedLog = log;
     ctx.cluster = clusterView(log, membership);
     // Raft's refusal names the leader's address as the configuration recorded it.
@@ -305,7 +312,11 @@ export const openReplicatedLog: Step = {
     const metrics = registry
       ? new ClusterMetrics(registry, { log, transport, membership, mux: ctx.need('portMux') })
       : undefined;
-    ctx.commitLog = metrics ? metrics.timedLog(log) : log;
+    const space = new DiskSpaceGuard({
+      dir: config.dataDir,
+      minFreeBytes: config.storage.minFreeBytes,
+    });
+    ctx.commitLog = space.guard(metrics ? metrics.timedLog(log) : log);
     const counted = metrics ? metrics.countedForwarder(forwarder) : forwarder;
     ctx.forwarder = failoverForwarder(counted, log, config.raft.leaderWaitMs);
     let last: string | undefined;

@@ -97,6 +97,8 @@ export interface AgentConfig {
   storage: {
     fsync: FsyncPolicy;
     segmentMaxBytes: number;
+    /** Produces are refused while the data directory's disk has less free (0: never). */
+    minFreeBytes: number;
   };
   /** What one client and all clients may hold (streams, connections, buffers). */
   limits: ServerLimits;
@@ -438,6 +440,13 @@ const ROWS = [
     path: ['storage', 'segmentMaxBytes'],
   },
   {
+    key: 'min-free-bytes',
+    arg: '<n>',
+    help: 'refuse produces (RESOURCE_EXHAUSTED, HTTP 507) while the disk holding --data-dir has less free; 0: no reserve',
+    parse: asInt(0, Number.MAX_SAFE_INTEGER),
+    path: ['storage', 'minFreeBytes'],
+  },
+  {
     key: 'max-stream-buffer-bytes',
     arg: '<n>',
     help: 'bytes a consume stream may have waiting beyond the HTTP/2 window before it stops reading the log (one message always goes)',
@@ -544,7 +553,7 @@ const ROWS = [
   },
   {
     key: 'insecure',
-    help: 'allow binding a non-loopback address without TLS (refused by default)',
+    help: 'allow binding a non-loopback address without TLS (otherwise refused)',
     parse: asBool,
     path: ['insecure'],
   },
@@ -611,7 +620,7 @@ export function defaultConfig(): AgentConfig {
       leaderWaitMs: 5000,
       minVoters: 3,
     },
-    storage: { fsync: 'always', segmentMaxBytes: 64 * 1024 * 1024 },
+    storage: { fsync: 'always', segmentMaxBytes: 64 * 1024 * 1024, minFreeBytes: 64 * 1024 * 1024 },
     limits: { ...DEFAULT_LIMITS },
     tls: { server: {}, peer: {} },
     acl: {},

@@ -3,6 +3,7 @@
 // never a silent INTERNAL. Cluster and Raft errors join this list when they are wired.
 import {
   CorruptSegmentError,
+  DiskFullError,
   LogClosedError,
   LogFailedError,
   OffsetOutOfRangeError,
@@ -22,6 +23,7 @@ import {
   ForwardRefusedError,
   LeaderUnreachableError,
 } from './forwarder.js';
+import { LowDiskSpaceError } from './disk-space.js';
 import { errorStatus, GrpcStatus as status, type ErrorStatusRow } from '../server/index.js';
 
 /**
@@ -35,6 +37,10 @@ export const LOG_ERROR_STATUSES: readonly ErrorStatusRow[] = [
   errorStatus(LogClosedError, { grpc: status.UNAVAILABLE, http: 503 }),
   errorStatus(LogFailedError, { grpc: status.UNAVAILABLE, http: 503 }),
   errorStatus(CorruptSegmentError, { grpc: status.DATA_LOSS, http: 500 }),
+  // A full disk is a resource running out, and HTTP has a status for it (507 Insufficient
+  // Storage); the log takes appends again once there is space.
+  errorStatus(DiskFullError, { grpc: status.RESOURCE_EXHAUSTED, http: 507 }),
+  errorStatus(LowDiskSpaceError, { grpc: status.RESOURCE_EXHAUSTED, http: 507 }),
 ];
 
 /** The replicated log's and Raft's refusals. */

@@ -45,3 +45,11 @@ export type {
   TlsFileFields,
 } from './config.js';
 export { guardHttp2StreamRaces } from './process-guards.js';
+export { NotADataDirectoryError, isLogDamage, repairLog, type RepairOutcome } from './repair.js';
+export {
+  DiskSpaceGuard,
+  LowDiskSpaceError,
+  statfsFreeBytes,
+  type DiskSpaceOptions,
+  type FreeBytes,
+} from './disk-space.js';

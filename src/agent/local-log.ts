@@ -19,6 +19,10 @@ export class LocalCommitLog implements CommitLog {
     return { offset, value: await this.log.read(offset), term: 0n };
   }
 
+  get endOffset(): bigint {
+    return this.log.committedEnd;
+  }
+
   async *readBatchesFrom(from: bigint, o: ReadBatchOptions = {}): AsyncIterable<CommittedRecord[]> {
     for await (const batch of this.log.readBatchesFrom(from, o)) {
       yield batch.map((r) => ({ offset: r.offset, value: r.value, term: 0n }));

@@ -121,11 +121,11 @@ export function registerCertCommands(
       'extra DNS name or IP address for the server certificate (repeatable, or comma-separated)',
       collectHosts,
     )
-    .option('--force', 'replace existing files (default: refuse and write nothing)', false)
-    .action(async (opts: { dir: string; host?: string[]; force: boolean }) => {
+    .option('--force', 'replace existing files (without it, nothing is written when any exists)')
+    .action(async (opts: { dir: string; host?: string[]; force?: boolean }) => {
       report(
         output,
-        await writeBookFileSet(opts.dir, { hosts: opts.host ?? [], force: opts.force }),
+        await writeBookFileSet(opts.dir, { hosts: opts.host ?? [], force: opts.force ?? false }),
       );
       const tree = await gitWorkTreeOf(opts.dir);
       if (tree !== undefined) {
@@ -156,7 +156,7 @@ export function registerCertCommands(
       .option('--out <dir>', 'directory to write into (default: --ca-dir)')
       .option('--name <base>', 'base file name (default: <cn>-server or <cn>-client)')
       .option('--days <n>', 'validity in days (default 825)', parseDays)
-      .option('--force', 'replace existing files (default: refuse and write nothing)', false);
+      .option('--force', 'replace existing files (without it, nothing is written when any exists)');
 
   leaf('server')
     .option(

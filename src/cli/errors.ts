@@ -23,3 +23,24 @@ export class NodeFailedError extends Error {
     );
   }
 }
+
+/**
+ * The agent could not open its log: damage a repair can cut off. The message adds the
+ * commands to see and make that repair.
+ */
+export class DamagedLogError extends Error {
+  override readonly name = 'DamagedLogError';
+  constructor(
+    readonly dataDir: string,
+    options: ErrorOptions & { cause: Error },
+  ) {
+    super(
+      `${options.cause.message}\n` +
+        `The log cannot be opened as it is. Keep a copy of ${dataDir}, then see what a repair would cut:\n` +
+        `  commitlog repair ${dataDir} --dry-run\n` +
+        `and cut it with: commitlog repair ${dataDir}\n` +
+        'On a cluster member the entries cut come back from the leader; on a single node they are lost (docs/storage.md).',
+      options,
+    );
+  }
+}

@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import {
   Agent,
   guardHttp2StreamRaces,
+  isLogDamage,
   CONFIG_KEYS,
   CONFIG_ROWS,
   ConfigError,
@@ -20,7 +21,9 @@ import { registerCertCommands } from './cert.js';
 import { addBenchCommand } from './bench/command.js';
 import { registerDevClusterCommand } from './dev-cluster.js';
 import { ensureDataDir } from './data-dir.js';
-import { NodeFailedError, UsageError } from './errors.js';
+import { DamagedLogError, NodeFailedError, UsageError } from './errors.js';
+import { registerRepairCommand } from './repair.js';
+import { CannotConnectError, checkCaFile, diagnoseConnection } from './tls-diagnosis.js';
 
 function camel(key: string): string {
   return key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
@@ -48,7 +51,9 @@ async function runAgent(command: Command): Promise<void> {
   const config = await resolveConfig({ flags, env: process.env });
   await ensureDataDir(config.dataDir); // a path that cannot be made: exit 2 naming it
   // Logs go to stdout; the agent's start-up lines name every address and the data directory.
-  const agent = await Agent.start(config);
+  const agent = await Agent.start(config).catch((err: unknown) => {
+    throw isLogDamage(err) ? new DamagedLogError(config.dataDir, { cause: err }) : err;
+  });
   // A grpc-js race on destroyed HTTP/2 streams must not take the node down.
   guardHttp2StreamRaces(agent.logger);
   // The start-up line on stderr too, whatever the log level or format: scripts and
@@ -111,9 +116,17 @@ async function checkClientTls(flags: ClientFlags): Promise<void> {
   await loadTlsMaterial({ certFile, keyFile, caFile });
 }
 
-/** The SDK, connected to the members `--addr` names (a list, or commitlog://…). */
+/**
+ * The SDK, connected to the members `--addr` names (a list, or commitlog://…). A probe
+ * of the first address first looks for a mistake it can name (TLS on one side only,
+ * the wrong CA, a refused identity): one TLS handshake and one call, so that a named
+ * mistake fails at once instead of after the SDK's connect timeout.
+ */
 async function connect(flags: ClientFlags): Promise<CommitLog> {
+  if (flags.caFile !== undefined) await checkCaFile(flags.caFile);
   await checkClientTls(flags);
+  const problem = await diagnoseConnection(flags).catch(() => undefined);
+  if (problem !== undefined) throw new CannotConnectError(problem);
   const tls = tlsFromFiles(flags);
   return connectSdk(flags.addr, tls ? { tls } : {});
 }
@@ -297,6 +310,7 @@ field are described in docs/observability.md.`,
   registerCertCommands(program);
   addBenchCommand(program);
   registerDevClusterCommand(program);
+  registerRepairCommand(program);
   for (const command of allCommands(program)) command.addHelpText('after', EXIT_CODES_HELP);
   return program;
 }

@@ -149,3 +149,21 @@ function describeCause(cause: unknown): string {
   }
   return cause instanceof Error ? `: ${cause.message}` : '';
 }
+
+/**
+ * The device holding the log is full (ENOSPC, or EDQUOT: over quota): the records of the
+ * refused appends were cut back off the files, and the log takes appends again once
+ * there is space. `cause` is the I/O error.
+ */
+export class DiskFullError extends Error {
+  override readonly name = 'DiskFullError';
+  constructor(
+    readonly dir: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `no space left on the device holding ${dir}: the records were not written; free space or grow the volume, then retry`,
+      options,
+    );
+  }
+}

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { Log, LogFailedError, type LogOptions } from './index.js';
+import { DiskFullError, Log, LogFailedError, type LogOptions } from './index.js';
 import { faultyFs, type FaultRule } from './testing/index.js';
 
 const dirs: string[] = [];
@@ -87,18 +87,6 @@ describe('write faults', () => {
     assert.equal(log.recovery.truncated, undefined);
   });
 
-  it('ENOSPC after half a write: the torn frame is cut back before the log stops', async () => {
-    const out = await appendThroughFaults(
-      [{ op: 'write', path: STORE, nth: 2, code: 'ENOSPC', partial: true }],
-      4,
-    );
-    assert.equal(out.acked, 1);
-    assert.equal(causeCode(out.errors[0]), 'ENOSPC');
-    assert.equal(out.failures.length, 1);
-    await using log = await expectRecovered(out.dir, 1);
-    assert.equal(log.recovery.truncated, undefined, 'nothing torn was left to cut');
-  });
-
   it('a failing fsync fails its group and stops the log (the page cache cannot be trusted)', async () => {
     const out = await appendThroughFaults([{ op: 'datasync', path: STORE, nth: 3 }], 5);
     assert.equal(out.acked, 2);
@@ -148,18 +136,6 @@ describe('write faults', () => {
     await using log = await Log.open(out.dir);
     assert.ok(log.highestOffset >= 0n);
     assert.equal((await log.read(0n)).toString(), value(0).toString());
-  });
-
-  it('a roll that cannot create the next segment stops the log; reopen recovers', async () => {
-    const small: LogOptions = { maxStoreBytes: 600 }; // 5 records of 108 bytes per segment
-    const out = await appendThroughFaults(
-      [{ op: 'open', path: /00000000000000000005\.store$/, code: 'ENOSPC' }],
-      8,
-      small,
-    );
-    assert.equal(out.acked, 5);
-    assert.equal(causeCode(out.errors[0]), 'ENOSPC');
-    await (await expectRecovered(out.dir, 5, small)).close();
   });
 
   it('a failed truncation stops the log instead of leaving memory and files apart', async () => {
@@ -277,3 +253,80 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
     clearTimeout(timer);
   }
 }
+
+describe('a full disk', () => {
+  const small: LogOptions = { maxStoreBytes: 600 }; // 5 records of 108 bytes per segment
+
+  /** Opens a log over a FaultyFs, reporting stops in `failures`. */
+  async function open(options: LogOptions = {}) {
+    const dir = await tempDir();
+    const fs = faultyFs();
+    const failures: Error[] = [];
+    const log = await Log.open(dir, {
+      ...options,
+      fs,
+      observer: { failed: (e) => failures.push(e) },
+    });
+    return { dir, fs, log, failures };
+  }
+
+  it('refuses appends with DiskFullError while full, cuts the torn bytes, and takes appends once space returns', async () => {
+    const { dir, fs, log, failures } = await open();
+    assert.equal(await log.append(value(0)), 0n);
+    fs.fail({ op: 'write', path: STORE, code: 'ENOSPC', partial: true, sticky: true });
+    for (let i = 1; i <= 2; i++) {
+      await assert.rejects(log.append(value(i)), (err: unknown) => {
+        assert.ok(err instanceof DiskFullError, String(err));
+        assert.match(
+          err.message,
+          /no space left on the device holding .*: the records were not written/,
+        );
+        assert.equal((err.cause as NodeJS.ErrnoException).code, 'ENOSPC');
+        return true;
+      });
+    }
+    assert.deepEqual(failures, [], 'a full disk does not stop the log');
+    fs.clear(); // space returns
+    assert.equal(await log.append(value(1)), 1n);
+    await log.close();
+    await using again = await Log.open(dir);
+    assert.equal(again.recovery.truncated, undefined, 'nothing torn was left');
+    assert.equal(again.highestOffset, 1n);
+    assert.equal((await again.read(1n)).toString(), value(1).toString());
+  });
+
+  it('a roll that cannot create the next segment refuses the append, and rolls later', async () => {
+    const { dir, fs, log, failures } = await open(small);
+    for (let i = 0; i < 5; i++) await log.append(value(i));
+    fs.fail({ op: 'open', path: /00000000000000000005\.store$/, code: 'ENOSPC' });
+    await assert.rejects(log.append(value(5)), DiskFullError);
+    assert.equal(await log.append(value(5)), 5n);
+    assert.deepEqual(failures, []);
+    await log.close();
+    await using again = await Log.open(dir, small);
+    assert.equal(again.highestOffset, 5n);
+  });
+
+  it('a write that fails in a segment the append just rolled to drops that segment', async () => {
+    const { dir, fs, log, failures } = await open(small);
+    for (let i = 0; i < 5; i++) await log.append(value(i));
+    fs.fail({ op: 'write', path: /00000000000000000005\.store$/, code: 'ENOSPC', sticky: true });
+    await assert.rejects(log.appendBatch([value(5), value(6)]), DiskFullError);
+    assert.equal(log.nextOffset, 5n);
+    fs.clear();
+    assert.equal(await log.appendBatch([value(5), value(6)]), 5n);
+    assert.deepEqual(failures, []);
+    await log.close();
+    await using again = await Log.open(dir, small);
+    assert.equal(again.highestOffset, 6n);
+    assert.equal((await again.read(6n)).toString(), value(6).toString());
+  });
+
+  it('ENOSPC from an fsync still stops the log (the page cache cannot be trusted)', async () => {
+    const { log, fs, failures } = await open();
+    fs.fail({ op: 'datasync', path: STORE, code: 'ENOSPC' });
+    await assert.rejects(log.append(value(0)), LogFailedError);
+    assert.equal(failures.length, 1);
+    await log.close();
+  });
+});

@@ -3,7 +3,14 @@
 export { Log, LogSnapshot, type AppendOptions, type ReadLimits } from './log.js';
 export { Watermark } from './watermark.js';
 export type { StoredRecord } from './segment.js';
-export type { RecoveryReport } from './recovery.js';
+export { describeTruncation, type RecoveryReport, type Truncation } from './recovery.js';
+export {
+  applyRepair,
+  describeRepair,
+  planRepair,
+  type RepairOptions,
+  type RepairPlan,
+} from './repair.js';
 export { nodeLogFs, type LogFileHandle, type LogFs, type LogOpenFlags } from './fs.js';
 export {
   parseFsyncPolicy,
@@ -15,6 +22,7 @@ export {
   CommitOutOfRangeError,
   CommittedRecordsError,
   CorruptSegmentError,
+  DiskFullError,
   InvalidLogDirectoryError,
   InvalidLogOptionError,
   LogClosedError,

@@ -17,6 +17,7 @@
 import {
   CommitOutOfRangeError,
   CommittedRecordsError,
+  DiskFullError,
   InvalidLogOptionError,
   LogClosedError,
   LogFailedError,
@@ -508,7 +509,9 @@ export class Log implements AsyncDisposable {
       if (this.options.fsync === 'always') await this.syncActive();
       else this.dirty = true;
     } catch (err) {
-      const failure = await this.undoGroup(rolled, start, startCount, err);
+      const failure = isDiskFull(err)
+        ? await this.dropUnwritten(firsts[0] as bigint, err)
+        : await this.undoGroup(rolled, start, startCount, err);
       for (const op of accepted) op.reject(failure);
       return;
     }
@@ -537,6 +540,34 @@ export class Log implements AsyncDisposable {
       }
     }
     return this.fail(cause);
+  }
+
+  /**
+   * A write found the disk full: nothing of the group was acknowledged or readable, so
+   * it is cut off (segments it rolled to go, as truncateSuffix does) and the log goes on
+   * taking appends; they succeed again once there is space. Cutting needs no space; if
+   * it fails anyway, the log stops as for any failed write.
+   */
+  private async dropUnwritten(from: bigint, cause: unknown): Promise<Error> {
+    try {
+      while (this.segments.length > 1 && this.active.baseOffset >= from) {
+        const last = this.segments.pop() as Segment;
+        await last.unlinkFiles();
+        await last.release();
+      }
+      const active = this.active;
+      await active.removeIndex(); // it may have been sealed by the roll
+      await active.truncateFrom(Number(from - active.baseOffset));
+      await syncDirectory(this.options.fs, this.dir);
+    } catch (undoErr) {
+      return this.fail(
+        new AggregateError(
+          [cause, undoErr],
+          'the disk was full, and cutting the write back failed',
+        ),
+      );
+    }
+    return new DiskFullError(this.dir, { cause });
   }
 
   /** Seals the active segment (sync, index) and starts a new one after it. */
@@ -690,4 +721,15 @@ function findSegment(segments: readonly Segment[], offset: bigint): Segment {
 /** Read through a function: TypeScript would keep `signal.aborted` narrowed across an await. */
 function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
+}
+
+/**
+ * ENOSPC or EDQUOT from a write, an open or a rename: the data never reached the file,
+ * so cutting it back leaves files and memory in agreement. From an fsync it is not
+ * recoverable: the kernel may have dropped pages it had accepted.
+ */
+function isDiskFull(err: unknown): boolean {
+  const { code, syscall } = (err ?? {}) as NodeJS.ErrnoException;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return false;
+  return syscall === undefined || !/sync$/.test(syscall);
 }

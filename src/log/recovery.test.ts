@@ -12,7 +12,13 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { CorruptSegmentError, InvalidLogDirectoryError, Log, type LogOptions } from './index.js';
+import {
+  CorruptSegmentError,
+  InvalidLogDirectoryError,
+  Log,
+  describeTruncation,
+  type LogOptions,
+} from './index.js';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -60,6 +66,13 @@ describe('recovery', () => {
     await using log = await Log.open(dir);
     assert.equal(log.recovery.truncated?.file, store);
     assert.match(log.recovery.truncated?.reason ?? '', /torn tail/);
+    const cut = log.recovery.truncated;
+    assert.ok(cut);
+    assert.equal(cut.fromOffset, 4n);
+    assert.match(
+      describeTruncation(cut),
+      /^cut \d+ bytes off .*00000000000000000000\.store at byte \d+: offsets from 4 on dropped \(torn tail: /,
+    );
     await expectRecords(log, 4);
     assert.equal(await log.append(Buffer.from('after')), 4n);
   });
@@ -158,6 +171,17 @@ describe('recovery', () => {
     await assert.rejects(Log.open(dir, small), (err: unknown) => {
       assert.ok(err instanceof InvalidLogDirectoryError);
       assert.equal(err.file, stores[2]);
+      return true;
+    });
+  });
+
+  it('names an emptied sealed segment itself, not the segment after it', async () => {
+    const { dir, stores } = await logWith(40);
+    await truncate(stores[1] as string, 0);
+    await assert.rejects(Log.open(dir, small), (err: unknown) => {
+      assert.ok(err instanceof InvalidLogDirectoryError);
+      assert.equal(err.file, stores[1]);
+      assert.match(err.message, /holds no records, but the next segment .* starts at offset \d+/);
       return true;
     });
   });

@@ -14,7 +14,7 @@ import { INDEX_SUFFIX, STORE_SUFFIX, Segment, ignoreMissing, segmentPaths } from
 export interface RecoveryReport {
   segments: number;
   /** A torn or (with `repairTruncate`) damaged tail that was cut off the last segment. */
-  truncated?: { file: string; position: number; bytes: number; reason: string };
+  truncated?: Truncation;
   /** Index files that disagreed with their stores and were rebuilt (or dropped). */
   indexesRebuilt: string[];
   /** Leftover temporary files removed. */
@@ -23,14 +23,31 @@ export interface RecoveryReport {
   reset?: bigint;
 }
 
-interface ScanResult {
+/** Bytes cut off the end of a segment's store when the log was opened. */
+export interface Truncation {
+  file: string;
+  /** Where the store now ends (bytes). */
+  position: number;
+  /** How many bytes were cut. */
+  bytes: number;
+  /** The first offset dropped: the records from here on are gone. */
+  fromOffset: bigint;
+  reason: string;
+}
+
+/** One line for a log: which file, how much, and which offsets were dropped. */
+export function describeTruncation(t: Truncation, unit = 'offsets from'): string {
+  return `cut ${t.bytes} bytes off ${t.file} at byte ${t.position}: ${unit} ${t.fromOffset} on dropped (${t.reason})`;
+}
+
+export interface ScanResult {
   positions: Float64Array;
   count: number;
   validBytes: number;
   problem?: string;
 }
 
-const NAME_RE = /^(\d{20})\.(store|index)$/;
+export const NAME_RE = /^(\d{20})\.(store|index)$/;
 
 export async function openSegments(
   dir: string,
@@ -86,9 +103,16 @@ export async function openSegments(
       const previous = segments.at(-1);
       segments.push(segment);
       if (previous !== undefined && previous.nextOffset !== base) {
+        // An emptied sealed segment is the damage, not the intact one after it.
+        if (previous.records === 0) {
+          throw new InvalidLogDirectoryError(
+            segmentPaths(dir, previous.baseOffset).store,
+            `holds no records, but the next segment (${storePath}) starts at offset ${base}: offsets ${previous.baseOffset} to ${base - 1n} are missing (the file was emptied)`,
+          );
+        }
         throw new InvalidLogDirectoryError(
           storePath,
-          `segment starts at offset ${base} but the previous segment ends before offset ${previous.nextOffset}`,
+          `segment starts at offset ${base} but the previous segment ends before offset ${previous.nextOffset}: offsets ${previous.nextOffset} to ${base - 1n} are missing`,
         );
       }
     }
@@ -169,6 +193,7 @@ async function openLast(
         file: storePath,
         position: damage,
         bytes: data.length - damage,
+        fromOffset: base + BigInt(scan.count),
         reason:
           later === undefined
             ? `torn tail: ${scan.problem}`
@@ -191,7 +216,7 @@ async function openLast(
 }
 
 /** Walks frames from the start; stops at the first one that does not check out. */
-function scanFrames(data: Buffer, maxPayload: number): ScanResult {
+export function scanFrames(data: Buffer, maxPayload: number): ScanResult {
   let positions = new Float64Array(1024);
   let count = 0;
   let at = 0;
@@ -213,7 +238,7 @@ function scanFrames(data: Buffer, maxPayload: number): ScanResult {
  * Looks for an intact frame after damaged bytes at `from`. The damaged record held at
  * most `maxPayload` bytes, so the record after it (if any) starts within that reach.
  */
-function findFrameAfter(data: Buffer, from: number, maxPayload: number): number | undefined {
+export function findFrameAfter(data: Buffer, from: number, maxPayload: number): number | undefined {
   if (data.length - from >= FRAME_HEADER_BYTES) {
     const claimed = from + FRAME_HEADER_BYTES + data.readUInt32LE(from + 4);
     if (claimed < data.length && frameProblem(data, claimed, maxPayload) === undefined)

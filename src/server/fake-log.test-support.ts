@@ -34,6 +34,10 @@ export class MemoryCommitLog implements CommitLog {
     for (const w of this.waiters.splice(0)) w();
   }
 
+  get endOffset(): bigint {
+    return BigInt(this.records.length);
+  }
+
   async read(offset: bigint): Promise<CommittedRecord> {
     const r = this.records[Number(offset)];
     if (offset < 0n || r === undefined) throw new FakeOutOfRangeError(offset);

@@ -182,13 +182,21 @@ export function createHttpHandler(
       controller.abort();
       metrics?.consumeStreamClosed();
     });
+    // The end goes out at once with the headers: a tail from past it (a typo, an offset
+    // from another log) waits for records that may never come, and the client can tell.
+    const end = log.endOffset;
     res.writeHead(200, {
       'content-type': sse ? 'text/event-stream' : 'application/x-ndjson',
       'cache-control': 'no-cache',
+      ...(end !== undefined && { 'commitlog-end-offset': end.toString() }),
     });
-    res.flushHeaders();
     let sent = 0n;
     if (count === 0n || req.method === 'HEAD') return void res.end();
+    if (sse && end !== undefined && from > end) {
+      res.write(
+        `: from ${from} is past the end of the log (the next record gets offset ${end}); waiting\n\n`,
+      );
+    } else res.flushHeaders();
     // Comments on an idle event stream keep proxies and browsers from timing it out.
     let wrote = true;
     const heartbeat = sse

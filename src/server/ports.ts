@@ -47,6 +47,11 @@ export interface CommitLog {
    * the log closes.
    */
   readBatchesFrom(from: bigint, o?: ReadBatchOptions): AsyncIterable<CommittedRecord[]>;
+  /**
+   * The offset the next committed record will get (one past the last committed); a
+   * live tail tells its client this. Absent: the tail does not say.
+   */
+  readonly endOffset?: bigint;
 }
 
 /** One node as GetServers reports it. */

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { get as httpsGet } from 'node:https';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -170,5 +171,67 @@ describe('ApiServer health', () => {
       client.close();
       await api.close(1000);
     }
+  });
+});
+
+describe('ApiServer HTTPS port', () => {
+  let dir: string;
+  let api: ApiServer;
+  let port: number;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'commitlog-https-'));
+    await writeBookFileSet(dir);
+    const tls = await loadTlsMaterial({
+      certFile: join(dir, BOOK_FILES.serverCert),
+      keyFile: join(dir, BOOK_FILES.serverKey),
+      caFile: join(dir, BOOK_FILES.caCert),
+    });
+    api = new ApiServer({
+      log: new MemoryCommitLog(),
+      cluster: NO_CLUSTER,
+      security: { tls, authorizer: await Authorizer.open({}) },
+      limits: { handshakeTimeoutMs: 300 },
+    });
+    ({ port } = await api.listenHttp('127.0.0.1', 0));
+  });
+  after(async () => {
+    await api?.close(1000);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Everything the server sends on a raw TCP connection after `request`, until it closes. */
+  async function raw(request: string): Promise<string> {
+    const socket = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => {}); // a reset ends the answer like a close
+    if (request !== '') socket.write(request);
+    await once(socket, 'close');
+    return Buffer.concat(chunks).toString('latin1');
+  }
+
+  it('answers plain HTTP with a 400 that says the port speaks HTTPS', async () => {
+    const answer = await raw('GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n');
+    assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(answer, /this port speaks HTTPS: use https:\/\/localhost:\d+\/healthz/);
+  });
+
+  it('still serves HTTPS', async () => {
+    const ca = await readFile(join(dir, BOOK_FILES.caCert));
+    const status = await new Promise<number>((resolve, reject) =>
+      httpsGet(
+        { host: '127.0.0.1', port, path: '/healthz', ca, servername: 'localhost' },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      ).on('error', reject),
+    );
+    assert.equal(status, 200);
+  });
+
+  it('closes a connection that sends nothing within the handshake timeout', async () => {
+    assert.equal(await raw(''), '');
   });
 });

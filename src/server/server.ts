@@ -235,6 +235,7 @@ export class ApiServer {
         )
       : createServer(timeouts, observed);
     this.httpServer.maxConnections = this.connectionBudget(limits.connections);
+    if (security) answerPlainHttp(this.httpServer, limits.handshakeTimeoutMs);
     this.guardHttpConnections(limits, security !== undefined);
   }
 
@@ -397,4 +398,51 @@ export class ApiServer {
       await Promise.all([http, grpcDone]);
     }
   }
+}
+
+/**
+ * On the HTTPS port, a client speaking plain HTTP would see the connection reset (the
+ * TLS layer finds no ClientHello) and wonder why. Every connection's first bytes are
+ * read before TLS starts: a TLS record (0x16) goes on to the handshake with the bytes
+ * put back; anything else gets `400` saying the port speaks HTTPS, as nginx does.
+ * Silence is closed after `timeoutMs`, like an unfinished handshake.
+ */
+function answerPlainHttp(server: HttpServer, timeoutMs: number): void {
+  const tlsListeners = server.listeners('connection');
+  // node:tls starts the handshake in the server's only 'connection' listener.
+  if (tlsListeners.length !== 1) {
+    throw new Error(`expected one TLS 'connection' listener, found ${tlsListeners.length}`);
+  }
+  const startTls = tlsListeners[0] as (this: HttpServer, socket: Socket) => void;
+  server.removeListener('connection', startTls);
+  server.prependListener('connection', (socket: Socket) => {
+    socket.on('error', () => {}); // a reset while waiting is the client's business
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    socket.once('close', () => clearTimeout(timer));
+    socket.once('data', (first: Buffer) => {
+      clearTimeout(timer);
+      socket.pause();
+      if (first[0] === 0x16) {
+        socket.unshift(first);
+        startTls.call(server, socket);
+        return;
+      }
+      const body = plainHttpRefusal(first.toString('latin1'), socket.localPort);
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        () => socket.destroy(),
+      );
+    });
+  });
+}
+
+/** The text of the 400: the https:// URL the client meant, when its request says it. */
+export function plainHttpRefusal(head: string, port: number | undefined): string {
+  const target = /^[A-Z]+ (\/[\x21-\x7e]*) HTTP\/1\.[01]\r?\n/.exec(head)?.[1] ?? '/';
+  const host = /\r?\nhost:[ \t]*([A-Za-z0-9.:[\]-]+)[ \t]*\r?\n/i.exec(head)?.[1];
+  // A Host without a port meant port 80; the client must name this one.
+  const withPort = host && /:\d+$/.test(host) ? host : `${host ?? '<host>'}:${port ?? '<port>'}`;
+  const url = `https://${withPort}${target}`;
+  return `this port speaks HTTPS: use ${url} (with a client certificate)\n`;
 }

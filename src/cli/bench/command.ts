@@ -352,17 +352,26 @@ export function formatReport(r: BenchReport): string {
   return lines.join('\n');
 }
 
-const HELP_AFTER = `
-Produced records all carry the same value of --size bytes. --count and --duration both
-bound a run (whichever comes first; neither: --count ${DEFAULT_COUNT.toLocaleString('en-US')}).
---inflight and --clients multiply: 2 clients with --inflight 64 keep 128 calls
-outstanding. Rates are medians of --runs; latency percentiles (HDR histogram,
-microseconds) cover every call of every run: per call for unary and batch, per
-acknowledgement for stream. CPU is in cores (CPU seconds per second): the client's
-own, the node's with --server-pid or --metrics-url, and the rest of the machine
-(Linux), which tells a disturbed run. Requests are encoded once and responses
-are scanned rather than decoded, so the client's CPU goes to gRPC; the node
-decodes and encodes every message in full.`;
+/** What --help adds after the options: for produce or consume, no other command's options. */
+function helpAfter(name: 'produce' | 'consume'): string {
+  const own =
+    name === 'produce'
+      ? `
+Produced records all carry the same value of --size bytes. --inflight and --clients
+multiply: 2 clients with --inflight 64 keep 128 calls outstanding.`
+      : `
+Clients read consecutive parts of the log from --from on, --mode and --batch deciding
+how the node sends them.`;
+  return `${own}
+--count and --duration both bound a run (whichever comes first). Rates are medians of
+--runs; latency percentiles (HDR histogram, microseconds) cover every call of every
+run${name === 'produce' ? ': per call for unary and batch, per acknowledgement for stream' : ''}.
+CPU is in cores (CPU seconds per second): the client's own, the node's with
+--server-pid or --metrics-url, and the rest of the machine (Linux), which tells a
+disturbed run. Requests are encoded once and responses are scanned rather than
+decoded, so the client's CPU goes to gRPC; the node decodes and encodes every message
+in full.`;
+}
 
 function benchCommand(parent: Command, name: 'produce' | 'consume', description: string): void {
   const command = parent
@@ -409,7 +418,7 @@ function benchCommand(parent: Command, name: 'produce' | 'consume', description:
         '1000',
       );
   }
-  command.addHelpText('after', HELP_AFTER).action(async (flags: Flags) => {
+  command.addHelpText('after', helpAfter(name)).action(async (flags: Flags) => {
     const list = (flags.mode ?? '')
       .split(',')
       .map((m) => m.trim())

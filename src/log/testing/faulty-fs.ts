@@ -72,6 +72,12 @@ export class FaultyFs implements LogFs {
     if (options.trackDurability === true) this.durable = new Map();
   }
 
+  /** Removes every fault (the disk has space again); a crash stays. */
+  clear(): this {
+    this.rules.length = 0;
+    return this;
+  }
+
   /** Adds a fault. */
   fail(rule: FaultRule): this {
     this.rules.push({ ...rule, seen: 0 });
