@@ -16,6 +16,8 @@ interface Formed {
   batch: Pending[];
   bytes: number;
   send: () => Promise<bigint>;
+  /** The sequence number of its first record. */
+  first: number;
 }
 
 export interface ProducerOptions {
@@ -43,6 +45,8 @@ interface Ack {
 interface Pending {
   value: Uint8Array;
   ack: Ack;
+  /** Position in the order of send() calls (flush waits for those before its call). */
+  seq: number;
 }
 
 /** sendAll's one Ack for all its records (no allocation per record). */
@@ -100,6 +104,10 @@ export class Producer implements AsyncDisposable {
   private formedBytes = 0;
   private lingerDue = false;
   private flushing = 0;
+  /** Records queued so far (the next record's seq). */
+  private seq = 0;
+  /** The first seq of each batch in flight. */
+  private readonly inflightFirst = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private roomWaiters: (() => void)[] = [];
@@ -146,7 +154,7 @@ export class Producer implements AsyncDisposable {
   }
 
   private enqueue(value: Uint8Array, ack: Ack): void {
-    this.queue.push({ value, ack });
+    this.queue.push({ value, ack, seq: this.seq++ });
     this.queuedBytes += value.byteLength;
     if (this.queue.size === 1 && this.timer === undefined) {
       this.timer = setTimeout(() => {
@@ -199,17 +207,31 @@ export class Producer implements AsyncDisposable {
     }
   }
 
-  /** Sends what is queued without waiting for lingerMs; resolves when all is acknowledged. */
+  /**
+   * Sends what is queued without waiting for lingerMs; resolves when every record sent
+   * before the call has its outcome. Records sent meanwhile go out at once too, but are
+   * not waited for (else a steady stream of sends would keep flush() from ever ending).
+   */
   async flush(): Promise<void> {
+    const mark = this.seq;
     this.flushing++;
     try {
       this.pump();
-      while (!this.idle) {
+      while (this.oldestUnsettled() < mark) {
         await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       }
     } finally {
       this.flushing--;
     }
+  }
+
+  /** The seq of the oldest record without an outcome (this.seq when there is none). */
+  private oldestUnsettled(): number {
+    let oldest = this.seq;
+    for (const first of this.inflightFirst) oldest = Math.min(oldest, first);
+    if (this.formed !== undefined) oldest = Math.min(oldest, this.formed.first);
+    if (this.queue.size > 0) oldest = Math.min(oldest, this.queue.peek().seq);
+    return oldest;
   }
 
   /** Flushes, then refuses further sends. */
@@ -225,10 +247,6 @@ export class Producer implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
-  }
-
-  private get idle(): boolean {
-    return this.queue.size === 0 && this.formed === undefined && this.inflight === 0;
   }
 
   private pump(): void {
@@ -261,29 +279,36 @@ export class Producer implements AsyncDisposable {
       if (this.timer !== undefined) clearTimeout(this.timer);
       this.timer = undefined;
     }
-    return { batch, bytes, send: this.prepare(batch.map((p) => p.value)) };
+    const first = batch[0]!.seq;
+    return { batch, bytes, first, send: this.prepare(batch.map((p) => p.value)) };
   }
 
-  private launch({ batch, bytes, send }: Formed): void {
+  private launch({ batch, bytes, send, first }: Formed): void {
     this.formedBytes -= bytes;
     this.inflight++;
     this.inflightBytes += bytes;
+    this.inflightFirst.add(first);
     const done = () => {
       this.inflight--;
       this.inflightBytes -= bytes;
+      this.inflightFirst.delete(first);
       if (!this.full) for (const w of this.roomWaiters.splice(0)) w();
       this.pump();
-      if (this.idle) for (const w of this.idleWaiters.splice(0)) w();
+    };
+    // Flushes look again once this batch's records have their outcome.
+    const settled = () => {
+      for (const w of this.idleWaiters.splice(0)) w();
     };
     send().then(
-      (first) => {
+      (offset) => {
         done();
-        let offset = first;
         for (const p of batch) p.ack.ok(offset++);
+        settled();
       },
       (err: unknown) => {
         done();
         for (const p of batch) p.ack.fail(err);
+        settled();
       },
     );
   }
