@@ -118,6 +118,15 @@ export class ProducerClosedError extends Error {
   }
 }
 
+/**
+ * Records sendAll handles between two turns of the event loop. Handing over and
+ * acknowledging a batch's records is a long run of microtasks; without a break, a
+ * request in flight waits for it before its next bytes go out (a request larger than
+ * the node's HTTP/2 window needs the window update read in between).
+ */
+const SLICE = 256;
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export class Producer implements AsyncDisposable {
   private readonly lingerMs: number;
   private readonly maxBatchBytes: number;
@@ -211,6 +220,7 @@ export class Producer implements AsyncDisposable {
     // waiting for room or for an asynchronous source, and at the end.
     let chunk: Uint8Array[] = [];
     let chunkBytes = 0;
+    let steps = 0;
     const queueChunk = () => {
       if (chunk.length === 0) return;
       this.enqueue(chunk, chunkBytes, sink);
@@ -232,12 +242,14 @@ export class Producer implements AsyncDisposable {
       for (let offset = sink.take(); offset !== undefined; offset = sink.take()) {
         yielded++;
         yield offset;
+        if (++steps % SLICE === 0) await turn();
       }
       if (sink.failed) throw sink.error;
       if (this.bufferedBytes + chunkBytes >= this.maxBufferedBytes) {
         queueChunk();
         await this.ready();
       }
+      if (++steps % SLICE === 0 && this.inflight > 0) await turn();
       chunk.push(r.value);
       chunkBytes += r.value.byteLength;
       if (chunk.length >= this.maxBatchRecords || chunkBytes >= this.maxBatchBytes) queueChunk();
