@@ -106,4 +106,31 @@ describe('Producer', () => {
     await p.close();
     await assert.rejects(p.send(b('z')), ProducerClosedError);
   });
+
+  it('flush() waits for the records sent before it, not for those sent meanwhile', async () => {
+    // With a steady stream of sends the producer is never idle: a flush that waited for
+    // idleness would never end (close() and disposal would hang).
+    const s = new Script();
+    const p = new Producer(s.prepare, { lingerMs: 60_000 });
+    s.hold = true;
+    const x = p.send(b('x'));
+    const flushed = p.flush(); // sends [x] now (no linger)
+    let zAcked = false;
+    const z = p.send(b('z')).then((offset) => ((zAcked = true), offset));
+    s.release(); // [x] acknowledged; [z] goes out and is held
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      flushed.then(() => true),
+      new Promise<false>((r) => (timer = setTimeout(() => r(false), 2000))),
+    ]);
+    clearTimeout(timer);
+    assert.equal(ended, true, 'flush() ended while a later record was in flight');
+    assert.equal(await x, 0n);
+    assert.equal(zAcked, false);
+    assert.deepEqual(s.batches, [['x'], ['z']]);
+    s.hold = false;
+    s.release();
+    assert.equal(await z, 1n);
+    await p.close();
+  });
 });

@@ -21,7 +21,14 @@ export {
 export type { ErrorInfo } from './errors.js';
 /** Experimental: log.v1.Log with bytes in and bytes out (benchmarks, proxies). */
 export * as raw from './raw.js';
-export { CommitLog, connect, CONSISTENCY_HEADER, tlsCredentials, tlsFromFiles } from './sdk.js';
+export {
+  CommitLog,
+  connect,
+  CONSISTENCY_HEADER,
+  DEFAULT_READ_AHEAD_BYTES,
+  tlsCredentials,
+  tlsFromFiles,
+} from './sdk.js';
 export type {
   CallOptions,
   ConnectOptions,

@@ -20,6 +20,7 @@ import {
 } from '../api/index.js';
 import { ROUTE_HEADER, type Route } from './balancer.js';
 import { DEFAULT_SERVER_NAME, type ConsumedRecord } from './client.js';
+import { Fifo } from './fifo.js';
 import {
   CommitLogError,
   NotLeaderError,
@@ -92,7 +93,15 @@ export interface ConsumeOptions {
   consistency?: Consistency;
   /** Exclusive end: the iteration ends after offset `to - 1` (default: follow forever). */
   to?: bigint;
+  /**
+   * Value bytes received ahead of the loop before the stream is paused (cancelled, and
+   * opened again when half of them are taken). Default 4 MiB.
+   */
+  readAheadBytes?: number;
 }
+
+/** ConsumeOptions.readAheadBytes by default. */
+export const DEFAULT_READ_AHEAD_BYTES = 4 << 20;
 
 /** A member of the cluster as GetServers reports it. */
 export interface ServerEntry {
@@ -449,62 +458,105 @@ export class CommitLog implements AsyncDisposable {
   /**
    * Records from `from` on, then new ones as they are committed, until `signal`
    * aborts. When the serving node fails the stream is opened again from the next
-   * offset not yet delivered (on whichever member is reachable): no gap, no duplicate.
-   * Memory is bounded: records are read from the network only as fast as the loop
-   * takes them (see docs/client.md for the bound).
+   * offset not yet received (on whichever member is reachable): no gap, no duplicate.
+   * Memory is bounded by `readAheadBytes` (see docs/client.md).
    */
   async *consume(o: ConsumeOptions): AsyncGenerator<ConsumedRecord> {
-    let next = o.from;
-    let failures = 0;
-    if (o.to !== undefined && next >= o.to) return;
+    if (o.to !== undefined && o.from >= o.to) return;
+    const limit = o.readAheadBytes ?? DEFAULT_READ_AHEAD_BYTES;
     const route: Route = o.consistency === 'linearizable' ? 'leader' : 'any';
-    while (!o.signal?.aborted) {
-      const call = this.client.consumeBatchStream(
-        { offset: next, maxRecords: o.maxRecords ?? 0, maxBytes: 0 },
+    // grpc-js reads a stream's messages as fast as they come, whether or not anyone
+    // takes them: the stream is cancelled once `limit` bytes wait here, and opened
+    // again (from `fetched`) when the loop has taken half of them.
+    const buffer = new Fifo<ConsumedRecord>();
+    let bufferedBytes = 0;
+    let fetched = o.from; // the next offset to receive
+    let failures = 0;
+    let call: grpc.ClientReadableStream<ConsumeBatchResponse> | undefined;
+    /** undefined while the stream runs; then why it stopped ('paused': by us). */
+    let stopped: 'paused' | 'ended' | Error | undefined;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const open = () => {
+      stopped = undefined;
+      const c = this.client.consumeBatchStream(
+        { offset: fetched, maxRecords: o.maxRecords ?? 0, maxBytes: 0 },
         this.metadata(route, o.consistency),
       );
-      const onAbort = () => call.cancel();
-      o.signal?.addEventListener('abort', onAbort, { once: true });
-      let failure: Error | undefined;
-      try {
-        for await (const res of call as AsyncIterable<ConsumeBatchResponse>) {
-          for (const r of res.records) {
-            if (r.offset < next) continue; // already delivered before a resume
-            if (r.offset > next) {
-              throw new CommitLogError(
-                `expected offset ${next}, the node sent ${r.offset}`,
-                grpc.status.DATA_LOSS,
-              );
-            }
-            next = r.offset + 1n;
-            failures = 0;
-            yield { offset: r.offset, value: r.value };
-            if (o.to !== undefined && next >= o.to) return;
+      call = c;
+      const stop = (why: 'paused' | 'ended' | Error) => {
+        if (call !== c || stopped !== undefined) return;
+        stopped = why;
+        c.cancel();
+        notify();
+      };
+      c.on('data', (res: ConsumeBatchResponse) => {
+        if (call !== c || stopped !== undefined) return;
+        for (const r of res.records) {
+          if (r.offset < fetched) continue; // received before a resume
+          if (r.offset > fetched) {
+            const msg = `expected offset ${fetched}, the node sent ${r.offset}`;
+            return stop(new CommitLogError(msg, grpc.status.DATA_LOSS));
+          }
+          fetched = r.offset + 1n;
+          buffer.push({ offset: r.offset, value: r.value });
+          bufferedBytes += r.value.byteLength;
+        }
+        if (bufferedBytes >= limit) stop('paused');
+        else notify();
+      });
+      c.on('error', (err: Error) => stop(err));
+      // A follow stream ends only when the node shuts down: resume like after an error.
+      c.on('end', () => stop('ended'));
+    };
+    const onAbort = () => {
+      call?.cancel();
+      notify();
+    };
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      open();
+      while (!o.signal?.aborted) {
+        if (buffer.size > 0) {
+          const rec = buffer.shift();
+          bufferedBytes -= rec.value.byteLength;
+          if (stopped === 'paused' && bufferedBytes <= limit / 2) open();
+          failures = 0;
+          yield rec;
+          if (o.to !== undefined && rec.offset + 1n >= o.to) return;
+          continue;
+        }
+        if (stopped === undefined) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          continue;
+        }
+        if (o.signal?.aborted) return;
+        if (stopped !== 'paused') {
+          if (stopped instanceof CommitLogError) throw stopped;
+          const typed = stopped === 'ended' ? undefined : toTyped(stopped);
+          const resumable =
+            typed === undefined ||
+            typed instanceof NotLeaderError ||
+            (typed instanceof CommitLogError && RESUMABLE.has(typed.code));
+          if (!resumable) throw typed;
+          failures++;
+          if (failures >= this.maxAttempts)
+            throw typed ?? new UnavailableError('the stream kept ending', grpc.status.UNAVAILABLE);
+          try {
+            await this.pause(failures, o.signal);
+          } catch {
+            return; // aborted while waiting
           }
         }
-      } catch (err) {
-        failure = err instanceof Error ? err : new Error(String(err));
-      } finally {
-        o.signal?.removeEventListener('abort', onAbort);
-        call.cancel();
+        open();
       }
-      if (o.signal?.aborted) return;
-      if (failure instanceof CommitLogError) throw failure;
-      const typed = failure === undefined ? undefined : toTyped(failure);
-      // A follow stream ends only when the node shuts down: resume like after an error.
-      const resumable =
-        typed === undefined ||
-        typed instanceof NotLeaderError ||
-        (typed instanceof CommitLogError && RESUMABLE.has(typed.code));
-      if (!resumable) throw typed;
-      failures++;
-      if (failures >= this.maxAttempts)
-        throw typed ?? new UnavailableError('the stream kept ending', grpc.status.UNAVAILABLE);
-      try {
-        await this.pause(failures, o.signal);
-      } catch {
-        return; // aborted while waiting
-      }
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort);
+      call?.cancel();
     }
   }
 
