@@ -1,7 +1,7 @@
 // A bounded chaos run inside `npm test`: real agent processes, kill -9 / restart and
 // SIGSTOP / SIGCONT faults while producers and consumers work, then the checker.
-// The 3-node case needs the cluster flags (TEAM.md); until the agent has them it is
-// reported as todo (and still run, so it starts passing the day the cluster lands).
+// The 3-node case needs an agent with the cluster flags; one without them reports it
+// as todo (and still runs it).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
