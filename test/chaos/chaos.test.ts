@@ -24,7 +24,7 @@ function clusterAvailable(): boolean {
 
 const cases: Array<{ nodes: number; faults: FaultKind[] }> = [
   { nodes: 1, faults: ['kill', 'pause'] },
-  { nodes: 3, faults: ['kill', 'pause', 'partition', 'loss'] },
+  { nodes: 3, faults: ['kill', 'pause', 'partition', 'loss', 'churn'] },
 ];
 
 describe('chaos (bounded)', () => {

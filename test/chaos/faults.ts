@@ -361,7 +361,9 @@ export class FaultInjector {
     const gone = (m: Member[]) => !m.some((x) => x.raftId === self.raftId);
     const voters = (m: Member[]) => m.filter((x) => x.suffrage === 'voter').length;
     const rejoined = (m: Member[]) =>
-      m.some((x) => x.rpcAddr === node.rpcAddr && x.raftId !== self.raftId && x.suffrage === 'voter');
+      m.some(
+        (x) => x.rpcAddr === node.rpcAddr && x.raftId !== self.raftId && x.suffrage === 'voter',
+      );
     const joinBack = async (fresh: Fresh) => {
       await this.cluster.restart(i, { fresh });
       if (!(await this.cluster.waitMembers(rejoined, 60_000, i)))

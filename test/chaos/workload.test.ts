@@ -21,7 +21,7 @@ describe('chaos workload outcomes', () => {
     );
     assert.equal(full.type, 'failed');
     const internal = outcomeOfError(
-      grpcError(grpc.status.INTERNAL, "ENOSPC: no space left on device, write"),
+      grpcError(grpc.status.INTERNAL, 'ENOSPC: no space left on device, write'),
     );
     assert.equal(internal.type, 'failed');
   });
