@@ -28,7 +28,7 @@ export interface ClusterShape {
  * A dead voter is reaped after this long, but never below the default three voters:
  * in a three-node run only the stale id of a node that came back wiped is ever reaped.
  */
-export const REAP_AFTER_MS = 8000;
+export const REAP_AFTER_MS = 2000;
 
 /** The agent's flags for `host`: the first node bootstraps once, every other start joins. */
 export function agentArgs(
