@@ -60,6 +60,33 @@ describe('chaos (bounded)', () => {
   }
 
   it(
+    'three nodes: a node whose disk filled up serves again once space returns',
+    {
+      // RaftNode.fail stops a node's Raft for good on any storage error (ENOSPC too);
+      // the process lives on answering "the raft node is shut down" (seed 303).
+      todo: 'a full disk stops the Raft of its node until the process is restarted',
+      timeout: 150_000,
+    },
+    async (t) => {
+      const r = await runChaos({
+        nodes: 3,
+        durationMs: 6000,
+        seed: SEED,
+        faults: ['disk'],
+        producers: 3,
+        gapMs: [1000, 1000],
+        holdMs: [2000, 2000],
+        recoveryMs: 20_000,
+      });
+      if (r.skipped.has('disk')) return t.skip(r.skipped.get('disk'));
+      const context = `${r.summary}\n${formatVerdict(r.verdict)}\n${formatTimeline(r.timeline)}`;
+      assert.ok(r.faults >= 1, context);
+      assert.equal(r.violations, 0, context);
+      await rm(r.logDir, { recursive: true, force: true });
+    },
+  );
+
+  it(
     'has teeth: a node that loses its data under the same name fails the run',
     { timeout: 120_000 },
     async () => {
