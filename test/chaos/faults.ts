@@ -341,7 +341,7 @@ export class FaultInjector {
    * Membership churn, one of four shapes:
    *   leave    the node leaves gracefully (SIGTERM, --leave-on-terminate) and is out of
    *            the configuration; healed by a new member (empty data, new name) in its place
-   *   replace  `commitlog servers remove`, kill -9; healed likewise
+   *   replace  kill -9, then `commitlog servers remove`; healed likewise
    *   lost     kill -9 and never back: a new member takes its place and the dead voter
    *            is reaped (--reap-after-ms; four voters, so reaping leaves three)
    *   return   kill -9, data deleted, back under the same name: it joins under a new Raft
@@ -383,11 +383,13 @@ export class FaultInjector {
           throw new ChurnError(`${self.raftId} left but is still in the configuration after 15 s`);
         return () => joinBack('new-name');
       case 'replace':
-        event.detail = `${name} (${self.raftId}) removed and killed; a new member takes its place`;
+        // Killed first: a member removed while it still runs is alive in the gossip, and
+        // the leader's membership loop adds it straight back.
+        event.detail = `${name} (${self.raftId}) killed and removed; a new member takes its place`;
+        await node.kill9();
         await this.cluster.removeServer(self.raftId, i);
         if (!(await this.cluster.waitMembers(gone, 15_000, i)))
           throw new ChurnError(`${self.raftId} still in the configuration 15 s after its removal`);
-        await node.kill9();
         return () => joinBack('new-name');
       case 'lost':
         event.detail = `${name} (${self.raftId}) killed for good; a new member takes its place, the dead one is reaped`;
