@@ -360,6 +360,9 @@ export class FaultInjector {
     if (!before || !self) throw new ChurnError(`${name} is not in a configuration any node lists`);
     const gone = (m: Member[]) => !m.some((x) => x.raftId === self.raftId);
     const voters = (m: Member[]) => m.filter((x) => x.suffrage === 'voter').length;
+    // Churn takes a voter away: with one still a learner that could be the quorum.
+    if (voters(before) < this.cluster.nodes.length)
+      throw new ChurnError(`only ${voters(before)} voters: a member is still catching up`);
     const rejoined = (m: Member[]) =>
       m.some(
         (x) => x.rpcAddr === node.rpcAddr && x.raftId !== self.raftId && x.suffrage === 'voter',

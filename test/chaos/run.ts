@@ -249,17 +249,21 @@ class Cluster implements ClusterControl {
     return undefined;
   }
 
-  /** Resolves once a leader is known and it lists every node. */
+  /**
+   * Resolves once a leader is known and lists every node as a voter: a learner does not
+   * vote, and wiping the only voter of a young cluster would end it.
+   */
   async waitFormed(deadline: number): Promise<void> {
     while (now() < deadline) {
       const l = await this.leader();
       if (l !== undefined) {
         const res = await this.servers(this.nodes[l]!);
-        if ((res?.servers.length ?? 0) >= this.nodes.length) return;
+        const voters = res?.servers.filter((s) => s.suffrage === 'voter').length ?? 0;
+        if (voters >= this.nodes.length) return;
       }
       await pause(250);
     }
-    throw new Error(`no leader listing ${this.nodes.length} servers before the deadline`);
+    throw new Error(`no leader listing ${this.nodes.length} voters before the deadline`);
   }
 
   /** Removes a member by its Raft id with `commitlog servers remove`, through another node. */
