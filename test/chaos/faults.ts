@@ -378,22 +378,38 @@ export class FaultInjector {
       await this.cluster.removeServer(self.raftId, i).catch(() => undefined);
       throw new ChurnError(`the stale id ${self.raftId} was not ${how} within 30 s`);
     };
+    /** A step failed with the node down: it comes back on its data, and the fault is an error. */
+    const undo = async (why: string): Promise<never> => {
+      await this.cluster.restart(i).catch(() => undefined);
+      throw new ChurnError(why);
+    };
     switch (shape) {
       case 'leave':
         event.detail = `${name} (${self.raftId}) leaves gracefully; a new member takes its place`;
         await this.cluster.leave(i);
         if (!(await this.cluster.waitMembers(gone, 15_000, i)))
-          throw new ChurnError(`${self.raftId} left but is still in the configuration after 15 s`);
+          return undo(`${self.raftId} left but is still in the configuration after 15 s`);
         return () => joinBack('new-name');
-      case 'replace':
+      case 'replace': {
         // Killed first: a member removed while it still runs is alive in the gossip, and
         // the leader's membership loop adds it straight back.
         event.detail = `${name} (${self.raftId}) killed and removed; a new member takes its place`;
         await node.kill9();
-        await this.cluster.removeServer(self.raftId, i);
+        // A removal is refused while another configuration change is under way: retried.
+        let refused = '';
+        for (let attempt = 0; attempt < 5; attempt++) {
+          refused = await this.cluster.removeServer(self.raftId, i).then(
+            () => '',
+            (err: unknown) => (err instanceof Error ? err.message : String(err)),
+          );
+          if (!refused) break;
+          await pause(1000);
+        }
+        if (refused) return undo(`servers remove ${self.raftId} refused: ${refused}`);
         if (!(await this.cluster.waitMembers(gone, 15_000, i)))
-          throw new ChurnError(`${self.raftId} still in the configuration 15 s after its removal`);
+          return undo(`${self.raftId} still in the configuration 15 s after its removal`);
         return () => joinBack('new-name');
+      }
       case 'lost':
         event.detail = `${name} (${self.raftId}) killed for good; a new member takes its place, the dead one is reaped`;
         await node.kill9();
