@@ -1,7 +1,7 @@
 // A bounded chaos run inside `npm test`: real agent processes, kill -9 / restart and
 // SIGSTOP / SIGCONT faults while producers and consumers work, then the checker.
-// The 3-node case needs the cluster flags (TEAM.md); until the agent has them it is
-// reported as todo (and still run, so it starts passing the day the cluster lands).
+// The 3-node case needs an agent with the cluster flags; one without them reports it
+// as todo (and still runs it).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
@@ -24,7 +24,7 @@ function clusterAvailable(): boolean {
 
 const cases: Array<{ nodes: number; faults: FaultKind[] }> = [
   { nodes: 1, faults: ['kill', 'pause'] },
-  { nodes: 3, faults: ['kill', 'pause', 'partition', 'loss'] },
+  { nodes: 3, faults: ['kill', 'pause', 'partition', 'loss', 'churn'] },
 ];
 
 describe('chaos (bounded)', () => {
@@ -58,6 +58,33 @@ describe('chaos (bounded)', () => {
       },
     );
   }
+
+  it(
+    'three nodes: a node whose disk filled up serves again once space returns',
+    {
+      // RaftNode.fail stops a node's Raft for good on any storage error (ENOSPC too);
+      // the process lives on answering "the raft node is shut down" (seed 303).
+      todo: 'a full disk stops the Raft of its node until the process is restarted',
+      timeout: 150_000,
+    },
+    async (t) => {
+      const r = await runChaos({
+        nodes: 3,
+        durationMs: 6000,
+        seed: SEED,
+        faults: ['disk'],
+        producers: 3,
+        gapMs: [1000, 1000],
+        holdMs: [2000, 2000],
+        recoveryMs: 20_000,
+      });
+      if (r.skipped.has('disk')) return t.skip(r.skipped.get('disk'));
+      const context = `${r.summary}\n${formatVerdict(r.verdict)}\n${formatTimeline(r.timeline)}`;
+      assert.ok(r.faults >= 1, context);
+      assert.equal(r.violations, 0, context);
+      await rm(r.logDir, { recursive: true, force: true });
+    },
+  );
 
   it(
     'has teeth: a node that loses its data under the same name fails the run',

@@ -35,18 +35,40 @@ export interface FaultEvent {
   error?: string;
 }
 
+/** How a node comes back with an empty data directory: as a new member, or under its old name. */
+export type Fresh = 'new-name' | 'same-name';
+
+/** One member of the Raft configuration, as GetServers lists it. */
+export interface Member {
+  id: string;
+  raftId: string;
+  rpcAddr: string;
+  suffrage: string;
+}
+
 /** What the injector needs from the run: its nodes, and how to (re)start and locate them. */
 export interface ClusterControl {
   nodes: NodeProcess[];
-  /** (Re)starts node i; `wiped`: its data is gone and it joins as a new member. */
-  restart(i: number, opts?: { wiped?: boolean }): Promise<void>;
+  /** (Re)starts node i; `fresh`: its data is deleted first. */
+  restart(i: number, opts?: { fresh?: Fresh }): Promise<void>;
+  /** Stops node i gracefully (SIGTERM; the nodes run with --leave-on-terminate). */
+  leave(i: number): Promise<void>;
   /** Index of the node that says it leads, if any answers. */
   leader(): Promise<number | undefined>;
-  /** Removes node i from the configuration (through another node). */
-  removeMember(i: number): Promise<void>;
+  /** The configuration, from a running node other than `except`. */
+  members(except?: number): Promise<Member[] | undefined>;
+  /** Polls the configuration until `ok` holds; false if it did not within `ms`. */
+  waitMembers(ok: (m: Member[]) => boolean, ms: number, except?: number): Promise<boolean>;
+  /** Removes a member by Raft id (`commitlog servers remove`) through a node other than `except`. */
+  removeServer(raftId: string, except?: number): Promise<void>;
   /** Moves node i's clock forward by `seconds`; resolves with how far ahead it now is. */
   jumpClock(i: number, seconds: number): Promise<number>;
   elapsed(): number;
+}
+
+/** A churn step did not happen within its bound. */
+export class ChurnError extends Error {
+  override readonly name = 'ChurnError';
 }
 
 interface NetRules {
@@ -310,14 +332,100 @@ export class FaultInjector {
         await rm(join(hosts[i]!.dataDir, 'data'), { recursive: true, force: true });
         return async () => this.cluster.restart(i);
       }
-      case 'churn': {
-        const i = this.pickNode();
-        event.detail = `${hosts[i]!.name}: removed, wiped, rejoined as a new member`;
-        await this.cluster.removeMember(i);
-        await nodes[i]!.kill9();
-        await rm(join(hosts[i]!.dataDir, 'data'), { recursive: true, force: true });
-        return async () => this.cluster.restart(i, { wiped: true });
+      case 'churn':
+        return this.churn(event);
+    }
+  }
+
+  /**
+   * Membership churn, one of four shapes:
+   *   leave    the node leaves gracefully (SIGTERM, --leave-on-terminate) and is out of
+   *            the configuration; healed by a new member (empty data, new name) in its place
+   *   replace  kill -9, then `commitlog servers remove`; healed likewise
+   *   lost     kill -9 and never back: a new member takes its place and the dead voter
+   *            is reaped (--reap-after-ms; four voters, so reaping leaves three)
+   *   return   kill -9, data deleted, back under the same name: it joins under a new Raft
+   *            id and the operator removes the stale one (`servers remove`)
+   * Each step is checked in the configuration; one that does not happen in time is the
+   * fault's error (shown in the timeline), and the heal still leaves three voters.
+   */
+  private async churn(event: FaultEvent): Promise<() => Promise<void>> {
+    const rng = this.opts.rng;
+    const i = this.pickNode();
+    const node = this.cluster.nodes[i]!;
+    const name = this.topo.hosts[i]!.name;
+    const shape = rng.pick(['leave', 'replace', 'lost', 'return'] as const);
+    const before = await this.cluster.members(i);
+    const self = before?.find((m) => m.rpcAddr === node.rpcAddr);
+    if (!before || !self) throw new ChurnError(`${name} is not in a configuration any node lists`);
+    const gone = (m: Member[]) => !m.some((x) => x.raftId === self.raftId);
+    const voters = (m: Member[]) => m.filter((x) => x.suffrage === 'voter').length;
+    // Churn takes a voter away: with one still a learner that could be the quorum.
+    if (voters(before) < this.cluster.nodes.length)
+      throw new ChurnError(`only ${voters(before)} voters: a member is still catching up`);
+    const rejoined = (m: Member[]) =>
+      m.some(
+        (x) => x.rpcAddr === node.rpcAddr && x.raftId !== self.raftId && x.suffrage === 'voter',
+      );
+    const joinBack = async (fresh: Fresh) => {
+      await this.cluster.restart(i, { fresh });
+      if (!(await this.cluster.waitMembers(rejoined, 60_000, i)))
+        throw new ChurnError(`${name} (${node.nodeName}) did not become a voter within 60 s`);
+    };
+    /** The stale id must leave the configuration; the operator steps in if it did not. */
+    const staleGone = async (how: string) => {
+      if (await this.cluster.waitMembers((m) => gone(m) && voters(m) === 3, 30_000)) return;
+      await this.cluster.removeServer(self.raftId, i).catch(() => undefined);
+      throw new ChurnError(`the stale id ${self.raftId} was not ${how} within 30 s`);
+    };
+    /** A step failed with the node down: it comes back on its data, and the fault is an error. */
+    const undo = async (why: string): Promise<never> => {
+      await this.cluster.restart(i).catch(() => undefined);
+      throw new ChurnError(why);
+    };
+    switch (shape) {
+      case 'leave':
+        event.detail = `${name} (${self.raftId}) leaves gracefully; a new member takes its place`;
+        await this.cluster.leave(i);
+        if (!(await this.cluster.waitMembers(gone, 15_000, i)))
+          return undo(`${self.raftId} left but is still in the configuration after 15 s`);
+        return () => joinBack('new-name');
+      case 'replace': {
+        // Killed first: a member removed while it still runs is alive in the gossip, and
+        // the leader's membership loop adds it straight back.
+        event.detail = `${name} (${self.raftId}) killed and removed; a new member takes its place`;
+        await node.kill9();
+        // A removal is refused while another configuration change is under way: retried.
+        let refused = '';
+        for (let attempt = 0; attempt < 5; attempt++) {
+          refused = await this.cluster.removeServer(self.raftId, i).then(
+            () => '',
+            (err: unknown) => (err instanceof Error ? err.message : String(err)),
+          );
+          if (!refused) break;
+          await pause(1000);
+        }
+        if (refused) return undo(`servers remove ${self.raftId} refused: ${refused}`);
+        if (!(await this.cluster.waitMembers(gone, 15_000, i)))
+          return undo(`${self.raftId} still in the configuration 15 s after its removal`);
+        return () => joinBack('new-name');
       }
+      case 'lost':
+        event.detail = `${name} (${self.raftId}) killed for good; a new member takes its place, the dead one is reaped`;
+        await node.kill9();
+        return async () => {
+          await joinBack('new-name');
+          await staleGone('reaped');
+        };
+      case 'return':
+        event.detail = `${name} (${self.raftId}) killed, wiped, back under the same name; the stale id removed`;
+        await node.kill9();
+        return async () => {
+          await joinBack('same-name');
+          // The removal may race the reaper; what counts is that the id is gone after it.
+          await this.cluster.removeServer(self.raftId, i).catch(() => undefined);
+          await staleGone('removed');
+        };
     }
   }
 

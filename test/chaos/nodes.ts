@@ -20,9 +20,15 @@ export type NodeState = 'stopped' | 'running' | 'paused';
 
 export interface ClusterShape {
   hosts: readonly Host[];
-  /** Flags of the cluster (TEAM.md); a single node passes none of them. */
+  /** Flags of the cluster (--bootstrap, --start-join-addrs, …); a single node passes none of them. */
   clustered: boolean;
 }
+
+/**
+ * A dead voter is reaped after this long, but never below the default three voters:
+ * in a three-node run only the stale id of a node that came back wiped is ever reaped.
+ */
+export const REAP_AFTER_MS = 2000;
 
 /** The agent's flags for `host`: the first node bootstraps once, every other start joins. */
 export function agentArgs(
@@ -49,7 +55,9 @@ export function agentArgs(
   ];
   if (host.address !== '127.0.0.1') args.push('--insecure');
   if (shape.clustered) {
-    args.push('--advertise-host', host.address);
+    // SIGTERM is a graceful leave (the churn fault's); kill -9 stays a crash.
+    args.push('--advertise-host', host.address, '--leave-on-terminate');
+    args.push('--reap-after-ms', String(REAP_AFTER_MS));
     if (opts.bootstrap) args.push('--bootstrap');
     else {
       const others = shape.hosts

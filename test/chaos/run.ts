@@ -1,7 +1,7 @@
 // One chaos run: hosts, nodes, clients, faults, then recovery, the final logs of every
 // replica, and the checker's verdict.
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -9,10 +9,17 @@ import * as grpc from '@grpc/grpc-js';
 
 import { LogClient, type GetServersResponse } from '../../src/api/index.js';
 import { check, formatVerdict, type Verdict } from './checker.js';
-import { FaultInjector, type FaultEvent, type FaultKind, type ClusterControl } from './faults.js';
+import {
+  FaultInjector,
+  type ClusterControl,
+  type FaultEvent,
+  type FaultKind,
+  type Fresh,
+  type Member,
+} from './faults.js';
 import type { History, Replica } from './history.js';
 import { createTopology, sh, trackPid, type Topology } from './hosts.js';
-import { agentArgs, NodeProcess, type ClusterShape } from './nodes.js';
+import { agentArgs, NodeProcess, NodeStartError, type ClusterShape } from './nodes.js';
 import { pause, Rng } from './rng.js';
 import { now, readAll, Workload, type Target } from './workload.js';
 
@@ -36,7 +43,7 @@ export interface ChaosOptions {
   tmpfsMb?: number;
   log?: (line: string) => void;
   /**
-   * Pass the cluster flags (TEAM.md: --bootstrap, --start-join-addrs, --advertise-host).
+   * Pass the cluster flags (--bootstrap, --start-join-addrs, --advertise-host).
    * Default: with more than one node. Off, N nodes are N separate logs: a dry run of
    * the harness that the checker must fail with divergent replicas.
    */
@@ -165,14 +172,54 @@ class Cluster implements ClusterControl {
     );
   }
 
-  async restart(i: number, opts: { wiped?: boolean } = {}): Promise<void> {
+  async restart(i: number, opts: { fresh?: Fresh } = {}): Promise<void> {
     const n = this.nodes[i]!;
     if (n.state === 'paused') n.resume();
     await n.kill9();
-    if (opts.wiped) n.nodeName = `${n.host.name}w${++this.wipes}`;
+    if (opts.fresh) {
+      await rm(join(n.host.dataDir, 'data'), { recursive: true, force: true });
+      if (opts.fresh === 'new-name') n.nodeName = `${n.host.name}w${++this.wipes}`;
+    }
     // A restart never bootstraps: the node's data (or the cluster) already exists.
     const bootstrap = !this.shape.clustered;
-    await n.start(agentArgs(n.host, this.shape, { bootstrap, nodeName: n.nodeName }));
+    const args = agentArgs(n.host, this.shape, { bootstrap, nodeName: n.nodeName });
+    // A wiped node under its old name is refused while the others still see the old
+    // one alive (a duplicate name): it starts once they have marked that one failed.
+    const deadline = now() + (opts.fresh === 'same-name' ? 30_000 : 0);
+    for (;;) {
+      try {
+        return await n.start(args);
+      } catch (err) {
+        if (!(err instanceof NodeStartError) || now() > deadline) throw err;
+        await pause(1000);
+      }
+    }
+  }
+
+  /** SIGTERM: with --leave-on-terminate the node hands over leadership and leaves. */
+  async leave(i: number): Promise<void> {
+    await this.nodes[i]!.stop(15_000);
+  }
+
+  /** The configuration as a running node other than `except` reports it. */
+  async members(except?: number): Promise<Member[] | undefined> {
+    for (const [j, n] of this.nodes.entries()) {
+      if (j === except || n.state !== 'running') continue;
+      const res = await this.servers(n);
+      if (res) return res.servers;
+    }
+    return undefined;
+  }
+
+  /** Polls the configuration until `ok` holds for it; false at the deadline. */
+  async waitMembers(ok: (m: Member[]) => boolean, ms: number, except?: number): Promise<boolean> {
+    const deadline = now() + ms;
+    while (now() < deadline) {
+      const m = await this.members(except);
+      if (m && ok(m)) return true;
+      await pause(250);
+    }
+    return false;
   }
 
   private async servers(n: NodeProcess): Promise<GetServersResponse | undefined> {
@@ -202,34 +249,34 @@ class Cluster implements ClusterControl {
     return undefined;
   }
 
-  /** Resolves once a leader is known and it lists every node. */
+  /**
+   * Resolves once a leader is known and lists every node as a voter: a learner does not
+   * vote, and wiping the only voter of a young cluster would end it.
+   */
   async waitFormed(deadline: number): Promise<void> {
     while (now() < deadline) {
       const l = await this.leader();
       if (l !== undefined) {
         const res = await this.servers(this.nodes[l]!);
-        if ((res?.servers.length ?? 0) >= this.nodes.length) return;
+        const voters = res?.servers.filter((s) => s.suffrage === 'voter').length ?? 0;
+        if (voters >= this.nodes.length) return;
       }
       await pause(250);
     }
-    throw new Error(`no leader listing ${this.nodes.length} servers before the deadline`);
+    throw new Error(`no leader listing ${this.nodes.length} voters before the deadline`);
   }
 
-  async removeMember(i: number): Promise<void> {
-    const other = this.nodes.find((n, j) => j !== i && n.state === 'running');
-    if (!other) throw new Error('no running node to remove a member through');
-    // The member's id is what the cluster calls it (GetServers), which may not be its name.
-    const gone = this.nodes[i]!;
-    const listed = (await this.servers(other))?.servers.find(
-      (s) => s.rpcAddr === gone.rpcAddr || s.id === gone.nodeName,
-    );
+  /** Removes a member by its Raft id with `commitlog servers remove`, through another node. */
+  async removeServer(raftId: string, except?: number): Promise<void> {
+    const others = this.nodes.filter((n, j) => j !== except && n.state === 'running');
+    if (others.length === 0) throw new Error('no running node to remove a member through');
     await sh(process.execPath, [
       BIN,
       'servers',
       'remove',
-      listed?.id ?? gone.nodeName,
+      raftId,
       '--addr',
-      other.rpcAddr,
+      others.map((n) => n.rpcAddr).join(','),
     ]);
   }
 }

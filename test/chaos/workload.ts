@@ -21,13 +21,20 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.enable_retries': 0,
 };
 
-/** Codes that say the produce was refused before it could take effect. */
+/**
+ * Codes that say the produce was refused before it could take effect. RESOURCE_EXHAUSTED
+ * is a limit (record size, streams) or a full disk; a full disk may also still be
+ * answered INTERNAL naming it (DISK_FULL). If such a record shows up after all, the
+ * checker reports a phantom: the node refused something it then kept.
+ */
 const DEFINITE_FAILURES = new Set([
   grpc.status.INVALID_ARGUMENT,
   grpc.status.UNAUTHENTICATED,
   grpc.status.PERMISSION_DENIED,
   grpc.status.UNIMPLEMENTED,
+  grpc.status.RESOURCE_EXHAUSTED,
 ]);
+const DISK_FULL = /ENOSPC|no space left|disk (is )?full/i;
 
 export function outcomeOfError(err: unknown): Outcome {
   if (err instanceof Error && 'code' in err && typeof err.code === 'number') {
@@ -37,7 +44,10 @@ export function outcomeOfError(err: unknown): Outcome {
     const neverSent =
       err.code === (grpc.status.UNAVAILABLE as number) &&
       /^No connection established/.test((err as grpc.ServiceError).details ?? '');
-    return DEFINITE_FAILURES.has(err.code) || neverSent
+    const diskFull =
+      err.code === (grpc.status.INTERNAL as number) &&
+      DISK_FULL.test((err as grpc.ServiceError).details ?? '');
+    return DEFINITE_FAILURES.has(err.code) || neverSent || diskFull
       ? { type: 'failed', error }
       : { type: 'unknown', error };
   }
