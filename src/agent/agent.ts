@@ -66,7 +66,7 @@ export class Agent {
       throw err;
     }
     ctx.started = true;
-    ctx.closeGraceMs = options.shutdownGraceMs ?? 5000;
+    ctx.closeGraceMs = ctx.failedWith ? 0 : (options.shutdownGraceMs ?? 5000);
     return new Agent(ctx, teardown);
   }
 

@@ -464,7 +464,9 @@ export const startMembershipLoop: Step = {
     loop.start();
     teardown.defer(async () => {
       loop.close();
-      if (config.membership.leaveOnTerminate)
+      // A node stopped by a failure is restarted by its supervisor: it keeps its place
+      // (and with Raft stopped it could not be removed anyway).
+      if (config.membership.leaveOnTerminate && !ctx.failedWith)
         await leaveCluster(ctx.need('logger'), log, membership, identity);
     });
   },

@@ -104,6 +104,8 @@ export class StartContext {
    * after a storage error): the node must stop, and a supervisor restarts it.
    */
   readonly failure: Promise<Error>;
+  /** The failure reported, if any: the shutdown that follows is a restart, not a leave. */
+  failedWith: Error | undefined;
   /** Reports such a failure; only the first counts. */
   readonly fail: (err: Error) => void;
 
@@ -111,9 +113,15 @@ export class StartContext {
     readonly config: AgentConfig,
     readonly options: AgentOptions,
   ) {
-    let fail!: (err: Error) => void;
-    this.failure = new Promise<Error>((resolve) => (fail = resolve));
-    this.fail = fail;
+    let settle!: (err: Error) => void;
+    this.failure = new Promise<Error>((resolve) => (settle = resolve));
+    this.fail = (err) => {
+      if (this.failedWith) return;
+      this.failedWith = err;
+      // Calls in flight cannot complete on a stopped Raft: no point waiting for them.
+      this.closeGraceMs = 0;
+      settle(err);
+    };
   }
 
   /** A part an earlier step provided. */

@@ -311,7 +311,12 @@ export class FaultInjector {
         const path = join(hosts[i]!.dataDir, 'chaos-filler');
         const filled = await fillDisk(hosts[i]!.dataDir, path);
         event.detail = `disk full on ${hosts[i]!.name} (${(filled / 2 ** 20).toFixed(1)} MiB filler)`;
-        return async () => rm(path, { force: true });
+        return async () => {
+          await rm(path, { force: true });
+          // A Raft write that met the full disk stopped the node (exit 1, by design): its
+          // supervisor brings it back, as a Kubernetes pod's restart policy would.
+          if (this.cluster.nodes[i]!.state === 'stopped') await this.cluster.restart(i);
+        };
       }
       case 'clock': {
         // Forward only: moving a preloaded monotonic clock back would stall the node's
@@ -418,13 +423,12 @@ export class FaultInjector {
           await staleGone('reaped');
         };
       case 'return':
-        event.detail = `${name} (${self.raftId}) killed, wiped, back under the same name; the stale id removed`;
+        event.detail = `${name} (${self.raftId}) killed, wiped, back under the same name; the leader drops the stale id`;
         await node.kill9();
         return async () => {
           await joinBack('same-name');
-          // The removal may race the reaper; what counts is that the id is gone after it.
-          await this.cluster.removeServer(self.raftId, i).catch(() => undefined);
-          await staleGone('removed');
+          // The leader replaces the superseded id itself once the new one votes.
+          await staleGone('replaced by the leader');
         };
     }
   }

@@ -80,6 +80,10 @@ export class NodeProcess {
   onPid: (pid: number) => void = () => {};
   /** Extra environment for the agent (the clock fault preloads libfaketime). */
   env: Record<string, string> = {};
+  /** Called when the process ends by itself (not by kill9 or stop), with its status. */
+  onUnexpectedExit: (status: number | string) => void = () => {};
+  /** Set when the harness ends the process, so the exit is not a surprise. */
+  private ending = false;
 
   constructor(
     readonly host: Host,
@@ -111,13 +115,18 @@ export class NodeProcess {
       env: { ...process.env, ...this.env },
     });
     this.child = child;
+    this.ending = false;
     this.pid = child.pid ?? 0;
     if (this.pid) this.onPid(this.pid);
     this.state = 'running';
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.out?.write(`--- exit ${code ?? signal}\n`);
-        if (this.child === child) this.state = 'stopped';
+        if (this.child === child) {
+          const wasReady = this.state !== 'stopped';
+          this.state = 'stopped';
+          if (wasReady && !this.ending) this.onUnexpectedExit(code ?? signal ?? 'unknown');
+        }
         resolve();
       });
     });
@@ -158,6 +167,7 @@ export class NodeProcess {
   /** SIGKILL; resolves when the process is gone. */
   async kill9(): Promise<void> {
     if (!this.child || this.state === 'stopped') return;
+    this.ending = true;
     this.child.kill('SIGKILL');
     await this.exited;
   }
@@ -178,6 +188,7 @@ export class NodeProcess {
   async stop(graceMs = 10_000): Promise<void> {
     if (!this.child || this.state === 'stopped') return;
     if (this.state === 'paused') this.resume();
+    this.ending = true;
     this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child?.kill('SIGKILL'), graceMs);
     await this.exited;

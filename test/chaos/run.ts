@@ -172,6 +172,30 @@ class Cluster implements ClusterControl {
     );
   }
 
+  /**
+   * Restarts a node that ended by itself (a Raft storage failure exits 1 on purpose) a
+   * second later, as a supervisor would, until `unsupervise`.
+   */
+  supervise(say: (line: string) => void): void {
+    this.nodes.forEach((n, i) => {
+      n.onUnexpectedExit = (status) => {
+        say(`chaos: ${n.host.name} exited by itself (${status}); restarting it in 1 s`);
+        setTimeout(() => {
+          if (!this.supervising || n.state !== 'stopped') return;
+          this.restart(i).catch((err: unknown) =>
+            say(`chaos: supervised restart of ${n.host.name} failed: ${String(err)}`),
+          );
+        }, 1000);
+      };
+    });
+  }
+
+  unsupervise(): void {
+    this.supervising = false;
+  }
+
+  private supervising = true;
+
   async restart(i: number, opts: { fresh?: Fresh } = {}): Promise<void> {
     const n = this.nodes[i]!;
     if (n.state === 'paused') n.resume();
@@ -323,6 +347,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const setupDeadline = now() + 60_000;
     await cluster.prepareClocks();
     await cluster.startAll();
+    cluster.supervise(say);
     if (clustered) await cluster.waitFormed(setupDeadline);
     else if (opts.nodes > 1)
       say(
@@ -469,6 +494,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     say(`chaos: node logs kept in ${topo.root}`);
     throw err;
   } finally {
+    cluster.unsupervise();
     for (const n of cluster.nodes) {
       await n.stop(3000).catch(() => undefined);
       n.closeLog();
