@@ -33,6 +33,8 @@ main(process.argv).then(
   },
   (err) => {
     console.error(err instanceof Error ? err.message : err);
-    process.exitCode = 1;
+    // Now, not when the event loop empties: a node that failed must not linger with a
+    // client connection or a timer keeping it half alive (fail-stop).
+    process.exit(1);
   },
 );

@@ -87,9 +87,11 @@ async function runAgent(command: Command): Promise<void> {
   if (!('failure' in stop)) return agent.shutdown();
   // Closing a log on a full disk may fail too; the failure that stopped the node is what
   // the operator must see.
-  await agent.shutdown().catch((err: unknown) => {
+  const closed = agent.shutdown().catch((err: unknown) => {
     agent.logger.error({ err }, 'closing after the failure failed as well');
   });
+  // Bounded: the process exits once this throws, whatever is still open.
+  await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
   throw new NodeFailedError(stop.failure);
 }
 
