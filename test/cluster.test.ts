@@ -171,7 +171,19 @@ describe('membership changes', { timeout: 180_000 }, () => {
         (await c.servers(leader)).some((s) => s.rpcAddr === c.rpcAddr(wiped) && s.id !== oldId),
       { what: 'the wiped node to join under a new id', ms: 20_000, everyMs: 100 },
     );
-    const removed = await runCli(['servers', 'remove', oldId, '--addr', c.rpcAddr(leader)]);
+    // The new member's own configuration change (join, promotion) may still be in
+    // flight: Raft refuses a second one until it commits, so the removal is retried.
+    const remove = () => runCli(['servers', 'remove', oldId, '--addr', c.rpcAddr(leader)]);
+    let removed = await remove();
+    await until(
+      async () => {
+        if (removed.code === 0 || !/configuration change is in progress/.test(removed.stderr))
+          return true;
+        removed = await remove();
+        return false;
+      },
+      { what: 'the cluster to take the removal', ms: 20_000, everyMs: 200 },
+    );
     assert.equal(removed.code, 0, removed.stderr);
     await until(async () => !(await c.servers(leader)).some((s) => s.raftId === oldId), {
       what: 'the old id to leave the configuration',
