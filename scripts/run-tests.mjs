@@ -1,6 +1,7 @@
 // Runs every compiled test file with node:test. Node 20's runner takes files, not
 // globs, so we find them here. Extra arguments are passed to `node --test`
-// (e.g. `--test-name-pattern=recovery`); bare paths filter the files.
+// (e.g. `--test-name-pattern=recovery`); bare paths filter the files. After the spec
+// output it lists the slowest files (scripts/test-durations.mjs).
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -28,9 +29,18 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+// A reporter given on the command line replaces both of ours.
+const reporters = flags.some((f) => f.startsWith('--test-reporter'))
+  ? []
+  : [
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      `--test-reporter=${join(root, 'scripts', 'test-durations.mjs')}`,
+      '--test-reporter-destination=stdout',
+    ];
 const result = spawnSync(
   process.execPath,
-  ['--enable-source-maps', '--test', '--test-reporter=spec', ...flags, ...files],
+  ['--enable-source-maps', '--test', ...reporters, ...flags, ...files],
   { cwd: root, stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

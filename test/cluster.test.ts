@@ -153,7 +153,19 @@ describe('membership changes', { timeout: 180_000 }, () => {
     await checkReplicas(c, acked);
     // A failed voter is kept until an operator removes it (no reap timeout is set).
     const gone = before.find((s) => s.rpcAddr === c.rpcAddr(victims[0]!))!.raftId;
-    const removed = await runCli(['servers', 'remove', gone, '--addr', c.rpcAddr(leader)]);
+    // Raft takes one configuration change at a time: a removal refused because another
+    // is in flight is retried.
+    const remove = () => runCli(['servers', 'remove', gone, '--addr', c.rpcAddr(leader)]);
+    let removed = await remove();
+    await until(
+      async () => {
+        if (removed.code === 0 || !/configuration change is in progress/.test(removed.stderr))
+          return true;
+        removed = await remove();
+        return false;
+      },
+      { what: 'the cluster to take the removal', ms: 20_000, everyMs: 200 },
+    );
     assert.equal(removed.code, 0, removed.stderr);
     await until(async () => (await c.servers(leader)).length === 4, {
       what: 'the removed voter to leave the configuration',

@@ -15,7 +15,7 @@ import { CommitLogClient } from '../src/client/index.js';
 import { Log } from '../src/log/index.js';
 import { ApiServer, type CommitLog, type ReadBatchOptions } from '../src/server/index.js';
 import { serveLog, tempDir, values } from './support/node.js';
-import { settled, within } from './support/wait.js';
+import { settled, until, within } from './support/wait.js';
 
 /** A CommitLog that counts the records the server has pulled out of the log. */
 function counting(log: Log): CommitLog & { pulled: number } {
@@ -106,6 +106,9 @@ describe('flow control', () => {
       stream.end(frame);
       stream.pause();
       wrapped.pulled = 0;
+      // Settling is measured from the first record pulled: on a busy machine the stream
+      // can take longer to start than the quiet period, which would read as a stall at 0.
+      await until(() => wrapped.pulled > 0, { ms: 10_000, what: 'the server starts pulling' });
       const stalled = await within(
         10_000,
         'server stops pulling',
@@ -166,6 +169,7 @@ describe('flow control', () => {
     });
     try {
       response.pause();
+      await until(() => wrapped.pulled > 0, { ms: 10_000, what: 'the server starts pulling' });
       const stalled = await within(
         10_000,
         'server stops pulling',

@@ -187,14 +187,16 @@ describe('StreamTransport', () => {
     await until(() => b.received.length === 1, 5000, 'first delivery');
     const port = b.port;
     await b.close();
-    // Sends while it is down fail: the transport reports it unreachable and drops.
+    // Sends while it is down fail: the transport reports it unreachable and drops. The
+    // report comes first (the lost connection); a send queued after it is dropped only
+    // when the next dial fails, so wait for that, or the restart below may win the race.
     await until(
       () => {
         a.transport.send(heartbeat('n1', 'n2'));
-        return a.unreachable.includes('n2');
+        return a.unreachable.includes('n2') && a.transport.stats().peers.n2!.drops >= 1;
       },
       5000,
-      'unreachable',
+      'a send to the stopped peer dropped',
     );
     b = await start('n2', { port });
     await until(

@@ -72,17 +72,27 @@ export class ProcessCluster implements AsyncDisposable {
 
   /** Adds a node (joining through n1, or bootstrapping when it is the first). */
   async add(name = `n${this.nodes.length + 1}`): Promise<ClusterNode> {
-    const node: ClusterNode = {
-      name,
-      dataDir: join(this.root, name),
-      gossipAddr: `127.0.0.1:${await freePort()}`,
-      rpcPort: await freePort(),
-      httpPort: await freePort(),
-      proc: undefined,
-    };
-    this.nodes.push(node);
-    await this.startNode(node);
-    return node;
+    for (let attempt = 1; ; attempt++) {
+      const node: ClusterNode = {
+        name,
+        dataDir: join(this.root, name),
+        gossipAddr: `127.0.0.1:${await freePort()}`,
+        rpcPort: await freePort(),
+        httpPort: await freePort(),
+        proc: undefined,
+      };
+      this.nodes.push(node);
+      try {
+        await this.startNode(node);
+        return node;
+      } catch (err) {
+        // A port found free can be taken before the agent binds it (by any process on
+        // the machine, or an outgoing connection's local port): choose again.
+        this.nodes.pop();
+        if (attempt >= 5 || !/cannot listen on|EADDRINUSE/.test(String(err))) throw err;
+        await rm(node.dataDir, { recursive: true, force: true });
+      }
+    }
   }
 
   private args(node: ClusterNode): string[] {
