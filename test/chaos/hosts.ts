@@ -8,7 +8,7 @@
 // harness) finds and deletes whatever a run left behind.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -274,12 +274,27 @@ export async function createTopology(opts: {
   return topo;
 }
 
-/** Records a process of this run, so that a cleanup after a crash can kill it. */
-export async function trackPid(topo: Topology, pid: number): Promise<void> {
+/** Updates of each run's state file, one after another. */
+const stateWrites = new Map<string, Promise<void>>();
+
+/**
+ * Records a process of this run, so that a cleanup after a crash can kill it. Nodes
+ * start in parallel: the read-modify-write is serialized per file, and the file is
+ * replaced by a rename, so no reader ever sees it half written.
+ */
+export function trackPid(topo: Topology, pid: number): Promise<void> {
   const path = join(topo.root, 'state.json');
-  const state = JSON.parse(await readFile(path, 'utf8')) as RunState;
-  if (!state.pids.includes(pid)) state.pids.push(pid);
-  await writeFile(path, JSON.stringify(state));
+  const next = (stateWrites.get(path) ?? Promise.resolve()).then(async () => {
+    const state = JSON.parse(await readFile(path, 'utf8')) as RunState;
+    if (!state.pids.includes(pid)) state.pids.push(pid);
+    await writeFile(`${path}.tmp`, JSON.stringify(state));
+    await rename(`${path}.tmp`, path);
+  });
+  stateWrites.set(
+    path,
+    next.catch(() => undefined),
+  );
+  return next;
 }
 
 function alive(pid: number): boolean {

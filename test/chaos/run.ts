@@ -121,7 +121,8 @@ class Cluster implements ClusterControl {
     this.shape = { hosts: topo.hosts, clustered };
     this.nodes = topo.hosts.map((h) => {
       const n = new NodeProcess(h, topo.root, h.name);
-      n.onPid = (pid) => void trackPid(topo, pid);
+      // Best effort: an untracked pid only means a crashed run's cleanup misses it.
+      n.onPid = (pid) => void trackPid(topo, pid).catch(() => undefined);
       if (faketime && topo.caps.faketime) {
         n.env = {
           LD_PRELOAD: topo.caps.faketime,
