@@ -1,17 +1,12 @@
 // The package as a user installs it: `npm pack`, then a scratch project that depends on
 // the tarball imports every entry point (at run time, and through its type declarations).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 
 import { tempDir } from './support/node.js';
-
-const run = promisify(execFile);
-const ROOT = new URL('../..', import.meta.url).pathname;
-const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+import { NPM, packIntoNewProject, ROOT, run } from './support/package.js';
 
 /** Each entry point and names it must export at run time. */
 const ENTRY_POINTS: Record<string, string[]> = {
@@ -32,20 +27,8 @@ describe('the packed package', () => {
 
   before(async () => {
     dir = await tempDir('package');
-    // The build is the test run's (`npm test` builds first); no prepare script here.
-    const { stdout } = await run(
-      NPM,
-      ['pack', '--ignore-scripts', '--json', '--pack-destination', dir],
-      { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 },
-    );
-    const [{ filename }] = JSON.parse(stdout) as [{ filename: string }];
-    const tarball = join(dir, filename);
-    app = join(dir, 'app');
-    await mkdir(app);
-    await writeFile(
-      join(app, 'package.json'),
-      JSON.stringify({ name: 'app', private: true, type: 'module' }),
-    );
+    let tarball: string;
+    ({ tarball, app } = await packIntoNewProject(dir));
     try {
       // As a user would; offline, so it needs every dependency in the npm cache.
       await run(NPM, ['install', '--offline', '--no-audit', '--no-fund', tarball], {

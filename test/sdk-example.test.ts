@@ -5,17 +5,13 @@
 // `<!-- sdk-example -->` line in README.md or docs/client.md is run; the only change
 // made to it is the address (`127.0.0.1:8400` becomes the test node's).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 
 import { startNode, tempDir, type TestNode } from './support/node.js';
+import { NPM, packIntoNewProject, ROOT, run } from './support/package.js';
 
-const run = promisify(execFile);
-const ROOT = new URL('../..', import.meta.url).pathname;
-const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const MARKER = '<!-- sdk-example -->';
 const EXAMPLE_ADDR = '127.0.0.1:8400';
 
@@ -44,19 +40,8 @@ describe('the SDK example from the docs, in a project that installs the packed p
 
   before(async () => {
     dir = await tempDir('sdk-example');
-    // The build is the test run's (`npm test` builds first); no prepare script here.
-    const { stdout } = await run(
-      NPM,
-      ['pack', '--ignore-scripts', '--json', '--pack-destination', dir],
-      { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 },
-    );
-    const [{ filename }] = JSON.parse(stdout) as [{ filename: string }];
-    app = join(dir, 'app');
-    await mkdir(app);
-    await writeFile(
-      join(app, 'package.json'),
-      JSON.stringify({ name: 'app', private: true, type: 'module' }),
-    );
+    let tarball: string;
+    ({ tarball, app } = await packIntoNewProject(dir));
     // The cache first, the registry for what it lacks (CI reaches the registry).
     await run(
       NPM,
@@ -65,7 +50,7 @@ describe('the SDK example from the docs, in a project that installs the packed p
         '--prefer-offline',
         '--no-audit',
         '--no-fund',
-        join(dir, filename),
+        tarball,
         `typescript@${await devVersion('typescript')}`,
         `@types/node@${await devVersion('@types/node')}`,
       ],
