@@ -50,11 +50,18 @@ export class DiskSpaceGuard {
 
   /** Rejects with LowDiskSpaceError while the free space is below the reserve. */
   async check(): Promise<void> {
-    if (this.o.minFreeBytes <= 0) return;
-    if (performance.now() - this.readAt > (this.o.maxAgeMs ?? 1000)) {
+    if (this.stale()) {
       this.reading ??= this.read().finally(() => (this.reading = undefined));
       await this.reading;
     }
+    this.throwIfLow();
+  }
+
+  private stale(): boolean {
+    return this.o.minFreeBytes > 0 && performance.now() - this.readAt > (this.o.maxAgeMs ?? 1000);
+  }
+
+  private throwIfLow(): void {
     if (this.free < this.o.minFreeBytes) {
       throw new LowDiskSpaceError(this.o.dir, this.free, this.o.minFreeBytes);
     }
@@ -72,8 +79,10 @@ export class DiskSpaceGuard {
   /** `log`, with every append checked first. */
   guard(log: CommitLog): CommitLog {
     return {
+      // Every produce passes here: with a fresh reading it costs a comparison, no await.
       append: async (values, o) => {
-        await this.check();
+        if (this.stale()) await this.check();
+        else this.throwIfLow();
         return log.append(values, o);
       },
       read: (offset, o) => log.read(offset, o),
