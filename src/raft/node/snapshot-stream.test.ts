@@ -163,25 +163,37 @@ describe('RaftNode snapshot streams that restart', () => {
   });
 
   it('a transfer that keeps moving outlives the snapshot timeout', async () => {
-    // One ack per tick gets through: the 64 chunks take far longer than 20 ticks, yet
-    // every ack moves the transfer on, so the leader keeps the one stream. (20, not
-    // fewer: a loaded machine may let a few ticks pass without an ack.)
+    // The follower's acks are held back and released one per tick, oldest first: each
+    // tick moves the transfer on by one chunk, so the 64 chunks take far longer than the
+    // 20-tick timeout, yet the leader keeps the one stream. Which ack goes through is
+    // chosen by the test, not by timing, so a loaded machine cannot starve a tick.
     const { cluster, leader, streams } = await setup({ snapshotTimeoutTicks: 20 }, 512);
     await using _ = cluster;
-    let acksThisTick = 0;
-    cluster.network.dropIf = (m) => m.type === 'snapshotAck' && !m.done && acksThisTick++ > 0;
+    const held: WireMessage[] = [];
+    const released = new Set<WireMessage>();
+    let streaming = false;
+    cluster.network.dropIf = (m) => {
+      if (m.type === 'snapshotChunk') streaming = !m.done;
+      if (m.type !== 'snapshotAck' || m.done || released.has(m)) return false;
+      held.push(m);
+      return true;
+    };
     const added = leader.addLearner('n4', addressOf('n4'));
     const index = await added;
     const caughtUp = () => cluster.node('n4').status().applied >= index;
-    // A tick only once an ack got through since the last one (or after 200 ms, for the
-    // ticks that start and finish the transfer): on a loaded machine the chunks' writes
-    // may take longer than a tick's turn of the event loop, and ticks with no ack at all
-    // are a transfer that did not move, which may rightly time out.
     let ticks = 0;
     while (!caughtUp()) {
-      const until = Date.now() + 200;
-      while (acksThisTick === 0 && !caughtUp() && Date.now() < until) await immediate();
-      acksThisTick = 0;
+      if (streaming) {
+        // Mid-transfer, a tick waits for an ack to release (the chunks' writes are
+        // asynchronous); the deadline only bounds a broken run.
+        const deadline = Date.now() + 10_000;
+        while (held.length === 0 && Date.now() < deadline) await immediate();
+        const ack = held.shift();
+        assert.ok(ack, 'no snapshot ack within 10 s of a chunk');
+        released.add(ack);
+        cluster.network.transport(ack.from).send(ack);
+        await immediate();
+      }
       await tick(cluster);
       if (++ticks > 2000) assert.fail('n4 did not catch up within 2000 ticks');
     }
