@@ -1,5 +1,6 @@
 // An in-memory CommitLog for the server's unit tests (no disk): appends can be refused
-// with a chosen error, and records can carry stored wire bytes.
+// with a chosen error or held until their caller gives up, and records can carry stored
+// wire bytes.
 import type { CommitLog, CommittedRecord, ReadBatchOptions } from './ports.js';
 
 /** The fake's "past either end" error; tests register a row for it. */
@@ -14,14 +15,27 @@ export class MemoryCommitLog implements CommitLog {
   readonly records: CommittedRecord[] = [];
   /** When set, every append rejects with what this returns. */
   refuse: (() => Error) | undefined;
+  /** When true, every append waits until its signal aborts, then rejects with the reason. */
+  hold = false;
+  /** Held appends that ended because their signal aborted. */
+  abandoned = 0;
   /** Every append's values, in call order. */
   readonly appended: Uint8Array[][] = [];
   private waiters: (() => void)[] = [];
 
   constructor(private readonly term = 1n) {}
 
-  async append(values: readonly Uint8Array[]): Promise<bigint> {
+  async append(values: readonly Uint8Array[], o: { signal?: AbortSignal } = {}): Promise<bigint> {
     if (this.refuse) throw this.refuse();
+    if (this.hold) {
+      const { signal } = o;
+      await new Promise<void>((resolve) => {
+        if (signal?.aborted) resolve();
+        else signal?.addEventListener('abort', () => resolve(), { once: true });
+      });
+      this.abandoned++;
+      signal?.throwIfAborted();
+    }
     this.appended.push([...values]);
     const first = BigInt(this.records.length);
     for (const v of values) this.push(Buffer.from(v));

@@ -2,12 +2,13 @@
 // reports a full buffer the handler waits for 'drain' before it reads more records.
 import { once } from 'node:events';
 
-import type {
-  Metadata,
-  sendUnaryData,
-  ServerDuplexStream,
-  ServerUnaryCall,
-  ServerWritableStream,
+import {
+  type Metadata,
+  type sendUnaryData,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  status,
 } from '@grpc/grpc-js';
 
 import type {
@@ -211,6 +212,17 @@ function throwStreamEnd(signal: AbortSignal): never {
   throw new ShuttingDownError();
 }
 
+/**
+ * The failure an abort causes: the signal's reason, or (as a cause) the forwarded call
+ * it cancelled.
+ */
+function isAbort(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (e.name === 'AbortError' || (e as { code?: unknown }).code === status.CANCELLED) return true;
+  }
+  return false;
+}
+
 /** Aborts when the client cancels the call. */
 function cancelSignal(call: {
   on(event: 'cancelled', listener: () => void): unknown;
@@ -267,6 +279,12 @@ export function createLogService(opts: LogServiceOptions, streams: StreamRegistr
       handle(call.request, call).then(
         (res) => callback(null, res),
         (err: unknown) => {
+          // A client that went away (cancel, deadline) aborted the work: the request
+          // line already says so; it is not a failure of the node.
+          if (call.cancelled && isAbort(err)) {
+            logger.debug({ err, method }, 'request abandoned by the client');
+            return;
+          }
           reportFailure(method, err);
           callback(errors.toGrpcStatus(err));
         },

@@ -1,12 +1,13 @@
 // A request grpc-js refuses itself (a body that is not protobuf, a message over the size
-// limit) is logged and counted with the status the client got, not as cancelled.
+// limit) is logged and counted with the status the client got, not as cancelled; a
+// request its client abandons is logged as cancelled, not as a failure of the node.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import * as grpc from '@grpc/grpc-js';
 
 import { createLogger, Metrics, parseExposition, RequestTelemetry } from '../telemetry/index.js';
-import { MemoryCommitLog } from './fake-log.test-support.js';
+import { MemoryCommitLog, until } from './fake-log.test-support.js';
 import { ApiServer } from './server.js';
 
 const raw = (b: Buffer) => b;
@@ -26,11 +27,17 @@ const RawProduce = grpc.makeGenericClientConstructor(
 );
 type RawClient = grpc.Client & {
   produce(req: Buffer, cb: (err: grpc.ServiceError | null) => void): void;
+  produce(
+    req: Buffer,
+    options: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null) => void,
+  ): void;
 };
 
 describe('statuses grpc-js sends itself', () => {
   const lines: Record<string, unknown>[] = [];
   const metrics = new Metrics({ processMetrics: false });
+  const log = new MemoryCommitLog();
   let server: ApiServer;
   let client: RawClient;
 
@@ -43,7 +50,8 @@ describe('statuses grpc-js sends itself', () => {
       },
     });
     server = new ApiServer({
-      log: new MemoryCommitLog(),
+      log,
+      logger,
       cluster: { servers: async () => [], leader: () => undefined },
       requests: new RequestTelemetry({ logger, metrics }),
       metrics,
@@ -95,5 +103,36 @@ describe('statuses grpc-js sends itself', () => {
     assert.ok(line, `log lines: ${JSON.stringify(lines)}`);
     assert.equal(await counted('RESOURCE_EXHAUSTED'), 1);
     assert.equal(await counted('CANCELLED'), 0);
+  });
+
+  it('a produce its client abandons: logged as the call ended, no error line', async () => {
+    log.hold = true;
+    const from = lines.length;
+    try {
+      const body = Buffer.from([0x0a, 0x03, 0x0a, 0x01, 0x61]); // record { value: "a" }
+      const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
+        client.produce(body, { deadline: Date.now() + 200 }, (e) =>
+          e ? resolve(e) : reject(new Error('accepted')),
+        ),
+      );
+      assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED);
+      await until(() => log.abandoned === 1, { what: 'the held append given up' });
+      await until(
+        () =>
+          lines.some(
+            (l) =>
+              l.method === 'log.v1.Log/Produce' &&
+              // grpc-js's own deadline timer may end the call before the client's cancel.
+              (l.code === 'CANCELLED' || l.code === 'DEADLINE_EXCEEDED'),
+          ),
+        { what: 'the request line' },
+      );
+      // The append's rejection (the abort) settles a turn after the cancel.
+      await new Promise((resolve) => setImmediate(resolve));
+      const errors = lines.slice(from).filter((l) => l.level === 'error' || l.level === 'fatal');
+      assert.deepEqual(errors, [], 'a client that gives up is not an error of the node');
+    } finally {
+      log.hold = false;
+    }
   });
 });
