@@ -138,8 +138,12 @@ export class FakeNode {
       return err ?? c.append(values);
     };
     return {
-      removeServer: (_call, cb) =>
-        cb({ code: grpc.status.UNIMPLEMENTED, details: 'not in the fake' }),
+      removeServer: (call, cb) => {
+        const err = this.refuse() ?? this.notLeader();
+        if (err) return cb(err);
+        c.removed.push(call.request.id);
+        cb(null, { raftId: call.request.id });
+      },
       produce: (call, cb) => {
         this.calls.produce++;
         const r = produce([call.request.record?.value ?? Buffer.alloc(0)]);
@@ -221,6 +225,8 @@ export class FakeCluster {
   readonly appended = new Map<string, number>();
   /** Value → how many produce requests carrying it reached any node. */
   readonly received = new Map<string, number>();
+  /** Ids the leader was asked to remove, in order. */
+  readonly removed: string[] = [];
   readonly grew = new EventEmitter();
   /** The offset each ConsumeBatchStream served asked for, in order. */
   readonly streamOffsets: bigint[] = [];

@@ -12,6 +12,7 @@ import {
   type ConnectOptions,
   OffsetOutOfRangeError,
   ProduceOutcomeUnknownError,
+  UnavailableError,
 } from '../src/client/index.js';
 import { FakeCluster, until } from './client-fakes.js';
 
@@ -170,6 +171,20 @@ describe('client SDK against a fake cluster', () => {
     );
     assert.ok(err instanceof ProduceOutcomeUnknownError, String(err));
     assert.equal(c.received.get('u1'), 1, 'sent once, not retried');
+  });
+
+  it('removes a member at the leader; an unknown outcome is said as a removal, not a produce', async () => {
+    const { c, log } = await setUp(3, (c) => c.node(2).addr);
+    assert.equal(await log.removeServer('n9'), 'n9');
+    c.node(0).unavailable = 1;
+    const err = await log.removeServer('n8').then(
+      () => assert.fail('the removal should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof UnavailableError, String(err));
+    assert.ok(!(err instanceof ProduceOutcomeUnknownError), String(err));
+    assert.match(err.message, /the removal of n8 may or may not have taken effect/);
+    assert.deepEqual(c.removed, ['n9'], 'sent to the leader once each, not retried');
   });
 
   it('consume resumes on another member when the serving one dies: no gap, no duplicate', async () => {

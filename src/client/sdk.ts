@@ -280,7 +280,19 @@ export class CommitLog implements AsyncDisposable {
    * A produce: retried only on NotLeaderError (raised before any append); failures
    * after which the records may have been appended become ProduceOutcomeUnknownError.
    */
-  private async produceCall<T>(send: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private produceCall<T>(send: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.leaderCall(send, signal, (err) => new ProduceOutcomeUnknownError(err));
+  }
+
+  /**
+   * A change at the leader: retried only on NotLeaderError (raised before anything
+   * happened); a failure after which it may have happened goes through `uncertain`.
+   */
+  private async leaderCall<T>(
+    send: () => Promise<T>,
+    signal: AbortSignal | undefined,
+    uncertain: (err: CommitLogError) => Error,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await send();
@@ -291,7 +303,7 @@ export class CommitLog implements AsyncDisposable {
           if (err.leaderAddr === undefined) await this.pause(attempt, signal);
           continue;
         }
-        throw outcomeOf(err);
+        throw isUncertain(err) ? uncertain(err) : err;
       }
     }
   }
@@ -415,7 +427,6 @@ export class CommitLog implements AsyncDisposable {
     return hi;
   }
 
-  /** The members, as one of them reports them. */
   /** The members as the leader sees them (with each one's lag); queued until a leader is known. */
   async servers(o?: CallOptions): Promise<ServerEntry[]> {
     const res = await this.readCall(
@@ -443,7 +454,7 @@ export class CommitLog implements AsyncDisposable {
    * configuration, at the leader; resolves with the Raft id removed.
    */
   async removeServer(id: string, o?: CallOptions): Promise<string> {
-    const res = await this.produceCall(
+    const res = await this.leaderCall(
       () =>
         this.unary<RemoveServerResponse>(
           (md, opts, cb) => this.client.removeServer({ id }, md, opts, cb),
@@ -451,6 +462,11 @@ export class CommitLog implements AsyncDisposable {
           o,
         ),
       o?.signal,
+      (err) =>
+        retold(
+          err,
+          `the removal of ${id} may or may not have taken effect (list the members to see): ${err.message}`,
+        ),
     );
     return res.raftId;
   }
@@ -593,14 +609,27 @@ function toTyped(err: Error): Error {
   return typed instanceof Error ? typed : err;
 }
 
-/** What a failed produce means for the caller (see the retry policy in errors.ts). */
-function outcomeOf(err: unknown): unknown {
-  if (!(err instanceof CommitLogError)) return err;
-  const certain =
-    err instanceof NotLeaderError ||
-    err instanceof OffsetOutOfRangeError ||
-    !UNCERTAIN.has(err.code);
-  return certain ? err : new ProduceOutcomeUnknownError(err);
+/**
+ * True when a failed change at the leader may have happened nonetheless (see the retry
+ * policy in errors.ts).
+ */
+function isUncertain(err: unknown): err is CommitLogError {
+  return (
+    err instanceof CommitLogError &&
+    !(err instanceof NotLeaderError) &&
+    !(err instanceof OffsetOutOfRangeError) &&
+    UNCERTAIN.has(err.code)
+  );
+}
+
+/** The same kind of error (class and code) with a message that says more. */
+function retold(err: CommitLogError, message: string): CommitLogError {
+  const Class = err.constructor as new (
+    m: string,
+    c: grpc.status,
+    o?: ErrorOptions,
+  ) => CommitLogError;
+  return new Class(message, err.code, { cause: err });
 }
 
 /** Codes with which a produce may have been appended nonetheless. */
