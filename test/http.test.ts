@@ -57,6 +57,7 @@ function readLines(
 ): { done: Promise<{ headers: IncomingHttpHeaders; lines: string[] }>; abort: () => void } {
   const [host, port] = addr.split(':');
   const controller = new AbortController();
+  let enough = false;
   const done = new Promise<{ headers: IncomingHttpHeaders; lines: string[] }>((resolve, reject) => {
     const req = httpRequest(
       { host, port: Number(port), path, headers, signal: controller.signal },
@@ -65,22 +66,25 @@ function readLines(
         res.on('data', (c: Buffer) => {
           text += c.toString();
           const got = text.split('\n').filter((l) => l !== '');
-          if (got.length >= lines) {
+          if (got.length >= lines && !enough) {
+            enough = true;
             resolve({ headers: res.headers, lines: got });
-            controller.abort();
+            // Destroyed without an error: aborting the signal here raced the response's
+            // own end and could surface an AbortError no listener was left to take.
+            res.destroy();
           }
         });
         res.on('end', () =>
           resolve({ headers: res.headers, lines: text.split('\n').filter((l) => l !== '') }),
         );
-        // Aborting once enough lines came may cut the response before its end.
+        // Closing once enough lines came may cut the response before its end.
         res.on('error', (err) => {
-          if (!controller.signal.aborted) reject(err);
+          if (!enough && !controller.signal.aborted) reject(err);
         });
       },
     );
     req.on('error', (err) => {
-      if (!controller.signal.aborted) reject(err);
+      if (!enough && !controller.signal.aborted) reject(err);
     });
     req.end();
   });
