@@ -12,7 +12,9 @@ export {
   parseStartupLine,
   startTelemetry,
   startupLine,
+  warnIfExpiring,
   watchAcl,
+  watchTlsExpiry,
 } from './steps.js';
 export type { AgentOptions, Security, StartupInfo, Step } from './steps.js';
 export { Teardown, TeardownClosedError, TeardownError } from './teardown.js';
