@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 
 import * as grpc from '@grpc/grpc-js';
 
-import { GrpcLeaderForwarder } from '../src/agent/forwarder.js';
+import { GrpcLeaderForwarder } from '../src/agent/index.js';
 import {
   Authorizer,
   BOOK_FILES,
@@ -20,21 +20,30 @@ import {
   writeBookFileSet,
   type TlsMaterial,
 } from '../src/auth/index.js';
-import { MemoryCommitLog } from '../src/server/fake-log.test-support.js';
-import { ApiServer } from '../src/server/index.js';
+import { ApiServer, type CommitLog, type CommittedRecord } from '../src/server/index.js';
 import { until, within } from './support/wait.js';
 
-/** A log whose appends wait while `gate` is set. */
-class GatedLog extends MemoryCommitLog {
+/** A leader's log that only appends (counting), and holds appends while `gate` is set. */
+class GatedLog implements CommitLog {
   gate: Promise<void> | undefined;
   waiting = 0;
-  override async append(values: readonly Uint8Array[], o: { signal?: AbortSignal } = {}) {
+  private next = 0n;
+  async append(values: readonly Uint8Array[]): Promise<bigint> {
     if (this.gate) {
       this.waiting++;
       await this.gate;
       this.waiting--;
     }
-    return super.append(values, o);
+    const first = this.next;
+    this.next += BigInt(values.length);
+    return first;
+  }
+  read(offset: bigint): Promise<CommittedRecord> {
+    return Promise.reject(new RangeError(`no record ${offset}: this log only appends`));
+  }
+  // eslint-disable-next-line require-yield
+  async *readBatchesFrom(): AsyncIterable<CommittedRecord[]> {
+    return;
   }
 }
 
