@@ -285,4 +285,37 @@ describe('agent process: TLS certificates rotate on SIGHUP', () => {
     assert.match(line, /CN \\"someone-else\\" is not the running certificate's CN \\"server\\"/);
     await presents(serial, { ...oldClient, ca: join(dir, 'ca2', 'ca.pem') });
   });
+
+  it('a certificate expiring within 30 days is warned about after the reload', async () => {
+    await cli([
+      ...['cert', 'server', '--cn', 'server', '--ca-dir', join(dir, 'ca2')],
+      ...['--out', nodeDir, '--name', 'server', '--force', '--days', '10'],
+    ]);
+    assert.match(await sighup(), /TLS certificates reloaded/);
+    await node.logged(
+      /"level":"warn"[^\n]*server TLS certificate \S+ \(CN server\) expires \S+, in 9 day\(s\) \(less than 30\)/,
+    );
+  });
+
+  it('a certificate expiring within 30 days is warned about at start', async () => {
+    const short = join(dir, 'short');
+    await cli([
+      ...['cert', 'server', '--cn', 'short', '--ca-dir', certs, '--out', short, '--name', 'node'],
+      '--days',
+      '5',
+    ]);
+    const other = await spawnAgent([
+      ...['--data-dir', join(dir, 'data-short'), '--rpc-port', '0', '--http-port', '0'],
+      ...['--server-tls-cert-file', join(short, 'node.pem')],
+      ...['--server-tls-key-file', join(short, 'node-key.pem')],
+      ...['--server-tls-ca-file', join(certs, 'ca.pem')],
+    ]);
+    try {
+      await other.logged(
+        /"level":"warn"[^\n]*server TLS certificate \S+ \(CN short\) expires \S+, in 4 day/,
+      );
+    } finally {
+      await other.stop();
+    }
+  });
 });
