@@ -34,6 +34,12 @@ describe('TLS peer layer: certificate rotation', () => {
   let oldCa: CertificateAuthority;
   let newCa: CertificateAuthority;
   const peers: Peer[] = [];
+  /** Every stream a test opened or accepted: destroyed after the tests, failed ones too. */
+  const streams: PeerStream[] = [];
+  const keep = (s: PeerStream): PeerStream => {
+    streams.push(s);
+    return s;
+  };
 
   before(async () => {
     [oldCa, newCa] = await Promise.all([
@@ -42,6 +48,7 @@ describe('TLS peer layer: certificate rotation', () => {
     ]);
   });
   after(async () => {
+    for (const s of streams) s.stream.destroy();
     await Promise.all(peers.map((p) => p.close()));
   });
 
@@ -75,7 +82,7 @@ describe('TLS peer layer: certificate rotation', () => {
     const r = await within(5000, 'an accepted peer stream', p.accepted.next());
     if (r.done === true) assert.fail('the layer closed its accept stream');
     const stream: PeerStream = r.value;
-    return stream;
+    return keep(stream);
   }
 
   it('a new dial presents the new certificate; an open stream stays up', async () => {
@@ -87,19 +94,19 @@ describe('TLS peer layer: certificate rotation', () => {
     const pa = await peer(a1, oldCa.certPem);
     const pb = await peer(b, oldCa.certPem);
 
-    const old = await pa.layer.dial(pb.addr);
+    const old = keep(await pa.layer.dial(pb.addr));
     const oldAccepted = await nextAccepted(pb);
     assert.equal(presented(oldAccepted), serialOf(a1));
 
     pa.layer.stageTls({ cert: a2.certPem, key: a2.keyPem, ca: oldCa.certPem })();
 
-    const afterDial = await pa.layer.dial(pb.addr);
+    const afterDial = keep(await pa.layer.dial(pb.addr));
     const afterAccepted = await nextAccepted(pb);
     assert.equal(afterDial.peerId, 'b');
     assert.equal(afterAccepted.peerId, 'a');
     assert.equal(presented(afterAccepted), serialOf(a2), 'the new dial presents the new one');
     // Accepting side too: b dialling a now meets a's new certificate.
-    const back = await pb.layer.dial(pa.addr);
+    const back = keep(await pb.layer.dial(pa.addr));
     assert.equal(presented(back), serialOf(a2));
     await nextAccepted(pa);
 
@@ -111,7 +118,6 @@ describe('TLS peer layer: certificate rotation', () => {
       once(oldAccepted.stream, 'data'),
     )) as [Buffer];
     assert.equal(chunk.toString(), 'still here');
-    for (const s of [old, oldAccepted, afterDial, afterAccepted, back]) s.stream.destroy();
   });
 
   it('after the CA bundle gains a new CA, a peer with a certificate from it is admitted', async () => {
@@ -131,23 +137,22 @@ describe('TLS peer layer: certificate rotation', () => {
       return undefined;
     });
     await pa.lines.waitFor(/refused a peer connection .*not signed by the peer CA/);
-    early?.stream.destroy();
+    if (early) keep(early);
 
     // a's CA file now holds the old and the new CA; its own certificate is from the new one.
     pa.layer.stageTls({ cert: aNew.certPem, key: aNew.keyPem, ca: bundle })();
 
-    const fromC = await pc.layer.dial(pa.addr);
+    const fromC = keep(await pc.layer.dial(pa.addr));
     assert.equal(fromC.peerId, 'a');
     assert.equal(presented(fromC), serialOf(aNew));
     const atA = await nextAccepted(pa);
     assert.equal(atA.peerId, 'c');
     assert.equal(presented(atA), serialOf(c));
     // And a dials c presenting the new-CA certificate, which c admits.
-    const fromA = await pa.layer.dial(pc.addr);
+    const fromA = keep(await pa.layer.dial(pc.addr));
     assert.equal(fromA.peerId, 'c');
     const atC = await nextAccepted(pc);
     assert.equal(presented(atC), serialOf(aNew));
-    for (const s of [fromC, atA, fromA, atC]) s.stream.destroy();
   });
 
   it('material that cannot be used is refused before anything switches', async () => {
@@ -161,8 +166,7 @@ describe('TLS peer layer: certificate rotation', () => {
     assert.throws(() =>
       pa.layer.stageTls({ cert: a.certPem, key: other.keyPem, ca: oldCa.certPem }),
     );
-    const s = await pa.layer.dial(pb.addr);
+    keep(await pa.layer.dial(pb.addr));
     assert.equal(presented(await nextAccepted(pb)), serialOf(a));
-    s.stream.destroy();
   });
 });
