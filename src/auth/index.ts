@@ -48,6 +48,7 @@ export {
   EXPIRY_WARNING_DAYS,
   TLS_USES,
   TlsReloader,
+  TlsUseNotConfiguredError,
   daysLeft,
   expiresSoon,
   type TlsReloadEntry,

@@ -9,6 +9,7 @@ import {
   TlsConfigError,
   TlsIdentityChangeError,
   TlsReloader,
+  TlsUseNotConfiguredError,
   createCa,
   daysLeft,
   expiresSoon,
@@ -198,6 +199,15 @@ describe('TlsReloader', () => {
     await put('server', second);
     await reloader.reload();
     assert.deepEqual(staged, []);
+  });
+
+  it('a part cannot register for a use without material', () => {
+    const reloader = new TlsReloader({});
+    assert.deepEqual(reloader.uses(), []);
+    assert.throws(
+      () => reloader.register('peer', () => () => undefined),
+      (err) => err instanceof TlsUseNotConfiguredError && err.use === 'peer',
+    );
   });
 
   it('reloads run one after the other', async () => {

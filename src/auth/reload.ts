@@ -42,6 +42,17 @@ function sameBytes(a: TlsMaterial, b: TlsMaterial): boolean {
   return a.cert.equals(b.cert) && a.key.equals(b.key) && a.ca.equals(b.ca);
 }
 
+/** A part registered for a use (server, peer) the node has no TLS material for. */
+export class TlsUseNotConfiguredError extends Error {
+  override readonly name = 'TlsUseNotConfiguredError';
+  constructor(
+    readonly use: TlsUse,
+    options?: ErrorOptions,
+  ) {
+    super(`no ${use} TLS material is configured: nothing to register a part for`, options);
+  }
+}
+
 /**
  * Holds the TLS material in force for each use and replaces it on `reload()`. Reloads
  * are serialised: a second one starts after the first has settled.
@@ -77,9 +88,7 @@ export class TlsReloader {
    * it (a part that closed takes no more part in reloads).
    */
   register(use: TlsUse, stage: TlsStage): () => void {
-    if (!this.current.has(use)) {
-      throw new Error(`no ${use} TLS material to register a part for`);
-    }
+    if (!this.current.has(use)) throw new TlsUseNotConfiguredError(use);
     const set = this.stages.get(use) ?? new Set<TlsStage>();
     set.add(stage);
     this.stages.set(use, set);
