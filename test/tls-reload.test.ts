@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 
+import { channelCredentials, CommitLogClient } from '../src/client/index.js';
 import { runCli, spawnAgent, type AgentProcess } from './support/agent-process.js';
 import { tempDir } from './support/node.js';
 import { within } from './support/wait.js';
@@ -102,15 +103,6 @@ describe('agent process: TLS certificates rotate on SIGHUP', () => {
     assert.equal(res.code, 0, `commitlog ${args.join(' ')}: ${res.stderr}`);
     return res;
   };
-  const clientFlags = (c: ClientSet) => [
-    '--ca-file',
-    c.ca,
-    '--cert-file',
-    c.cert,
-    '--key-file',
-    c.key,
-  ];
-
   /** Issues a node certificate with `cn` from the CA in `caDir` over the node's files. */
   const reissue = (caDir: string, cn = 'server') =>
     cli([
@@ -143,21 +135,22 @@ describe('agent process: TLS certificates rotate on SIGHUP', () => {
     return lines[want - 1] ?? '';
   }
 
+  /** Through a new client (a new connection): produce one record, read it back. */
   async function producesAndConsumes(client: ClientSet, value: string): Promise<void> {
-    const produced = await cli(['produce', '--addr', node.rpcAddr, ...clientFlags(client), value]);
-    const offset = /(\d+)/.exec(produced.stdout)?.[1];
-    assert.ok(offset !== undefined, `produce printed an offset: ${produced.stdout}`);
-    const consumed = await cli([
-      'consume',
-      '--addr',
-      node.rpcAddr,
-      ...clientFlags(client),
-      '--offset',
-      offset,
-      '--count',
-      '1',
-    ]);
-    assert.equal(consumed.stdout.trim(), value);
+    const c = new CommitLogClient(node.rpcAddr, {
+      credentials: await channelCredentials({
+        caFile: client.ca,
+        certFile: client.cert,
+        keyFile: client.key,
+      }),
+    });
+    try {
+      const offset = await within(5000, `produce ${value}`, c.produce(Buffer.from(value)));
+      const record = await within(5000, `consume ${offset}`, c.consume(offset));
+      assert.equal(record.value.toString(), value);
+    } finally {
+      c.close();
+    }
   }
 
   async function presents(want: string, client: ClientSet = oldClient): Promise<void> {
