@@ -18,7 +18,6 @@ import {
   type TlsMaterial,
   type TlsUse,
 } from '../auth/index.js';
-
 import type { NodeIdentity, ReplicatedLog } from '../cluster/index.js';
 import type { Membership } from '../membership/index.js';
 import type {
