@@ -1,8 +1,16 @@
 // One node: runs the start steps in order (steps.ts) and, on shutdown or a failed
 // start, unwinds what they built in reverse.
+import type { TlsReloadEntry } from '../auth/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { AgentConfig } from './config.js';
-import { AGENT_STEPS, type AgentOptions, StartContext, startupLine, type Step } from './steps.js';
+import {
+  AGENT_STEPS,
+  type AgentOptions,
+  StartContext,
+  startupLine,
+  type Step,
+  warnIfExpiring,
+} from './steps.js';
 import { Teardown } from './teardown.js';
 
 export type { AgentOptions };
@@ -77,6 +85,51 @@ export class Agent {
    */
   async reloadAcl(): Promise<{ rules: number }> {
     return this.ctx.need('security').authorizer?.reload() ?? { rules: 0 };
+  }
+
+  /**
+   * Re-reads the TLS certificate, key and CA files of the server and peer identities
+   * (SIGHUP) and switches the gRPC and HTTPS APIs, the Raft peer layer and the forwarder
+   * to them, all or none: new connections present the new certificate and verify with
+   * the new CA, open ones stay up. Logs one line with each new certificate's notAfter
+   * (and a warning when it expires within 30 days). On failure (a file missing or wrong,
+   * a key that does not match, an expired certificate, a CN that is not the running
+   * one) nothing changes, the error is logged naming the file, and this rejects with it.
+   * Without TLS there is nothing to reload (resolves with no entries, logs nothing).
+   */
+  async reloadTls(): Promise<TlsReloadEntry[]> {
+    const { tls } = this.ctx.need('security');
+    if (tls.uses().length === 0) return [];
+    let entries: TlsReloadEntry[];
+    try {
+      entries = await tls.reload();
+    } catch (err) {
+      this.logger.error(
+        { err },
+        `TLS reload failed; the previous certificates stay in force: ${(err as Error).message}`,
+      );
+      throw err;
+    }
+    const parts = entries.map(
+      (e) =>
+        `${e.use} CN ${e.material.commonName ?? '-'} serial ${e.material.serialNumber} ` +
+        `notAfter ${e.material.notAfter.toISOString()}${e.changed ? '' : ' (unchanged)'}`,
+    );
+    this.logger.info(
+      {
+        tls: entries.map((e) => ({
+          use: e.use,
+          changed: e.changed,
+          certFile: e.material.files.certFile,
+          serialNumber: e.material.serialNumber,
+          previousSerialNumber: e.previous.serialNumber,
+          notAfter: e.material.notAfter.toISOString(),
+        })),
+      },
+      `TLS certificates reloaded: ${parts.join('; ')}`,
+    );
+    for (const e of entries) warnIfExpiring(this.logger, e.use, e.material);
+    return entries;
   }
 
   /**

@@ -81,16 +81,19 @@ export const startPortMux: Step = {
   async run(ctx, teardown) {
     const { config } = ctx;
     const logger = ctx.need('logger');
-    const { peerTls, serverTls } = ctx.need('security');
+    const { peerTls, serverTls, tls } = ctx.need('security');
     const netLogger = ctx.need('telemetry').logger.child({ component: 'net' });
-    const layer = peerTls
-      ? new TlsPeerStreamLayer({
-          cert: peerTls.cert,
-          key: peerTls.key,
-          ca: peerTls.ca,
-          logger: netLogger,
-        })
-      : new PlainPeerStreamLayer({ logger: netLogger });
+    let layer: TlsPeerStreamLayer | PlainPeerStreamLayer;
+    if (peerTls) {
+      const tlsLayer = new TlsPeerStreamLayer({
+        cert: peerTls.cert,
+        key: peerTls.key,
+        ca: peerTls.ca,
+        logger: netLogger,
+      });
+      teardown.defer(tls.register('peer', (m) => tlsLayer.stageTls(m)));
+      layer = tlsLayer;
+    } else layer = new PlainPeerStreamLayer({ logger: netLogger });
     const mux = new PortMux({
       mode: serverTls ? 'tls' : 'plain',
       routes: {
@@ -245,7 +248,7 @@ export const openReplicatedLog: Step = {
     const identity = ctx.need('identity');
     const membership = ctx.need('membership');
     const layer = ctx.need('peerLayer');
-    const { peerTls, serverTls } = ctx.need('security');
+    const { peerTls, serverTls, tls } = ctx.need('security');
     const telemetry = ctx.need('telemetry');
     const holder: { log?: ReplicatedLog } = {};
     const memberAddr = (id: string): string | undefined =>
@@ -308,6 +311,8 @@ export const openReplicatedLog: Step = {
     };
     const forwarder = new GrpcLeaderForwarder(config.nodeName, serverTls);
     teardown.defer(() => forwarder.close());
+    // The forwarder presents the server certificate: it follows server reloads.
+    if (serverTls) teardown.defer(tls.register('server', (m) => forwarder.stageTls(m)));
     const registry = telemetry.metrics?.registry;
     const metrics = registry
       ? new ClusterMetrics(registry, { log, transport, membership, mux: ctx.need('portMux') })

@@ -85,31 +85,56 @@ export function forwardFailure(err: grpc.ServiceError, leader: LeaderHint): Erro
 /** A header naming the node a forwarded call came through (for logs and loops). */
 export const FORWARDED_BY = 'x-commitlog-forwarded-by';
 
+/** One leader address's client and the forwarded calls it carries. */
+interface ClientEntry {
+  readonly client: LogClient;
+  calls: number;
+  /** Replaced after new TLS material: closed once its last call settles. */
+  retired: boolean;
+}
+
 export class GrpcLeaderForwarder implements LeaderForwarder {
-  private readonly clients = new Map<string, LogClient>();
+  private readonly clients = new Map<string, ClientEntry>();
+  /** Retired clients with calls still running. */
+  private readonly draining = new Set<ClientEntry>();
+  /** What new clients are made with; replaced by a committed stageTls. */
+  private credentials: grpc.ChannelCredentials;
 
   constructor(
     private readonly nodeName: string,
-    private readonly tls: TlsMaterial | undefined,
-  ) {}
+    tls: TlsMaterial | undefined,
+  ) {
+    this.credentials = tls ? channelCredentials(tls) : grpc.credentials.createInsecure();
+  }
 
-  private client(addr: string): LogClient {
-    let c = this.clients.get(addr);
-    if (!c) {
-      const creds = this.tls
-        ? grpc.credentials.createSsl(
-            Buffer.from(this.tls.ca),
-            Buffer.from(this.tls.key),
-            Buffer.from(this.tls.cert),
-            // Node certificates name their host, which may differ from the advertised
-            // address a peer dials; the chain to the cluster's CA is what is checked.
-            { checkServerIdentity: () => undefined },
-          )
-        : grpc.credentials.createInsecure();
-      c = new LogClient(addr, creds, { 'grpc.keepalive_time_ms': 30_000 });
-      this.clients.set(addr, c);
+  /**
+   * Prepares a switch to new TLS material (certificate rotation) and returns its commit.
+   * Once committed, new forwarded calls go through new clients with the new material.
+   * An old client is closed once its calls have settled, not at once: grpc-js fails a
+   * call still waiting for its connection when the channel closes, and a forwarded
+   * produce failed that way has an unknown outcome for the caller.
+   */
+  stageTls(material: Pick<TlsMaterial, 'cert' | 'key' | 'ca'>): () => void {
+    const credentials = channelCredentials(material);
+    return () => {
+      this.credentials = credentials;
+      for (const entry of this.clients.values()) {
+        entry.retired = true;
+        if (entry.calls === 0) entry.client.close();
+        else this.draining.add(entry);
+      }
+      this.clients.clear();
+    };
+  }
+
+  private client(addr: string): ClientEntry {
+    let entry = this.clients.get(addr);
+    if (!entry) {
+      const client = new LogClient(addr, this.credentials, { 'grpc.keepalive_time_ms': 30_000 });
+      entry = { client, calls: 0, retired: false };
+      this.clients.set(addr, entry);
     }
-    return c;
+    return entry;
   }
 
   append(
@@ -117,9 +142,17 @@ export class GrpcLeaderForwarder implements LeaderForwarder {
     leader: LeaderHint,
     o: { signal: AbortSignal },
   ): Promise<bigint> {
-    const client = this.client(leader.addr);
+    const entry = this.client(leader.addr);
     const md = new grpc.Metadata();
     md.set(FORWARDED_BY, this.nodeName);
+    entry.calls++;
+    const settled = (): void => {
+      entry.calls--;
+      if (entry.retired && entry.calls === 0) {
+        this.draining.delete(entry);
+        entry.client.close();
+      }
+    };
     return new Promise<bigint>((resolve, reject) => {
       const records = values.map((v) => ({
         value: Buffer.from(v.buffer, v.byteOffset, v.byteLength),
@@ -127,18 +160,48 @@ export class GrpcLeaderForwarder implements LeaderForwarder {
         term: 0n,
         type: 0,
       }));
-      const call = client.produceBatch({ records }, md, (err, res) => {
-        o.signal.removeEventListener('abort', cancel);
-        if (err) reject(forwardFailure(err, leader));
-        else resolve(res.firstOffset);
-      });
+      let call: grpc.ClientUnaryCall;
+      try {
+        call = entry.client.produceBatch({ records }, md, (err, res) => {
+          o.signal.removeEventListener('abort', cancel);
+          settled();
+          if (err) reject(forwardFailure(err, leader));
+          else resolve(res.firstOffset);
+        });
+      } catch (err) {
+        settled();
+        throw err;
+      }
       const cancel = (): void => call.cancel();
       o.signal.addEventListener('abort', cancel, { once: true });
     });
   }
 
   close(): void {
-    for (const c of this.clients.values()) c.close();
+    for (const entry of [...this.clients.values(), ...this.draining]) entry.client.close();
     this.clients.clear();
+    this.draining.clear();
   }
+
+  /** Clients open: per leader address in use, plus retired ones still finishing calls. */
+  openClients(): { current: number; draining: number } {
+    return { current: this.clients.size, draining: this.draining.size };
+  }
+}
+
+/**
+ * A node presents its own certificate to the leader (node certificates carry clientAuth
+ * as well as serverAuth) and checks the leader's chain to the CA.
+ */
+function channelCredentials(
+  tls: Pick<TlsMaterial, 'cert' | 'key' | 'ca'>,
+): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(
+    Buffer.from(tls.ca),
+    Buffer.from(tls.key),
+    Buffer.from(tls.cert),
+    // Node certificates name their host, which may differ from the advertised
+    // address a peer dials; the chain to the cluster's CA is what is checked.
+    { checkServerIdentity: () => undefined },
+  );
 }

@@ -12,10 +12,13 @@ export {
   parseStartupLine,
   startTelemetry,
   startupLine,
+  warnIfExpiring,
   watchAcl,
+  watchTlsExpiry,
 } from './steps.js';
 export type { AgentOptions, Security, StartupInfo, Step } from './steps.js';
 export { Teardown, TeardownClosedError, TeardownError } from './teardown.js';
+export { GrpcLeaderForwarder } from './forwarder.js';
 export type { Deferred } from './teardown.js';
 export { LocalCommitLog } from './local-log.js';
 export { LOG_ERROR_STATUSES } from './error-statuses.js';

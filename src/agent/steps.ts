@@ -3,9 +3,21 @@
 // shutdown unwind the same Teardown in reverse. Adding a part of the node (membership,
 // Raft, the port multiplexer, forwarding) means adding a step here.
 
-import { Authorizer, loadTlsMaterial, watchAclFiles, type TlsMaterial } from '../auth/index.js';
 import type { Duplex } from 'node:stream';
 
+import { Gauge } from 'prom-client';
+
+import {
+  Authorizer,
+  daysLeft,
+  EXPIRY_WARNING_DAYS,
+  expiresSoon,
+  loadTlsMaterial,
+  TlsReloader,
+  watchAclFiles,
+  type TlsMaterial,
+  type TlsUse,
+} from '../auth/index.js';
 import type { NodeIdentity, ReplicatedLog } from '../cluster/index.js';
 import type { Membership } from '../membership/index.js';
 import type {
@@ -21,7 +33,7 @@ import {
   type LeaderForwarder,
   type NotLeaderClassifier,
 } from '../server/index.js';
-import { type Logger, TraceFileError } from '../telemetry/index.js';
+import { type Logger, METRIC_PREFIX, TraceFileError } from '../telemetry/index.js';
 import { type AgentConfig, bindHost, ConfigError, securitySettings } from './config.js';
 import { CLUSTER_ERROR_STATUSES, LOG_ERROR_STATUSES } from './error-statuses.js';
 import {
@@ -51,10 +63,13 @@ export const MAX_RECORD_BYTES = 1024 * 1024;
 
 /** What the node secures itself with; loaded before anything else starts. */
 export interface Security {
+  /** As loaded at start; after a reload `tls.material('server')` holds what is in force. */
   serverTls?: TlsMaterial;
   /** This node's identity towards peers: checked now, used by the cluster's steps. */
   peerTls?: TlsMaterial;
   authorizer?: Authorizer;
+  /** Replaces the TLS material of every part that uses it (SIGHUP; see Agent.reloadTls). */
+  tls: TlsReloader;
 }
 
 /** A step read a part that no earlier step provided: the step list is out of order. */
@@ -152,7 +167,8 @@ export const loadSecurity: Step = {
       settings.peerTls && loadTlsMaterial(settings.peerTls),
     ]);
     const authorizer = serverTls ? await Authorizer.open(settings.acl ?? {}) : undefined;
-    ctx.security = { serverTls, peerTls, authorizer };
+    const tls = new TlsReloader({ server: serverTls, peer: peerTls });
+    ctx.security = { serverTls, peerTls, authorizer, tls };
   },
 };
 
@@ -191,12 +207,64 @@ export const startTelemetry: Step = {
   },
 };
 
+/**
+ * The certificates' expiry: a gauge per use (server, peer) read at each scrape, so it
+ * follows reloads, and a warning now for a certificate that expires within 30 days.
+ */
+export const watchTlsExpiry: Step = {
+  name: 'TLS expiry',
+  async run(ctx) {
+    const { tls } = ctx.need('security');
+    if (tls.uses().length === 0) return;
+    const registry = ctx.need('telemetry').metrics?.registry;
+    if (registry) {
+      new Gauge({
+        name: `${METRIC_PREFIX}tls_certificate_expiry_timestamp_seconds`,
+        help: "The notAfter of the node's TLS certificate in force (Unix seconds), by use: server (gRPC and HTTPS) or peer (Raft)",
+        labelNames: ['use'],
+        registers: [registry],
+        collect() {
+          for (const use of tls.uses()) {
+            const m = tls.material(use);
+            if (m) this.set({ use }, Math.floor(m.notAfter.getTime() / 1000));
+          }
+        },
+      });
+    }
+    const logger = ctx.need('logger');
+    for (const use of tls.uses()) warnIfExpiring(logger, use, tls.material(use)!);
+  },
+};
+
+/** A warning when `material` expires within EXPIRY_WARNING_DAYS (at start and on reload). */
+export function warnIfExpiring(
+  logger: Pick<Logger, 'warn'>,
+  use: TlsUse,
+  material: TlsMaterial,
+  now: Date = new Date(),
+): void {
+  if (!expiresSoon(material, now)) return;
+  const days = daysLeft(material, now);
+  logger.warn(
+    {
+      use,
+      certFile: material.files.certFile,
+      serialNumber: material.serialNumber,
+      notAfter: material.notAfter.toISOString(),
+      daysLeft: days,
+    },
+    `${use} TLS certificate ${material.files.certFile} (CN ${material.commonName ?? '-'}) expires ` +
+      `${material.notAfter.toISOString()}, in ${days} day(s) (less than ${EXPIRY_WARNING_DAYS}): ` +
+      'replace its files and send SIGHUP',
+  );
+}
+
 /** The gRPC and HTTP API over the commit log; closed first, so calls end before the log. */
 export const createApiServer: Step = {
   name: 'API server',
   async run(ctx, teardown) {
     const telemetry = ctx.need('telemetry');
-    const { serverTls, authorizer } = ctx.need('security');
+    const { serverTls, authorizer, tls } = ctx.need('security');
     const server = new ApiServer({
       log: ctx.need('commitLog'),
       cluster: ctx.need('cluster'),
@@ -211,6 +279,7 @@ export const createApiServer: Step = {
       security: serverTls && authorizer ? { tls: serverTls, authorizer } : undefined,
     });
     teardown.defer(() => server.close(ctx.closeGraceMs));
+    if (serverTls) teardown.defer(tls.register('server', (m) => server.stageTls(m)));
     ctx.server = server;
   },
 };
@@ -292,6 +361,7 @@ export const announce: Step = {
 export const AGENT_STEPS: readonly Step[] = [
   loadSecurity, // before anything else: a bad certificate or policy must not touch the data
   startTelemetry,
+  watchTlsExpiry,
   loadNodeIdentity,
   startPortMux,
   startMembership,

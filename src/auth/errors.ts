@@ -68,3 +68,25 @@ export class CertFilesExistError extends Error {
 export class CertificateError extends Error {
   override readonly name = 'CertificateError';
 }
+
+/**
+ * A reloaded certificate names another node: its CN differs from the running one. A
+ * node's identity is its CN (peers and the Raft transport know it by that name), so it
+ * cannot change while the node runs. Nothing was applied.
+ */
+export class TlsIdentityChangeError extends Error {
+  override readonly name = 'TlsIdentityChangeError';
+  constructor(
+    readonly file: string,
+    readonly running: string | undefined,
+    readonly next: string | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `TLS file ${file}: the new certificate's CN ${JSON.stringify(next ?? '')} is not the running ` +
+        `certificate's CN ${JSON.stringify(running ?? '')}; a node's identity is its CN, so a ` +
+        `rotated certificate must keep it (to rename a node, restart it with the new certificate)`,
+      options,
+    );
+  }
+}

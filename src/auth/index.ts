@@ -7,6 +7,7 @@ export {
   CertificateError,
   PermissionDeniedError,
   TlsConfigError,
+  TlsIdentityChangeError,
   UnauthenticatedError,
 } from './errors.js';
 export {
@@ -43,6 +44,18 @@ export {
   type TlsFiles,
   type TlsMaterial,
 } from './tls.js';
+export {
+  EXPIRY_WARNING_DAYS,
+  TLS_USES,
+  TlsReloader,
+  TlsUseNotConfiguredError,
+  daysLeft,
+  expiresSoon,
+  type TlsReloadEntry,
+  type TlsReloaderOptions,
+  type TlsStage,
+  type TlsUse,
+} from './reload.js';
 export {
   normaliseCommonName,
   subjectOfAuthContext,

@@ -23,6 +23,8 @@ export interface TlsMaterial {
   readonly ca: Buffer;
   /** The subject CN of our own certificate, for logs. */
   readonly commonName: string | undefined;
+  /** The leaf's serial number (hex, as Node's `X509Certificate#serialNumber`), for logs. */
+  readonly serialNumber: string;
   readonly notAfter: Date;
   readonly files: TlsFiles;
 }
@@ -138,6 +140,7 @@ export async function loadTlsMaterial(
     key,
     ca,
     commonName: commonNameOf(leaf),
+    serialNumber: leaf.serialNumber,
     notAfter: new Date(leaf.validTo),
     files,
   };

@@ -59,13 +59,15 @@ async function runAgent(command: Command): Promise<void> {
   // The start-up line on stderr too, whatever the log level or format: scripts and
   // tests wait for it (its form: parseStartupLine).
   process.stderr.write(`${agent.startupLine}\n`);
-  // SIGHUP reloads the ACL policy; connections stay up.
+  // SIGHUP reloads the ACL policy and the TLS certificates; connections stay up.
   const reload = () => {
     agent.reloadAcl().then(
       ({ rules }) => agent.logger.info({ rules, signal: 'SIGHUP' }, 'ACL policy reloaded'),
       (err: unknown) =>
         agent.logger.error({ err }, 'ACL policy reload failed; the previous policy stays in force'),
     );
+    // reloadTls logs its outcome itself, failures included.
+    agent.reloadTls().catch(() => undefined);
   };
   process.on('SIGHUP', reload);
   // Runs until a signal, or until a failure the node cannot recover from in place.

@@ -35,6 +35,7 @@ export {
   type PeerLogger,
   type PeerStream,
   type PeerStreamStats,
+  type PeerTlsMaterial,
   type PlainPeerStreamOptions,
   type TlsPeerStreamOptions,
 } from './peer-stream.js';

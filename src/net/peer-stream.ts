@@ -8,7 +8,9 @@
 //      client certificate cannot open a Raft connection even when the same CA signs
 //      both, and
 //   3. it has a common name, which is the Raft id the peer may claim.
-// A refusal is logged with the certificate's subject and the reason.
+// A refusal is logged with the certificate's subject and the reason. The material can be
+// replaced while running (`stageTls`, certificate rotation): new dials and new accepted
+// connections use it, connections already up stay as they are.
 // Plain (loopback development): RAFT_MAGIC first, no identity.
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -163,12 +165,14 @@ interface LayerCommon {
   readonly logIntervalMs?: number;
 }
 
-export interface TlsPeerStreamOptions extends LayerCommon {
-  /** This node's peer certificate chain, key, and the peer CA (PEM). */
+/** This node's peer certificate chain, key, and the peer CA (PEM). */
+export interface PeerTlsMaterial {
   readonly cert: string | Buffer;
   readonly key: string | Buffer;
   readonly ca: string | Buffer | (string | Buffer)[];
 }
+
+export interface TlsPeerStreamOptions extends LayerCommon, PeerTlsMaterial {}
 
 abstract class BaseLayer {
   protected readonly queue: AcceptQueue;
@@ -261,10 +265,11 @@ function splitAddr(addr: string): { host: string; port: number } {
 
 /** Mutual-TLS peer connections; see the file header for who is admitted. */
 export class TlsPeerStreamLayer extends BaseLayer {
-  private readonly context: SecureContext;
+  /** What dials present and verify with; replaced by a committed stageTls. */
+  private context: SecureContext;
   private readonly tlsServer: TlsServer;
 
-  constructor(private readonly o: TlsPeerStreamOptions) {
+  constructor(o: TlsPeerStreamOptions) {
     super(o);
     this.context = createSecureContext({ cert: o.cert, key: o.key, ca: o.ca });
     // rejectUnauthorized is false so that the handshake completes and the refusal can
@@ -282,6 +287,22 @@ export class TlsPeerStreamLayer extends BaseLayer {
     this.tlsServer.on('tlsClientError', (e: Error, tls: TLSSocket) =>
       this.refuse(tls, tls.remoteAddress ?? '?', `TLS handshake failed: ${e.message}`),
     );
+  }
+
+  /**
+   * Prepares a switch to new material: throws now if it cannot be used, else returns the
+   * commit (which cannot fail). Once committed, new dials present the new certificate
+   * and new accepted connections are checked against the new CA; open streams stay.
+   */
+  stageTls(material: PeerTlsMaterial): () => void {
+    const options = { cert: material.cert, key: material.key, ca: material.ca };
+    const context = createSecureContext(options);
+    return () => {
+      this.context = context;
+      // requestCert, rejectUnauthorized and ALPN are the server's settings, not the
+      // context's: they stay as constructed.
+      this.tlsServer.setSecureContext(options);
+    };
   }
 
   protected onConnection(socket: Duplex): void {

@@ -11,7 +11,6 @@ import {
   OBJECT_WILDCARD,
   PermissionDeniedError,
   UnauthenticatedError,
-  mutualTlsServerOptions,
   subjectOfAuthContext,
   verifyTlsPeer,
   type Authorizer,
@@ -58,24 +57,81 @@ export interface AuthLogger {
  * certificate does not verify, so the interceptor can refuse with UNAUTHENTICATED and we
  * can log why; `createSsl(…, true)` would drop such clients silently inside the handshake.
  * Open services (health, reflection) stay reachable without a certificate.
+ *
+ * The certificate, key and CA can be replaced while serving (`update`, certificate
+ * rotation): grpc-js calls `setSecureContext` on every server and connection injector
+ * made from `credentials`, so new connections use the new material and open ones stay.
  */
-class MutualTlsServerCredentials extends grpc.ServerCredentials {
+export class MutualTlsCredentialSource implements grpc.experimental.CertificateProvider {
+  readonly credentials: grpc.ServerCredentials;
+  private material: Pick<TlsMaterial, 'cert' | 'key' | 'ca'>;
+  private readonly caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
+  private readonly identityListeners =
+    new Set<grpc.experimental.IdentityCertificateUpdateListener>();
+
   constructor(material: Pick<TlsMaterial, 'cert' | 'key' | 'ca'>) {
-    const { requestCert, rejectUnauthorized, ...context } = mutualTlsServerOptions(material, {
-      rejectAtHandshake: false,
-    });
-    super({ requestCert, rejectUnauthorized }, context);
+    this.material = material;
+    // One object is both the CA and the identity provider: grpc-js 1.14's factory hands
+    // its two providers to the constructor in the opposite order to their names.
+    // requireClientCertificate=false gives requestCert (a CA provider is present) with
+    // rejectUnauthorized false: the certificate is asked for, and an unverified one
+    // reaches the auth interceptor, which refuses it and logs why.
+    this.credentials = grpc.experimental.createCertificateProviderServerCredentials(
+      this,
+      this,
+      false,
+    );
   }
 
-  _equals(other: grpc.ServerCredentials): boolean {
-    return other === this;
+  /** New connections use `material` from now on (it must have been checked: see TlsReloader). */
+  update(material: Pick<TlsMaterial, 'cert' | 'key' | 'ca'>): void {
+    this.material = material;
+    for (const listener of this.caListeners) listener(this.caUpdate());
+    for (const listener of this.identityListeners) listener(this.identityUpdate());
+  }
+
+  private caUpdate(): grpc.experimental.CaCertificateUpdate {
+    return { caCertificate: this.material.ca };
+  }
+
+  private identityUpdate(): grpc.experimental.IdentityCertificateUpdate {
+    return { certificate: this.material.cert, privateKey: this.material.key };
+  }
+
+  // The first answer comes on the next tick, as grpc-js's own file provider does: grpc-js
+  // adds these listeners before it registers the server that waits for the answer, so a
+  // synchronous one would reach no server (which then drops every connection).
+  addCaCertificateListener(listener: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.add(listener);
+    process.nextTick(() => {
+      if (this.caListeners.has(listener)) listener(this.caUpdate());
+    });
+  }
+
+  removeCaCertificateListener(listener: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.delete(listener);
+  }
+
+  addIdentityCertificateListener(
+    listener: grpc.experimental.IdentityCertificateUpdateListener,
+  ): void {
+    this.identityListeners.add(listener);
+    process.nextTick(() => {
+      if (this.identityListeners.has(listener)) listener(this.identityUpdate());
+    });
+  }
+
+  removeIdentityCertificateListener(
+    listener: grpc.experimental.IdentityCertificateUpdateListener,
+  ): void {
+    this.identityListeners.delete(listener);
   }
 }
 
 export function mutualTlsServerCredentials(
   material: Pick<TlsMaterial, 'cert' | 'key' | 'ca'>,
 ): grpc.ServerCredentials {
-  return new MutualTlsServerCredentials(material);
+  return new MutualTlsCredentialSource(material).credentials;
 }
 
 /**

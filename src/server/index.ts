@@ -28,7 +28,7 @@ export {
 export { status as GrpcStatus } from '@grpc/grpc-js';
 export type { ErrorClass, ErrorStatusRow, HttpErrorBody, StatusMapping } from './errors.js';
 export type { NotLeaderClassifier } from './forwarding.js';
-export { ApiServer, ListenError } from './server.js';
+export { ApiServer, ListenError, TlsNotConfiguredError } from './server.js';
 export type { ApiServerOptions, BoundAddress } from './server.js';
 export { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
 export {
@@ -36,5 +36,6 @@ export {
   createAuthInterceptor,
   createHttpAuthorize,
   mutualTlsServerCredentials,
+  MutualTlsCredentialSource,
 } from './auth.js';
 export type { AuthInterceptorOptions, AuthLogger, HttpAuthorize } from './auth.js';

@@ -6,11 +6,12 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Http2Session } from 'node:http2';
 import { createServer, type Server as HttpServer } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { createSecureContext } from 'node:tls';
 
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
@@ -23,7 +24,7 @@ import {
   createAuthInterceptor,
   createHttpAuthenticate,
   createHttpAuthorize,
-  mutualTlsServerCredentials,
+  MutualTlsCredentialSource,
 } from './auth.js';
 import { Counter } from 'prom-client';
 
@@ -98,6 +99,14 @@ export class ListenError extends Error {
   }
 }
 
+/** TLS material was offered to a server that serves without TLS. */
+export class TlsNotConfiguredError extends Error {
+  override readonly name = 'TlsNotConfiguredError';
+  constructor(options?: ErrorOptions) {
+    super('this server was started without TLS: there is no TLS material to replace', options);
+  }
+}
+
 /** An address that a listener is bound to. */
 /** The HTTP/2 receive window per stream and per connection (see widenReceiveWindows). */
 export const RECEIVE_WINDOW_BYTES = 1024 * 1024;
@@ -118,6 +127,10 @@ export class ApiServer {
   private readonly shutdown = new AbortController();
   private readonly logger: ServerLogger;
   private readonly credentials: grpc.ServerCredentials;
+  /** With TLS: what replaces the gRPC side's material (stageTls). */
+  private readonly tlsSource: MutualTlsCredentialSource | undefined;
+  /** With TLS: the HTTPS server (httpServer, typed as what it is). */
+  private readonly httpsServer: HttpsServer | undefined;
   private readonly injectors: grpc.ConnectionInjector[] = [];
   private readonly widened = new WeakSet<object>();
   private ready = true;
@@ -203,9 +216,9 @@ export class ApiServer {
       keepCase: true,
     });
     new ReflectionService(definition).addToServer(this.grpcServer);
-    this.credentials = security
-      ? mutualTlsServerCredentials(security.tls)
-      : (opts.credentials ?? grpc.ServerCredentials.createInsecure());
+    this.tlsSource = security && new MutualTlsCredentialSource(security.tls);
+    this.credentials =
+      this.tlsSource?.credentials ?? opts.credentials ?? grpc.ServerCredentials.createInsecure();
     const handler = createHttpHandler({
       log: opts.log,
       appender,
@@ -230,19 +243,42 @@ export class ApiServer {
       requestTimeout: Math.max(limits.handshakeTimeoutMs, 300_000),
       connectionsCheckingInterval: Math.max(50, Math.min(30_000, limits.handshakeTimeoutMs / 4)),
     };
-    this.httpServer = security
-      ? createHttpsServer(
-          {
-            ...mutualTlsServerOptions(security.tls, { rejectAtHandshake: false }),
-            ...timeouts,
-            handshakeTimeout: limits.handshakeTimeoutMs,
-          },
-          observed,
-        )
-      : createServer(timeouts, observed);
+    this.httpsServer =
+      security &&
+      createHttpsServer(
+        {
+          ...mutualTlsServerOptions(security.tls, { rejectAtHandshake: false }),
+          ...timeouts,
+          handshakeTimeout: limits.handshakeTimeoutMs,
+        },
+        observed,
+      );
+    this.httpServer = this.httpsServer ?? createServer(timeouts, observed);
     this.httpServer.maxConnections = this.connectionBudget(limits.connections);
     if (security) answerPlainHttp(this.httpServer, limits.handshakeTimeoutMs);
     this.guardHttpConnections(limits, security !== undefined);
+  }
+
+  /**
+   * Prepares the switch of both APIs to new TLS material (certificate rotation): throws
+   * now if the material cannot be used, else returns the commit, which cannot fail. Once
+   * committed, new gRPC and HTTPS connections present the new certificate and verify
+   * clients against the new CA; open connections keep the material they started with.
+   * Throws `TlsNotConfiguredError` on a server without TLS.
+   */
+  stageTls(material: Pick<TlsMaterial, 'cert' | 'key' | 'ca'>): () => void {
+    const source = this.tlsSource;
+    const https = this.httpsServer;
+    if (!source || !https) throw new TlsNotConfiguredError();
+    const context = { cert: material.cert, key: material.key, ca: material.ca };
+    // What setSecureContext will build, built now: the commit must not throw.
+    createSecureContext(context);
+    return () => {
+      // The client-certificate settings (requestCert, rejectUnauthorized) are the
+      // server's, not the context's: they stay as constructed.
+      https.setSecureContext(context);
+      source.update(context);
+    };
   }
 
   /**
