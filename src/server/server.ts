@@ -2,9 +2,7 @@
 // server reflection) and one HTTP server (the JSON gateway). Everything it needs
 // comes in through the constructor: no globals, so later interceptors (auth,
 // telemetry) and several servers per process (tests) need no changes here.
-import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { Http2Session } from 'node:http2';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -108,9 +106,6 @@ export class TlsNotConfiguredError extends Error {
 }
 
 /** An address that a listener is bound to. */
-/** The HTTP/2 receive window per stream and per connection (see widenReceiveWindows). */
-export const RECEIVE_WINDOW_BYTES = 1024 * 1024;
-
 export interface BoundAddress {
   host: string;
   port: number;
@@ -132,7 +127,6 @@ export class ApiServer {
   /** With TLS: the HTTPS server (httpServer, typed as what it is). */
   private readonly httpsServer: HttpsServer | undefined;
   private readonly injectors: grpc.ConnectionInjector[] = [];
-  private readonly widened = new WeakSet<object>();
   private ready = true;
   private closing: Promise<void> | undefined;
 
@@ -375,7 +369,6 @@ export class ApiServer {
         err ? reject(new ListenError('gRPC', target, err)) : resolve(p),
       );
     });
-    this.widenReceiveWindows();
     return { host, port: bound };
   }
 
@@ -388,34 +381,7 @@ export class ApiServer {
   grpcSink(): (socket: Duplex) => void {
     const injector = this.grpcServer.createConnectionInjector(this.credentials);
     this.injectors.push(injector);
-    this.widenReceiveWindows();
     return (socket) => injector.injectConnection(socket);
-  }
-
-  /**
-   * HTTP/2 receive windows of RECEIVE_WINDOW_BYTES for every session of our HTTP/2
-   * servers. grpc-js leaves the protocol's 64 KiB, per stream and per connection, and has
-   * no option for a server's: a client then cannot have even one 100 KB ProduceBatch in
-   * flight without stopping for a WINDOW_UPDATE, so a busy node throttles its own
-   * producers to a round trip per 64 KiB. grpc-js keeps its http2 servers in a private
-   * map; a test checks that the window a client sees is the wide one.
-   */
-  private widenReceiveWindows(): void {
-    const servers = (this.grpcServer as unknown as { http2Servers?: Map<unknown, unknown> })
-      .http2Servers;
-    if (!(servers instanceof Map)) return;
-    for (const server of servers.keys()) {
-      if (!(server instanceof EventEmitter) || this.widened.has(server)) continue;
-      this.widened.add(server);
-      server.on('session', (session: Http2Session) => {
-        try {
-          session.setLocalWindowSize(RECEIVE_WINDOW_BYTES);
-          session.settings({ initialWindowSize: RECEIVE_WINDOW_BYTES });
-        } catch (err) {
-          this.logger.warn({ err }, 'could not widen an HTTP/2 receive window');
-        }
-      });
-    }
   }
 
   /** Binds the HTTP API to `host:port` (port 0: any free port). */
