@@ -135,6 +135,9 @@ export class ReplicatedLog implements AsyncDisposable {
       hardStateStorage: storage.hardStates,
       snapshots: storage,
       transport: opts.transport,
+      // The leader sends its appends before its own fsync and counts itself at its
+      // durable index only (etcd's approach): its fsync overlaps the followers'.
+      leaderSendsBeforeSync: true,
       applied,
       ...(bootstrap ? { bootstrap } : {}),
       ...(opts.tickMs !== undefined ? { tickMs: opts.tickMs } : {}),
