@@ -37,7 +37,7 @@ export class Agent {
 
   /** True when clients must present certificates (gRPC and HTTPS). */
   get tls(): boolean {
-    return this.ctx.need('security').serverTls !== undefined;
+    return this.ctx.need('security').tls.material('server') !== undefined;
   }
 
   /** The start-up line (stable form; see `parseStartupLine`). */

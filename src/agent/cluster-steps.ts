@@ -81,7 +81,9 @@ export const startPortMux: Step = {
   async run(ctx, teardown) {
     const { config } = ctx;
     const logger = ctx.need('logger');
-    const { peerTls, serverTls, tls } = ctx.need('security');
+    const { tls } = ctx.need('security');
+    const serverTls = tls.material('server');
+    const peerTls = tls.material('peer');
     const netLogger = ctx.need('telemetry').logger.child({ component: 'net' });
     let layer: TlsPeerStreamLayer | PlainPeerStreamLayer;
     if (peerTls) {
@@ -248,7 +250,9 @@ export const openReplicatedLog: Step = {
     const identity = ctx.need('identity');
     const membership = ctx.need('membership');
     const layer = ctx.need('peerLayer');
-    const { peerTls, serverTls, tls } = ctx.need('security');
+    const { tls } = ctx.need('security');
+    const serverTls = tls.material('server');
+    const peerTls = tls.material('peer');
     const telemetry = ctx.need('telemetry');
     const holder: { log?: ReplicatedLog } = {};
     const memberAddr = (id: string): string | undefined =>

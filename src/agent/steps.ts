@@ -63,12 +63,12 @@ export const MAX_RECORD_BYTES = 1024 * 1024;
 
 /** What the node secures itself with; loaded before anything else starts. */
 export interface Security {
-  /** As loaded at start; after a reload `tls.material('server')` holds what is in force. */
-  serverTls?: TlsMaterial;
-  /** This node's identity towards peers: checked now, used by the cluster's steps. */
-  peerTls?: TlsMaterial;
   authorizer?: Authorizer;
-  /** Replaces the TLS material of every part that uses it (SIGHUP; see Agent.reloadTls). */
+  /**
+   * The TLS material in force, by use (`material('server')`: what clients reach;
+   * `material('peer')`: this node's identity towards peers), and what replaces it in every
+   * part that uses it (SIGHUP; see Agent.reloadTls). Absent material: plaintext.
+   */
   tls: TlsReloader;
 }
 
@@ -168,7 +168,7 @@ export const loadSecurity: Step = {
     ]);
     const authorizer = serverTls ? await Authorizer.open(settings.acl ?? {}) : undefined;
     const tls = new TlsReloader({ server: serverTls, peer: peerTls });
-    ctx.security = { serverTls, peerTls, authorizer, tls };
+    ctx.security = { authorizer, tls };
   },
 };
 
@@ -264,7 +264,8 @@ export const createApiServer: Step = {
   name: 'API server',
   async run(ctx, teardown) {
     const telemetry = ctx.need('telemetry');
-    const { serverTls, authorizer, tls } = ctx.need('security');
+    const { authorizer, tls } = ctx.need('security');
+    const serverTls = tls.material('server');
     const server = new ApiServer({
       log: ctx.need('commitLog'),
       cluster: ctx.need('cluster'),
@@ -292,7 +293,7 @@ export const listenHttp: Step = {
     const bound = await ctx.need('server').listenHttp(host, ctx.config.httpPort);
     const httpAddr = joinHostPort(host, bound.port);
     ctx.httpAddr = httpAddr;
-    const scheme = ctx.need('security').serverTls ? 'https' : 'http';
+    const scheme = ctx.need('security').tls.material('server') ? 'https' : 'http';
     ctx.need('logger').info(
       {
         httpAddr,
@@ -326,7 +327,8 @@ export const announce: Step = {
   async run(ctx) {
     const { config } = ctx;
     const logger = ctx.need('logger');
-    const { serverTls, authorizer } = ctx.need('security');
+    const { authorizer, tls } = ctx.need('security');
+    const serverTls = tls.material('server');
     const t = config.telemetry;
     if (ctx.need('telemetry').tracing.enabled) {
       logger.info(
